@@ -1,0 +1,58 @@
+// Package origin owns the contract between the front and the stores that hold media: the Origin
+// interface, the metadata and byte ranges it speaks in, the sentinel errors every implementation
+// translates its own failures into, and Fallback, which puts the old volume behind the bucket.
+package origin
+
+import (
+	"context"
+	"errors"
+	"io"
+	"time"
+)
+
+// Meta describes one stored object.
+type Meta struct {
+	// Size is the length of the whole object, also when a Get returned only a range of it.
+	Size int64
+	// ContentType is the media type the store reports (or derives from the key's extension).
+	ContentType string
+	// ETag is the entity tag with its quotes, e.g. `"5d41402abc4b2a76b9719d911017c592"`.
+	ETag string
+	// LastModified is the time the object was stored.
+	LastModified time.Time
+	// Source names the store that answered (SourceBucket, SourceVolume, ...), for headers,
+	// logs and metrics. It is not part of the object.
+	Source Source
+}
+
+// Source names the store an answer came from.
+type Source string
+
+// The stores of this package's implementations.
+const (
+	SourceBucket Source = "bucket"
+	SourceVolume Source = "volume"
+)
+
+// Origin is a read-only store of media objects addressed by key (a path relative to the store,
+// without a leading slash, already validated by the caller).
+type Origin interface {
+	// Stat returns key's metadata without its bytes.
+	Stat(ctx context.Context, key string) (Meta, error)
+	// Get returns key's bytes, all of them when r is nil, else only the range r asks for
+	// (see Range.Resolve for which bytes those are). The caller closes the body.
+	Get(ctx context.Context, key string, r *Range) (io.ReadCloser, Meta, error)
+}
+
+// Pinger is an optional ability: a cheap request that tells whether the store answers.
+type Pinger interface {
+	Ping(ctx context.Context) error
+}
+
+// Errors an Origin returns, possibly wrapped; callers compare with errors.Is.
+var (
+	// ErrNotFound means the store answered and holds no object under the key.
+	ErrNotFound = errors.New("origin: not found")
+	// ErrRangeNotSatisfiable means the object exists but the range lies wholly beyond its end.
+	ErrRangeNotSatisfiable = errors.New("origin: range not satisfiable")
+)
