@@ -1,0 +1,326 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/fedicache/fedicache/origin/s3"
+	"github.com/fedicache/fedicache/proxy"
+	"github.com/spf13/pflag"
+	"github.com/spf13/viper"
+)
+
+// Config is the whole configuration of the serve command, read by loadConfig.
+type Config struct {
+	Listen        string
+	AdminListen   string
+	S3            s3.Config
+	FallbackDir   string
+	Proxy         proxy.Config
+	ShutdownGrace time.Duration
+	LogLevel      string
+	LogFormat     string
+}
+
+// configError is an invalid configuration: the process exits with status 2 and its message.
+type configError struct{ problems []string }
+
+func (e *configError) Error() string {
+	return "invalid configuration:\n  " + strings.Join(e.problems, "\n  ")
+}
+
+// newViper returns a viper holding the defaults, the FEDICACHE_* environment and the flags of fs
+// (when not nil) bound to their keys.
+func newViper(fs *pflag.FlagSet) *viper.Viper {
+	v := viper.New()
+	for _, s := range settings {
+		v.SetDefault(s.key, s.def)
+	}
+	v.SetEnvPrefix("FEDICACHE")
+	v.SetEnvKeyReplacer(strings.NewReplacer(".", "_"))
+	v.AutomaticEnv()
+	if fs != nil {
+		for _, f := range flagKeys {
+			if fl := fs.Lookup(f.flag); fl != nil {
+				_ = v.BindPFlag(f.key, fl)
+			}
+		}
+	}
+	return v
+}
+
+// addConfigFlags declares --config and the flags of flagKeys on fs.
+func addConfigFlags(fs *pflag.FlagSet) {
+	fs.String("config", os.Getenv("FEDICACHE_CONFIG"), "YAML configuration file (default $FEDICACHE_CONFIG)")
+	for _, f := range flagKeys {
+		fs.String(f.flag, "", f.usage+" (key "+f.key+")")
+	}
+}
+
+// loadConfig reads the file (when path is not empty), the environment and the flags, in rising
+// order of precedence, and checks every key. All problems are reported at once.
+func loadConfig(path string, fs *pflag.FlagSet) (Config, error) {
+	v := newViper(fs)
+	if path != "" {
+		v.SetConfigFile(path)
+		v.SetConfigType("yaml")
+		if err := v.ReadInConfig(); err != nil {
+			var pe *os.PathError
+			if errors.As(err, &pe) {
+				return Config{}, &configError{[]string{fmt.Sprintf("config file %s: %v: pass an existing YAML file, e.g. --config configs/example.yaml", path, pe.Err)}}
+			}
+			return Config{}, &configError{[]string{fmt.Sprintf("config file %s is not valid YAML: %v", path, err)}}
+		}
+	}
+	return configFrom(v, path)
+}
+
+// configFrom reads and checks every key of v; path names the file the values came from.
+func configFrom(v *viper.Viper, path string) (Config, error) {
+	r := reader{v: v}
+	r.unknownKeys(path)
+	cfg := Config{
+		Listen:      r.hostPort("listen"),
+		AdminListen: r.hostPort("admin_listen"),
+		S3: s3.Config{
+			Endpoint:         r.str("s3.endpoint"),
+			Region:           r.str("s3.region"),
+			Bucket:           r.str("s3.bucket"),
+			Prefix:           r.str("s3.prefix"),
+			ForcePathStyle:   r.boolean("s3.force_path_style"),
+			AccessKeyID:      r.str("s3.access_key_id"),
+			SecretAccessKey:  r.str("s3.secret_access_key"),
+			Timeout:          r.duration("s3.timeout"),
+			RequestChecksum:  r.str("s3.request_checksum"),
+			ResponseChecksum: r.str("s3.response_checksum"),
+		},
+		FallbackDir: r.str("fallback.dir"),
+		Proxy: proxy.Config{
+			StripPrefixes:  r.list("strip_prefix"),
+			DenyPrefixes:   r.list("deny_prefixes"),
+			CacheControl:   r.str("headers.cache_control"),
+			ReadTimeout:    r.duration("server.read_timeout"),
+			WriteTimeout:   r.duration("server.write_timeout"),
+			IdleTimeout:    r.duration("server.idle_timeout"),
+			MaxHeaderBytes: r.positiveInt("server.max_header_bytes", 1024, "16384"),
+			MaxConns:       r.positiveInt("server.max_conns", 1, "10000"),
+		},
+		ShutdownGrace: r.duration("shutdown_grace"),
+		LogLevel:      r.oneOf("log.level", "debug", "info", "warn", "error"),
+		LogFormat:     r.oneOf("log.format", "json", "text"),
+	}
+	cfg.Proxy.DenyPrefixes = r.keyPrefixes("deny_prefixes", cfg.Proxy.DenyPrefixes)
+	r.check(cfg.S3.Validate())
+	if (cfg.S3.AccessKeyID == "") != (cfg.S3.SecretAccessKey == "") {
+		r.fail("s3.access_key_id and s3.secret_access_key go together: set both, or neither to use the AWS credential chain")
+	}
+	if cfg.FallbackDir != "" {
+		if fi, err := os.Stat(cfg.FallbackDir); err != nil || !fi.IsDir() {
+			r.fail("fallback.dir: %q is not a readable folder: set it to the old volume's mount, e.g. fallback.dir: /mnt/mastodon-system, or leave it empty", cfg.FallbackDir)
+		}
+	}
+	if len(r.problems) > 0 {
+		return Config{}, &configError{r.problems}
+	}
+	return cfg, nil
+}
+
+// reader reads typed values from viper and collects a problem per bad key.
+type reader struct {
+	v        *viper.Viper
+	problems []string
+}
+
+func (r *reader) fail(format string, args ...any) {
+	r.problems = append(r.problems, fmt.Sprintf(format, args...))
+}
+
+func (r *reader) check(err error) {
+	if err != nil {
+		for line := range strings.SplitSeq(err.Error(), "\n") {
+			r.fail("%s", line)
+		}
+	}
+}
+
+func (r *reader) str(key string) string {
+	switch x := r.v.Get(key).(type) {
+	case string:
+		return strings.TrimSpace(x)
+	case nil:
+		return ""
+	case int, int64, float64, bool:
+		return fmt.Sprint(x)
+	default:
+		r.fail("%s: a list or map where a single value belongs: write e.g. %s: %v", key, key, defaultOf(key))
+		return ""
+	}
+}
+
+func (r *reader) boolean(key string) bool {
+	switch x := r.v.Get(key).(type) {
+	case bool:
+		return x
+	case string:
+		b, err := strconv.ParseBool(strings.TrimSpace(x))
+		if err == nil {
+			return b
+		}
+	}
+	r.fail("%s: %q is not a boolean: use true or false", key, fmt.Sprint(r.v.Get(key)))
+	return false
+}
+
+func (r *reader) duration(key string) time.Duration {
+	raw := r.v.Get(key)
+	s, ok := raw.(string)
+	if ok {
+		if d, err := time.ParseDuration(strings.TrimSpace(s)); err == nil && d > 0 {
+			return d
+		}
+	}
+	r.fail("%s: %q is not a positive duration: use a number with a unit, e.g. %s: %v", key, fmt.Sprint(raw), key, defaultOf(key))
+	return 0
+}
+
+func (r *reader) positiveInt(key string, min int, example string) int {
+	raw := r.v.Get(key)
+	var n int
+	var err error
+	switch x := raw.(type) {
+	case int:
+		n = x
+	case int64:
+		n = int(x)
+	case string:
+		n, err = strconv.Atoi(strings.TrimSpace(x))
+	default:
+		err = errors.New("not a number")
+	}
+	if err != nil || n < min {
+		r.fail("%s: %q is not a whole number of at least %d: use e.g. %s: %s", key, fmt.Sprint(raw), min, key, example)
+		return 0
+	}
+	return n
+}
+
+func (r *reader) oneOf(key string, allowed ...string) string {
+	s := strings.ToLower(r.str(key))
+	for _, a := range allowed {
+		if s == a {
+			return s
+		}
+	}
+	r.fail("%s: %q is not one of %s: use e.g. %s: %s", key, s, strings.Join(allowed, ", "), key, allowed[0])
+	return allowed[0]
+}
+
+func (r *reader) hostPort(key string) string {
+	s := r.str(key)
+	if _, port, err := net.SplitHostPort(s); err != nil || port == "" {
+		r.fail("%s: %q is not host:port: use e.g. %s: \"%v\"", key, s, key, defaultOf(key))
+	} else if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		r.fail("%s: port %q is not a number from 0 to 65535: use e.g. %s: \"%v\"", key, port, key, defaultOf(key))
+	}
+	return s
+}
+
+// list reads a YAML list, or a comma- or space-separated string (as environment variables give).
+func (r *reader) list(key string) []string {
+	var out []string
+	switch x := r.v.Get(key).(type) {
+	case nil:
+	case string:
+		out = strings.FieldsFunc(x, func(c rune) bool { return c == ',' || c == ' ' })
+	case []string:
+		out = x
+	case []any:
+		for _, e := range x {
+			s, ok := e.(string)
+			if !ok {
+				r.fail("%s: entry %v is not a string: write e.g. %s: [\"/system\"]", key, e, key)
+				continue
+			}
+			out = append(out, s)
+		}
+	default:
+		r.fail("%s: %v is not a list: write e.g. %s: [\"/system\"]", key, x, key)
+	}
+	for i := range out {
+		out[i] = strings.TrimSpace(out[i])
+	}
+	return out
+}
+
+// keyPrefixes checks a list of key prefixes: no empty entry (it would deny everything) and no
+// leading slash (keys have none; it is removed).
+func (r *reader) keyPrefixes(key string, in []string) []string {
+	out := make([]string, 0, len(in))
+	for _, p := range in {
+		p = strings.TrimLeft(p, "/")
+		if p == "" {
+			r.fail("%s: an empty entry would deny every key: remove it, e.g. %s: [\"backups/\", \"imports/\"]", key, key)
+			continue
+		}
+		out = append(out, p)
+	}
+	return out
+}
+
+// unknownKeys reports keys of the file that no setting has, with the closest known key.
+func (r *reader) unknownKeys(path string) {
+	known := map[string]bool{}
+	for _, s := range settings {
+		known[s.key] = true
+	}
+	for _, k := range r.v.AllKeys() {
+		if !known[k] {
+			r.fail("%s: unknown key %q: did you mean %q? (every key is listed in configs/example.yaml)", path, k, closestKey(k))
+		}
+	}
+}
+
+func defaultOf(key string) any {
+	for _, s := range settings {
+		if s.key == key {
+			return s.def
+		}
+	}
+	return ""
+}
+
+// closestKey returns the known key nearest to k by edit distance.
+func closestKey(k string) string {
+	best, bestD := "", 1<<30
+	for _, s := range settings {
+		if d := editDistance(k, s.key); d < bestD {
+			best, bestD = s.key, d
+		}
+	}
+	return best
+}
+
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}

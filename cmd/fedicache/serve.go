@@ -1,0 +1,150 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/fedicache/fedicache/origin"
+	"github.com/fedicache/fedicache/origin/s3"
+	"github.com/fedicache/fedicache/origin/volume"
+	"github.com/fedicache/fedicache/proxy"
+	"github.com/spf13/cobra"
+)
+
+func newServeCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Serve media from the bucket, falling back to the old volume",
+		Long: "Serve media from the bucket, falling back to the old volume.\n\n" +
+			"Configuration comes from the YAML file (--config), then FEDICACHE_* environment\n" +
+			"variables (FEDICACHE_S3_BUCKET for s3.bucket), then flags; later ones win.",
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			path, _ := cmd.Flags().GetString("config")
+			cfg, err := loadConfig(path, cmd.Flags())
+			if err != nil {
+				return err
+			}
+			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGTERM, syscall.SIGINT)
+			defer stop()
+			return serve(ctx, cfg, newLogger(cfg, cmd.ErrOrStderr()), nil)
+		},
+	}
+	addConfigFlags(cmd.Flags())
+	return cmd
+}
+
+func newLogger(cfg Config, w io.Writer) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(cfg.LogLevel))
+	opts := &slog.HandlerOptions{Level: level}
+	if cfg.LogFormat == "text" {
+		return slog.New(slog.NewTextHandler(w, opts))
+	}
+	return slog.New(slog.NewJSONHandler(w, opts))
+}
+
+// addrs are the addresses serve bound, for callers that asked for port 0.
+type addrs struct{ public, admin net.Addr }
+
+// serve runs the public and admin listeners until ctx ends, then shuts down gracefully:
+// readiness fails at once, the public listener stops accepting, and answers under way get
+// cfg.ShutdownGrace to finish. started, when not nil, is called once both listeners are bound.
+func serve(ctx context.Context, cfg Config, log *slog.Logger, started func(addrs)) error {
+	metrics := proxy.NewMetrics()
+	cfg.S3.Observe = metrics.ObserveBucket
+	bucket, err := s3.New(ctx, cfg.S3)
+	if err != nil {
+		return fmt.Errorf("bucket: %w", err)
+	}
+	var fallback origin.Origin
+	if cfg.FallbackDir != "" {
+		vol, err := volume.Open(cfg.FallbackDir)
+		if err != nil {
+			return fmt.Errorf("fallback.dir: %w", err)
+		}
+		defer vol.Close()
+		fallback = vol
+	}
+	o := origin.Fallback(bucket, fallback)
+
+	pcfg := cfg.Proxy
+	pcfg.Logger = log
+	front := proxy.New(o, pcfg, metrics)
+	admin := &http.Server{
+		Handler: proxy.NewAdmin(front, o, proxy.AdminConfig{
+			Version: buildVersion(),
+			Info:    statusInfo(cfg),
+		}),
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	aln, err := net.Listen("tcp", cfg.AdminListen)
+	if err != nil {
+		ln.Close()
+		return fmt.Errorf("admin_listen: %w", err)
+	}
+	errc := make(chan error, 2)
+	go func() { errc <- front.Serve(ln) }()
+	go func() {
+		if err := admin.Serve(aln); !errors.Is(err, http.ErrServerClosed) {
+			errc <- err
+		}
+	}()
+	log.Info("fedicache serving", "version", buildVersion(), "listen", ln.Addr().String(),
+		"admin_listen", aln.Addr().String(), "bucket", cfg.S3.Bucket, "endpoint", cfg.S3.Endpoint,
+		"prefix", cfg.S3.Prefix, "fallback_dir", cfg.FallbackDir)
+	if started != nil {
+		started(addrs{public: ln.Addr(), admin: aln.Addr()})
+	}
+
+	var serveErr error
+	select {
+	case <-ctx.Done():
+		log.Info("shutting down: readiness fails, no new connections", "grace", cfg.ShutdownGrace.String())
+	case serveErr = <-errc:
+		log.Error("listener failed, shutting down", "err", serveErr)
+	}
+	gctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownGrace)
+	defer cancel()
+	if err := front.Shutdown(gctx); err != nil {
+		log.Warn("shutdown grace ran out: answers still under way were cut", "err", err)
+	}
+	actx, acancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+	defer acancel()
+	_ = admin.Shutdown(actx)
+	if serveErr != nil {
+		return serveErr
+	}
+	log.Info("stopped")
+	return nil
+}
+
+// statusInfo is the configuration summary /status shows: no secrets.
+func statusInfo(cfg Config) map[string]any {
+	host, _ := os.Hostname()
+	return map[string]any{
+		"host":          host,
+		"bucket":        cfg.S3.Bucket,
+		"endpoint":      cfg.S3.Endpoint,
+		"region":        cfg.S3.Region,
+		"prefix":        cfg.S3.Prefix,
+		"fallback_dir":  cfg.FallbackDir,
+		"strip_prefix":  cfg.Proxy.StripPrefixes,
+		"deny_prefixes": cfg.Proxy.DenyPrefixes,
+	}
+}

@@ -1,0 +1,51 @@
+package main
+
+// setting is one configuration key: its default and what it does. The table is the one list of
+// keys: defaults, unknown-key checks and the documentation all come from it.
+type setting struct {
+	key  string
+	def  any
+	help string
+}
+
+// defaultCacheControl matches proxy.DefaultCacheControl.
+const defaultCacheControl = "public, max-age=31536000, immutable"
+
+var settings = []setting{
+	{"listen", ":8080", "public listener (host:port); Mastodon's S3_ALIAS_HOST points here"},
+	{"admin_listen", ":9090", "admin listener (host:port) for /healthz, /readyz, /metrics, /status; never expose it publicly"},
+	{"s3.endpoint", "", "S3-compatible endpoint URL; empty means AWS S3"},
+	{"s3.region", "us-east-1", "bucket region"},
+	{"s3.bucket", "", "bucket name (required)"},
+	{"s3.prefix", "", "key prefix inside the bucket, Mastodon's S3_KEY_PREFIX"},
+	{"s3.force_path_style", true, "path-style requests (endpoint/bucket/key) instead of virtual-host (bucket.endpoint/key)"},
+	{"s3.access_key_id", "", "access key; empty means the standard AWS chain (AWS_ACCESS_KEY_ID, shared config, web identity)"},
+	{"s3.secret_access_key", "", "secret key, with s3.access_key_id"},
+	{"s3.timeout", "30s", "limit on waiting for the bucket's answer and on any stall in its body"},
+	{"s3.request_checksum", "when_required", "when_required or when_supported: SDK request checksums (when_supported breaks several S3-compatible providers)"},
+	{"s3.response_checksum", "when_required", "when_required or when_supported: SDK response checksum validation"},
+	{"strip_prefix", []string{}, "URL path prefixes removed before a path becomes a key, e.g. /my-bucket or /system"},
+	{"fallback.dir", "", "the old volume (Mastodon's public/system), read-only; empty means no fallback"},
+	{"headers.cache_control", defaultCacheControl, "Cache-Control of media answers"},
+	{"deny_prefixes", []string{"backups/", "imports/"}, "key prefixes never served"},
+	{"shutdown_grace", "25s", "how long answers under way may take to finish after SIGTERM"},
+	{"server.read_timeout", "30s", "limit on reading a request's headers"},
+	{"server.write_timeout", "60s", "limit on any stall while writing an answer"},
+	{"server.idle_timeout", "120s", "keep-alive connections idle that long are closed"},
+	{"server.max_header_bytes", 16384, "largest request headers accepted"},
+	{"server.max_conns", 10000, "connections served at once"},
+	{"log.level", "info", "debug, info, warn or error"},
+	{"log.format", "json", "json or text"},
+}
+
+// flagKeys are the keys that command-line flags may set; flags win over the environment and
+// the file.
+var flagKeys = []struct{ flag, key, usage string }{
+	{"listen", "listen", "public listener host:port"},
+	{"admin-listen", "admin_listen", "admin listener host:port"},
+	{"s3-endpoint", "s3.endpoint", "S3-compatible endpoint URL"},
+	{"s3-bucket", "s3.bucket", "bucket name"},
+	{"s3-prefix", "s3.prefix", "key prefix in the bucket (Mastodon's S3_KEY_PREFIX)"},
+	{"fallback-dir", "fallback.dir", "the old volume, mounted read-only"},
+	{"log-level", "log.level", "debug, info, warn or error"},
+}
