@@ -196,6 +196,9 @@ func (s *Server) serveObject(ctx *fasthttp.RequestCtx, key string) {
 		rng = nil
 		body, m, err = s.origin.Get(c, key, nil)
 	}
+	if errors.Is(err, origin.ErrRangeNotSatisfiable) && rng != nil {
+		body, m, err = s.retryRange(c, key, *rng)
+	}
 	if err != nil {
 		cancel()
 		s.failObject(ctx, key, err)
@@ -220,6 +223,21 @@ func (s *Server) serveObject(ctx *fasthttp.RequestCtx, key string) {
 	ctx.SetStatusCode(status)
 	s.metrics.observeRequest(status, m.Source)
 	s.setBody(ctx, body, length, m.Source, key, cancel)
+}
+
+// retryRange asks again for a range that the store refused, now as explicit first and last
+// bytes: some S3-compatible servers refuse a suffix longer than the object, which RFC 9110 says
+// selects the whole object. A range that is really beyond the end stays refused.
+func (s *Server) retryRange(c context.Context, key string, r origin.Range) (io.ReadCloser, origin.Meta, error) {
+	m, err := s.origin.Stat(c, key)
+	if err != nil {
+		return nil, origin.Meta{}, err
+	}
+	first, last, ok := r.Resolve(m.Size)
+	if !ok {
+		return nil, origin.Meta{}, origin.ErrRangeNotSatisfiable
+	}
+	return s.origin.Get(c, key, &origin.Range{Start: first, End: last})
 }
 
 // answerHead answers a HEAD as the GET of the same request would, without the body.
