@@ -33,12 +33,12 @@ type bucketServer struct {
 	srv     *http.Server
 	url     string
 
-	mu       sync.Mutex
-	gets     map[string]int // path -> GET count
-	mode     atomic.Value   // "", "500", "stall"
-	unstall  chan struct{}
-	sent     atomic.Int64 // body bytes the bucket wrote
-	ended    chan error   // after each request the bucket served: its context's error (buffered)
+	mu      sync.Mutex
+	gets    map[string]int // path -> GET count
+	mode    atomic.Value   // "", "500", "stall"
+	unstall chan struct{}
+	sent    atomic.Int64 // body bytes the bucket wrote
+	ended   chan error   // after each request the bucket served: its context's error (buffered)
 }
 
 // countingWriter counts the body bytes a handler writes.

@@ -4,8 +4,8 @@ import (
 	"bytes"
 	"fmt"
 	"math/rand/v2"
-	"net/url"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -37,13 +37,13 @@ func seeded(t *testing.T, opts ...envOption) (*env, map[string][]byte, map[strin
 	e := newEnv(t, opts...)
 	inBucket := map[string][]byte{
 		bucketKey: blob(1, 200_000),
-		"accounts/avatars/000/000/001/original/aaaaaaaaaaaaaaaa.png":    blob(2, 5_000),
-		"cache/custom_emojis/images/000/000/007/static/émoji 1.webp":    blob(3, 777),
+		"accounts/avatars/000/000/001/original/aaaaaaaaaaaaaaaa.png":     blob(2, 5_000),
+		"cache/custom_emojis/images/000/000/007/static/émoji 1.webp":     blob(3, 777),
 		"media_attachments/files/000/000/002/original/empty00000000.gif": {},
 	}
 	onVolume := map[string][]byte{
 		volumeKey: blob(4, 300_000),
-		"accounts/headers/000/000/001/original/bbbbbbbbbbbbbbbb.jpeg": blob(5, 40_000),
+		"accounts/headers/000/000/001/original/bbbbbbbbbbbbbbbb.jpeg":     blob(5, 40_000),
 		"media_attachments/files/000/000/043/small/cccccccccccccccc.avif": blob(6, 9_000),
 	}
 	for k, v := range inBucket {
