@@ -1,0 +1,157 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func writeConfig(t *testing.T, yaml string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "config.yaml")
+	if err := os.WriteFile(p, []byte(yaml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// runCLI runs the command line in process and returns its exit status and output.
+func runCLI(t *testing.T, args ...string) (int, string, string) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	code := run(args, &out, &errOut)
+	return code, out.String(), errOut.String()
+}
+
+func TestInvalidConfigsExitTwoNamingTheKey(t *testing.T) {
+	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
+	dir := t.TempDir()
+	tests := []struct {
+		name, yaml string
+		env        map[string]string
+		args       []string
+		want       []string // every one must appear in stderr
+	}{
+		{"no bucket", "listen: \":8080\"\n", nil, nil, []string{"s3.bucket", "e.g."}},
+		{"bad duration", "s3:\n  bucket: b\n  timeout: soon\n", nil, nil, []string{"s3.timeout", `"soon"`, "30s"}},
+		{"negative duration", "s3:\n  bucket: b\nshutdown_grace: -5s\n", nil, nil, []string{"shutdown_grace", "25s"}},
+		{"bad bool", "s3:\n  bucket: b\n  force_path_style: maybe\n", nil, nil, []string{"s3.force_path_style", "true or false"}},
+		{"bad listen", "s3:\n  bucket: b\nlisten: 8080\n", nil, nil, []string{"listen", "host:port", `":8080"`}},
+		{"bad port", "s3:\n  bucket: b\nadmin_listen: \":99999\"\n", nil, nil, []string{"admin_listen", "65535"}},
+		{"bad checksum", "s3:\n  bucket: b\n  request_checksum: always\n", nil, nil, []string{"s3.request_checksum", "when_required"}},
+		{"bad endpoint", "s3:\n  bucket: b\n  endpoint: \"minio:9000\"\n", nil, nil, []string{"s3.endpoint"}},
+		{"unknown key", "s3:\n  bucket: b\n  bukcet: c\n", nil, nil, []string{"s3.bukcet", `did you mean "s3.bucket"`}},
+		{"half credentials", "s3:\n  bucket: b\n  access_key_id: AKID\n", nil, nil, []string{"s3.secret_access_key"}},
+		{"missing volume", "s3:\n  bucket: b\nfallback:\n  dir: " + filepath.Join(dir, "nope") + "\n", nil, nil, []string{"fallback.dir", "e.g."}},
+		{"empty deny prefix", "s3:\n  bucket: b\ndeny_prefixes: [\"\"]\n", nil, nil, []string{"deny_prefixes", "every key"}},
+		{"list as map", "s3:\n  bucket: b\nstrip_prefix:\n  a: b\n", nil, nil, []string{"strip_prefix"}},
+		{"bad log level", "s3:\n  bucket: b\nlog:\n  level: loud\n", nil, nil, []string{"log.level", "info"}},
+		{"bad number", "s3:\n  bucket: b\nserver:\n  max_header_bytes: lots\n", nil, nil, []string{"server.max_header_bytes", "16384"}},
+		{"bad yaml", "s3: [bucket\n", nil, nil, []string{"not valid YAML"}},
+		{"env is checked too", "s3:\n  bucket: b\n", map[string]string{"FEDICACHE_S3_TIMEOUT": "forever"}, nil, []string{"s3.timeout", `"forever"`}},
+		{"flag is checked too", "s3:\n  bucket: b\n", nil, []string{"--listen", "nowhere"}, []string{"listen", `"nowhere"`}},
+		{"unknown flag", "s3:\n  bucket: b\n", nil, []string{"--bucket", "x"}, []string{"unknown flag", "--help"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			for k, v := range tt.env {
+				t.Setenv(k, v)
+			}
+			args := append([]string{"serve", "--config", writeConfig(t, tt.yaml)}, tt.args...)
+			code, _, stderr := runCLI(t, args...)
+			if code != 2 {
+				t.Errorf("exit status %d, want 2; stderr:\n%s", code, stderr)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(stderr, w) {
+					t.Errorf("stderr does not say %q:\n%s", w, stderr)
+				}
+			}
+			if strings.Contains(stderr, "goroutine ") || strings.Contains(stderr, "panic") {
+				t.Errorf("stderr holds a stack trace:\n%s", stderr)
+			}
+		})
+	}
+	code, _, stderr := runCLI(t, "serve", "--config", filepath.Join(dir, "missing.yaml"))
+	if code != 2 || !strings.Contains(stderr, "missing.yaml") {
+		t.Errorf("missing config file: exit %d, stderr %q", code, stderr)
+	}
+}
+
+func TestConfigPrecedence(t *testing.T) {
+	vol := t.TempDir()
+	path := writeConfig(t, `
+listen: "127.0.0.1:1111"
+admin_listen: "127.0.0.1:2222"
+s3:
+  bucket: from-file
+  prefix: from-file
+  timeout: 10s
+  force_path_style: false
+strip_prefix: ["/my-bucket", "/system"]
+fallback:
+  dir: `+vol+`
+`)
+	t.Setenv("FEDICACHE_S3_BUCKET", "from-env")
+	t.Setenv("FEDICACHE_S3_PREFIX", "from-env")
+	t.Setenv("FEDICACHE_DENY_PREFIXES", "backups/,imports/,/secret/")
+	cmd := newServeCmd()
+	if err := cmd.Flags().Parse([]string{"--s3-prefix", "from-flag"}); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := loadConfig(path, cmd.Flags())
+	if err != nil {
+		t.Fatal(err)
+	}
+	checks := []struct{ name, got, want string }{
+		{"listen (file)", cfg.Listen, "127.0.0.1:1111"},
+		{"s3.bucket (env over file)", cfg.S3.Bucket, "from-env"},
+		{"s3.prefix (flag over env)", cfg.S3.Prefix, "from-flag"},
+		{"s3.timeout (file)", cfg.S3.Timeout.String(), "10s"},
+		{"s3.region (default)", cfg.S3.Region, "us-east-1"},
+		{"s3.request_checksum (default)", cfg.S3.RequestChecksum, "when_required"},
+		{"headers.cache_control (default)", cfg.Proxy.CacheControl, "public, max-age=31536000, immutable"},
+		{"strip_prefix (file)", strings.Join(cfg.Proxy.StripPrefixes, ","), "/my-bucket,/system"},
+		{"deny_prefixes (env)", strings.Join(cfg.Proxy.DenyPrefixes, ","), "backups/,imports/,secret/"},
+		{"fallback.dir", cfg.FallbackDir, vol},
+		{"shutdown_grace (default)", cfg.ShutdownGrace.String(), "25s"},
+	}
+	for _, c := range checks {
+		if c.got != c.want {
+			t.Errorf("%s = %q, want %q", c.name, c.got, c.want)
+		}
+	}
+	if cfg.S3.ForcePathStyle {
+		t.Error("s3.force_path_style: the file's false was not applied")
+	}
+}
+
+func TestExampleConfigLoads(t *testing.T) {
+	cfg, err := loadConfig(filepath.Join("..", "..", "configs", "example.yaml"), nil)
+	if err != nil {
+		t.Fatalf("configs/example.yaml: %v", err)
+	}
+	if cfg.S3.Bucket == "" {
+		t.Error("configs/example.yaml sets no bucket")
+	}
+	// Every key is documented in the example.
+	raw, err := os.ReadFile(filepath.Join("..", "..", "configs", "example.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range settings {
+		leaf := s.key[strings.LastIndex(s.key, ".")+1:]
+		if !strings.Contains(string(raw), leaf+":") {
+			t.Errorf("configs/example.yaml does not mention %s", s.key)
+		}
+	}
+}
+
+func TestVersion(t *testing.T) {
+	code, out, _ := runCLI(t, "version")
+	if code != 0 || !strings.HasPrefix(out, "fedicache ") {
+		t.Errorf("version: exit %d, output %q", code, out)
+	}
+}
