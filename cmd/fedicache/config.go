@@ -95,6 +95,7 @@ func configFrom(v *viper.Viper, path string) (Config, error) {
 			ForcePathStyle:   r.boolean("s3.force_path_style"),
 			AccessKeyID:      r.str("s3.access_key_id"),
 			SecretAccessKey:  r.str("s3.secret_access_key"),
+			Anonymous:        r.boolean("s3.anonymous"),
 			Timeout:          r.duration("s3.timeout"),
 			RequestChecksum:  r.str("s3.request_checksum"),
 			ResponseChecksum: r.str("s3.response_checksum"),
@@ -116,9 +117,6 @@ func configFrom(v *viper.Viper, path string) (Config, error) {
 	}
 	cfg.Proxy.DenyPrefixes = r.keyPrefixes("deny_prefixes", cfg.Proxy.DenyPrefixes)
 	r.check(cfg.S3.Validate())
-	if (cfg.S3.AccessKeyID == "") != (cfg.S3.SecretAccessKey == "") {
-		r.fail("s3.access_key_id and s3.secret_access_key go together: set both, or neither to use the AWS credential chain")
-	}
 	if cfg.FallbackDir != "" {
 		if fi, err := os.Stat(cfg.FallbackDir); err != nil || !fi.IsDir() {
 			r.fail("fallback.dir: %q is not a readable folder: set it to the old volume's mount, e.g. fallback.dir: /mnt/mastodon-system, or leave it empty", cfg.FallbackDir)

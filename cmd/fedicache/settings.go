@@ -21,6 +21,7 @@ var settings = []setting{
 	{"s3.force_path_style", true, "path-style requests (endpoint/bucket/key) instead of virtual-host (bucket.endpoint/key)"},
 	{"s3.access_key_id", "", "access key; empty means the standard AWS chain (AWS_ACCESS_KEY_ID, shared config, web identity)"},
 	{"s3.secret_access_key", "", "secret key, with s3.access_key_id"},
+	{"s3.anonymous", false, "send unsigned requests, for a bucket that allows public reads (no credentials then)"},
 	{"s3.timeout", "30s", "limit on waiting for the bucket's answer and on any stall in its body"},
 	{"s3.request_checksum", "when_required", "when_required or when_supported: SDK request checksums (when_supported breaks several S3-compatible providers)"},
 	{"s3.response_checksum", "when_required", "when_required or when_supported: SDK response checksum validation"},

@@ -1,0 +1,192 @@
+// Package s3 owns the bucket: an origin.Origin over an S3-compatible object store (AWS S3,
+// Cloudflare R2, iDrive E2, Wasabi, MinIO, ...) reached through aws-sdk-go-v2 with signed
+// requests, so the bucket can stay private. It maps keys under Mastodon's S3_KEY_PREFIX,
+// translates the service's errors into package origin's sentinels, and bounds every silence of
+// the bucket (before the headers and while the body streams) by a timeout.
+package s3
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/fedicache/fedicache/origin"
+)
+
+// Bucket is one bucket, read as an origin.Origin. Build it with New; it is safe for concurrent use.
+type Bucket struct {
+	client  *s3.Client
+	bucket  string
+	prefix  string // Config.Prefix with one trailing slash, or empty
+	timeout time.Duration
+	observe func(op string, d time.Duration, err error)
+}
+
+// New returns the bucket cfg describes. It checks cfg and loads the AWS configuration
+// (credentials, AWS_CA_BUNDLE, ...) but sends no request; use Ping to see that the bucket answers.
+func New(ctx context.Context, cfg Config) (*Bucket, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg = cfg.withDefaults()
+	client, err := newClient(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	b := &Bucket{
+		client:  client,
+		bucket:  cfg.Bucket,
+		timeout: cfg.Timeout,
+		observe: cfg.Observe,
+	}
+	if cfg.Prefix != "" {
+		b.prefix = cfg.Prefix + "/"
+	}
+	return b, nil
+}
+
+// Key returns the bucket key that holds key: key under the configured prefix.
+func (b *Bucket) Key(key string) string { return b.prefix + key }
+
+// Stat implements origin.Origin with a HeadObject request.
+func (b *Bucket) Stat(ctx context.Context, key string) (origin.Meta, error) {
+	start := time.Now()
+	m, err := b.stat(ctx, key)
+	if err != nil {
+		err = fmt.Errorf("s3: stat %q: %w", key, err)
+	}
+	b.observed("HeadObject", start, err)
+	return m, err
+}
+
+func (b *Bucket) stat(ctx context.Context, key string) (origin.Meta, error) {
+	w := newWatchdog(ctx, b.timeout)
+	defer w.release()
+	out, err := b.client.HeadObject(w.ctx, &s3.HeadObjectInput{
+		Bucket: aws.String(b.bucket),
+		Key:    aws.String(b.Key(key)),
+	})
+	if err != nil {
+		return origin.Meta{}, translate(ctx, w, err)
+	}
+	if out.ContentLength == nil {
+		return origin.Meta{}, errors.New("the bucket's answer has no Content-Length")
+	}
+	return newMeta(key, *out.ContentLength, out.ContentType, out.ETag, out.LastModified), nil
+}
+
+// Get implements origin.Origin with a GetObject request, ranged when r is not nil. A service that
+// ignores the range and sends the whole object is served too: the body is cut to the range.
+func (b *Bucket) Get(ctx context.Context, key string, r *origin.Range) (io.ReadCloser, origin.Meta, error) {
+	start := time.Now()
+	body, m, err := b.get(ctx, key, r)
+	if err != nil {
+		err = fmt.Errorf("s3: get %q: %w", key, err)
+	}
+	b.observed("GetObject", start, err)
+	return body, m, err
+}
+
+func (b *Bucket) get(ctx context.Context, key string, r *origin.Range) (io.ReadCloser, origin.Meta, error) {
+	in := &s3.GetObjectInput{
+		Bucket: aws.String(b.bucket),
+		Key:    aws.String(b.Key(key)),
+	}
+	if r != nil {
+		in.Range = aws.String(r.String())
+	}
+	w := newWatchdog(ctx, b.timeout)
+	out, err := b.client.GetObject(w.ctx, in)
+	w.disarm()
+	if err != nil {
+		err = translate(ctx, w, err)
+		w.release()
+		return nil, origin.Meta{}, err
+	}
+	body := &watchedBody{body: out.Body, w: w}
+	size, cut, err := fit(out, r)
+	if err != nil {
+		body.Close()
+		return nil, origin.Meta{}, err
+	}
+	var rc io.ReadCloser = body
+	if cut != nil {
+		cut.body = body
+		rc = cut
+	}
+	return rc, newMeta(key, size, out.ContentType, out.ETag, out.LastModified), nil
+}
+
+// fit checks the answer to a GetObject against the range r asked for (nil: the whole object)
+// and returns the whole object's size and, when the service sent the whole object for a range,
+// the cut to apply to the body.
+func fit(out *s3.GetObjectOutput, r *origin.Range) (size int64, cut *sliceBody, err error) {
+	if out.ContentRange != nil {
+		first, last, total, err := parseContentRange(*out.ContentRange)
+		if err != nil {
+			return 0, nil, fmt.Errorf("the bucket's answer has Content-Range %q: %w", *out.ContentRange, err)
+		}
+		wantFirst, wantLast, ok := int64(0), total-1, true
+		if r != nil {
+			wantFirst, wantLast, ok = r.Resolve(total)
+		}
+		if !ok || first != wantFirst || last != wantLast {
+			return 0, nil, fmt.Errorf("the bucket answered bytes %d-%d/%d to a request for %s", first, last, total, rangeString(r))
+		}
+		return total, nil, nil
+	}
+	if out.ContentLength == nil {
+		return 0, nil, errors.New("the bucket's answer has no Content-Length")
+	}
+	size = *out.ContentLength
+	if r == nil {
+		return size, nil, nil
+	}
+	first, last, ok := r.Resolve(size)
+	if !ok {
+		return 0, nil, origin.ErrRangeNotSatisfiable
+	}
+	return size, &sliceBody{skip: first, remain: last - first + 1}, nil
+}
+
+// rangeString describes the range r asks for, for errors.
+func rangeString(r *origin.Range) string {
+	if r == nil {
+		return "the whole object"
+	}
+	return r.String()
+}
+
+// Ping implements origin.Pinger with a HeadBucket request.
+func (b *Bucket) Ping(ctx context.Context) error {
+	start := time.Now()
+	w := newWatchdog(ctx, b.timeout)
+	_, err := b.client.HeadBucket(w.ctx, &s3.HeadBucketInput{Bucket: aws.String(b.bucket)})
+	if err != nil {
+		err = translate(ctx, w, err)
+		if errors.Is(err, origin.ErrNotFound) {
+			err = errors.New("no such bucket (check s3.bucket, s3.endpoint and s3.region)")
+		}
+		err = fmt.Errorf("s3: ping bucket %q: %w", b.bucket, err)
+	}
+	w.release()
+	b.observed("HeadBucket", start, err)
+	return err
+}
+
+// observed tells Config.Observe, when set, about one request.
+func (b *Bucket) observed(op string, start time.Time, err error) {
+	if b.observe != nil {
+		b.observe(op, time.Since(start), err)
+	}
+}
+
+var (
+	_ origin.Origin = (*Bucket)(nil)
+	_ origin.Pinger = (*Bucket)(nil)
+)

@@ -1,0 +1,89 @@
+package s3
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+)
+
+// Retry policy: the SDK's standard retryer (5xx, throttling, broken connections) with few
+// attempts and short waits, since the watchdog bounds the whole exchange by Config.Timeout anyway
+// and a media request is better answered late than retried for long.
+const (
+	maxAttempts = 3
+	maxBackoff  = time.Second
+)
+
+// maxIdleConns is how many idle connections to the bucket are kept for reuse; the Go default
+// of 2 per host (the SDK's 10) makes a busy front reconnect all the time.
+const maxIdleConns = 256
+
+// newClient builds the SDK client for cfg, which has its defaults filled in.
+func newClient(ctx context.Context, cfg Config) (*s3.Client, error) {
+	reqSum, err := requestChecksum(cfg.RequestChecksum)
+	if err != nil {
+		return nil, err
+	}
+	respSum, err := responseChecksum(cfg.ResponseChecksum)
+	if err != nil {
+		return nil, err
+	}
+	opts := []func(*config.LoadOptions) error{
+		config.WithRegion(cfg.Region),
+		config.WithHTTPClient(newHTTPClient(cfg.Timeout)),
+		config.WithRetryer(func() aws.Retryer {
+			return retry.NewStandard(func(o *retry.StandardOptions) {
+				o.MaxAttempts = maxAttempts
+				o.MaxBackoff = maxBackoff
+			})
+		}),
+	}
+	switch {
+	case cfg.Anonymous:
+		opts = append(opts, config.WithCredentialsProvider(aws.AnonymousCredentials{}))
+	case cfg.AccessKeyID != "" && cfg.SecretAccessKey != "":
+		opts = append(opts, config.WithCredentialsProvider(
+			credentials.NewStaticCredentialsProvider(cfg.AccessKeyID, cfg.SecretAccessKey, "")))
+	}
+	awsCfg, err := config.LoadDefaultConfig(ctx, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("s3: load the AWS configuration: %w", err)
+	}
+	return s3.NewFromConfig(awsCfg, func(o *s3.Options) {
+		if cfg.Endpoint != "" {
+			o.BaseEndpoint = aws.String(cfg.Endpoint)
+		}
+		o.UsePathStyle = cfg.ForcePathStyle
+		o.RequestChecksumCalculation = reqSum
+		o.ResponseChecksumValidation = respSum
+		// Most S3-compatible services send no checksums; saying so on every GET is noise.
+		o.DisableLogOutputChecksumValidationSkipped = true
+	}), nil
+}
+
+// newHTTPClient returns the transport for the bucket. It stays an *awshttp.BuildableClient so
+// the SDK can still apply AWS_CA_BUNDLE (a corporate CA) to it, which it refuses to do for any
+// other client. The response-header and body-stall limits are the watchdog's, not the
+// transport's, so that a timeout surfaces as context.DeadlineExceeded; the client has no overall
+// timeout, as a large download may take minutes.
+func newHTTPClient(timeout time.Duration) *awshttp.BuildableClient {
+	return awshttp.NewBuildableClient().
+		WithDialerOptions(func(d *net.Dialer) {
+			d.Timeout = timeout
+		}).
+		WithTransportOptions(func(t *http.Transport) {
+			t.MaxIdleConns = maxIdleConns
+			t.MaxIdleConnsPerHost = maxIdleConns
+		}).
+		// The SDK's per-connection read deadline would also close idle pooled connections.
+		WithReadTimeout(0)
+}

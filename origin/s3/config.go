@@ -1,0 +1,168 @@
+package s3
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+)
+
+// Config says which bucket to read and how to reach it. The zero value of every field but Bucket
+// is usable; Validate reports what is wrong with the rest.
+type Config struct {
+	// Endpoint is the base URL of an S3-compatible service, e.g. "https://<account>.r2.cloudflarestorage.com"
+	// or "http://minio:9000". Empty means AWS S3 itself, found from Region.
+	Endpoint string
+	// Region is the bucket's region ("auto" for Cloudflare R2). Zero means "us-east-1".
+	Region string
+	// Bucket is the bucket's name. It is required.
+	Bucket string
+	// Prefix is prepended to every key, as Mastodon's S3_KEY_PREFIX is: the bucket key is
+	// Prefix + "/" + key. Trailing slashes are tolerated. Empty means none.
+	Prefix string
+	// ForcePathStyle addresses the bucket as endpoint/bucket/key rather than bucket.endpoint/key,
+	// as MinIO and some other services need. False means virtual-hosted style.
+	ForcePathStyle bool
+	// AccessKeyID and SecretAccessKey are static credentials, used when both are set. Empty
+	// means the standard AWS credential chain: the AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY
+	// environment variables, the shared config and credentials files, web identity (IRSA), ...
+	AccessKeyID, SecretAccessKey string
+	// Anonymous sends unsigned requests, for a bucket that allows public reads. False means
+	// requests are signed.
+	Anonymous bool
+	// Timeout bounds the wait for a response's headers and every stall while its body streams
+	// in; it does not bound the whole download. Zero means 30s.
+	Timeout time.Duration
+	// RequestChecksum is when request checksums are computed: "when_required" or
+	// "when_supported". Empty means "when_required", as several S3-compatible services reject
+	// the AWS SDK's default (CRC32 trailers on aws-chunked uploads).
+	RequestChecksum string
+	// ResponseChecksum is when response checksums are asked for (x-amz-checksum-mode) and
+	// checked: "when_required" or "when_supported". Empty means "when_required", for the same
+	// reason as RequestChecksum.
+	ResponseChecksum string
+	// Observe, when set, is called once per bucket request with the operation's name
+	// ("GetObject", "HeadObject", "HeadBucket"), the time until its answer's headers and its
+	// error as returned to the caller. Nil means no one is told.
+	Observe func(op string, d time.Duration, err error)
+}
+
+// DefaultTimeout is the Timeout a zero Config uses.
+const DefaultTimeout = 30 * time.Second
+
+// DefaultRegion is the Region a zero Config uses.
+const DefaultRegion = "us-east-1"
+
+// The values of Config.RequestChecksum and Config.ResponseChecksum.
+const (
+	ChecksumWhenRequired  = "when_required"
+	ChecksumWhenSupported = "when_supported"
+)
+
+// Validate reports the first thing wrong with c, naming the configuration key, what is wrong
+// and an example of a right value.
+func (c Config) Validate() error {
+	switch {
+	case c.Bucket == "":
+		return errors.New("s3.bucket is empty: set it to the bucket's name, e.g. s3.bucket: mastodon-media")
+	case strings.ContainsAny(c.Bucket, "/ "):
+		return fmt.Errorf("s3.bucket %q is not a bucket name: set only the name and put a path in s3.prefix, "+
+			"e.g. s3.bucket: mastodon-media", c.Bucket)
+	case !validRegion(c.Region):
+		return fmt.Errorf("s3.region %q is not a region name: set the bucket's region, e.g. s3.region: eu-central-1 "+
+			"(auto for Cloudflare R2)", c.Region)
+	case c.Timeout < 0:
+		return fmt.Errorf("s3.timeout %s is negative: set a positive duration, e.g. s3.timeout: 30s", c.Timeout)
+	case c.Anonymous && (c.AccessKeyID != "" || c.SecretAccessKey != ""):
+		return errors.New("s3.anonymous is set together with credentials: drop s3.access_key_id and " +
+			"s3.secret_access_key, or set it off, e.g. s3.anonymous: false")
+	case (c.AccessKeyID == "") != (c.SecretAccessKey == ""):
+		return errors.New("s3.access_key_id and s3.secret_access_key must be set together: set both, " +
+			"e.g. s3.access_key_id: AKIAIOSFODNN7EXAMPLE, or neither to use the AWS credential chain")
+	}
+	if err := validateEndpoint(c.Endpoint); err != nil {
+		return err
+	}
+	if _, err := requestChecksum(c.RequestChecksum); err != nil {
+		return err
+	}
+	if _, err := responseChecksum(c.ResponseChecksum); err != nil {
+		return err
+	}
+	return nil
+}
+
+// validRegion reports whether region is empty or looks like a region name: letters, digits,
+// '-', '_' and '.', as AWS and the S3-compatible services use.
+func validRegion(region string) bool {
+	for _, r := range region {
+		ok := r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' ||
+			r == '-' || r == '_' || r == '.'
+		if !ok {
+			return false
+		}
+	}
+	return true
+}
+
+// validateEndpoint accepts an empty endpoint or an absolute http(s) URL with a host.
+func validateEndpoint(endpoint string) error {
+	if endpoint == "" {
+		return nil
+	}
+	u, err := url.Parse(endpoint)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("s3.endpoint %q is not an absolute http(s) URL: set the service's base URL, "+
+			"e.g. s3.endpoint: https://s3.eu-central-003.backblazeb2.com, or leave it empty for AWS", endpoint)
+	}
+	if u.RawQuery != "" || u.Fragment != "" {
+		return fmt.Errorf("s3.endpoint %q has a query or fragment: set only the base URL, "+
+			"e.g. s3.endpoint: http://minio:9000", endpoint)
+	}
+	return nil
+}
+
+// requestChecksum maps a RequestChecksum value to the SDK's setting.
+func requestChecksum(v string) (aws.RequestChecksumCalculation, error) {
+	switch v {
+	case "", ChecksumWhenRequired:
+		return aws.RequestChecksumCalculationWhenRequired, nil
+	case ChecksumWhenSupported:
+		return aws.RequestChecksumCalculationWhenSupported, nil
+	}
+	return 0, fmt.Errorf("s3.request_checksum %q is not known: set when_required or when_supported, "+
+		"e.g. s3.request_checksum: when_required", v)
+}
+
+// responseChecksum maps a ResponseChecksum value to the SDK's setting.
+func responseChecksum(v string) (aws.ResponseChecksumValidation, error) {
+	switch v {
+	case "", ChecksumWhenRequired:
+		return aws.ResponseChecksumValidationWhenRequired, nil
+	case ChecksumWhenSupported:
+		return aws.ResponseChecksumValidationWhenSupported, nil
+	}
+	return 0, fmt.Errorf("s3.response_checksum %q is not known: set when_required or when_supported, "+
+		"e.g. s3.response_checksum: when_required", v)
+}
+
+// withDefaults returns c with its zero fields filled in: the one place defaults live.
+func (c Config) withDefaults() Config {
+	if c.Region == "" {
+		c.Region = DefaultRegion
+	}
+	if c.Timeout == 0 {
+		c.Timeout = DefaultTimeout
+	}
+	if c.RequestChecksum == "" {
+		c.RequestChecksum = ChecksumWhenRequired
+	}
+	if c.ResponseChecksum == "" {
+		c.ResponseChecksum = ChecksumWhenRequired
+	}
+	c.Prefix = strings.TrimRight(c.Prefix, "/")
+	return c
+}
