@@ -1,0 +1,39 @@
+package volume
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+
+	"github.com/fedicache/fedicache/origin"
+)
+
+var (
+	errNotRegular = errors.New("not a regular file")
+	errHidden     = errors.New("not readable by others (hidden)")
+)
+
+// servable returns nil when the volume serves the file info describes, else an error wrapping
+// origin.ErrNotFound that says why not.
+func servable(info fs.FileInfo) error {
+	switch {
+	case !info.Mode().IsRegular():
+		return fmt.Errorf("%w: %w", origin.ErrNotFound, errNotRegular)
+	case hidden(info):
+		return fmt.Errorf("%w: %w", origin.ErrNotFound, errHidden)
+	}
+	return nil
+}
+
+// hidden reports whether a file is hidden: not readable by others (no o+r). Mastodon hides the
+// media of a suspended account or a reported post on a local volume by making its files mode
+// 0600 (and restores 0666 minus the umask when the account is unsuspended), so that a web server
+// running as another user answers 404. The volume may well run as the files' owner, so it looks
+// at the mode itself rather than relying on the open failing.
+func hidden(info fs.FileInfo) bool {
+	return info.Mode().Perm()&0o004 == 0
+}
+
+// Hidden reports whether the volume hides the file info describes: Get and Stat answer
+// origin.ErrNotFound for it, and Walk visits it so that a copier can store it as private.
+func Hidden(info fs.FileInfo) bool { return hidden(info) }

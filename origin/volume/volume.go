@@ -1,0 +1,137 @@
+// Package volume owns the old media volume (Mastodon's public/system directory) as an
+// origin.Origin: it serves the regular files under one directory, confined to that directory with
+// os.Root so that no key, symbolic link or encoding reaches a file outside it, and walks them in
+// key order for the backfill.
+package volume
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"time"
+
+	"github.com/fedicache/fedicache/origin"
+)
+
+// Volume serves the regular files under one directory. Its methods are safe for concurrent use.
+//
+// A key names a file by its slash-separated path relative to the directory. A key that is not
+// such a path, a file that is not regular (directories, FIFOs, devices, sockets), a symbolic link
+// that leads out of the directory and a file the process may not read all look absent: the
+// error wraps origin.ErrNotFound. So does a hidden file, one that neither its group nor others
+// may read: Mastodon hides the media of a suspended account by making its files mode 0600.
+type Volume struct {
+	root *os.Root
+}
+
+// Open opens the directory dir as a Volume. It fails, naming dir, when dir is missing or is not a
+// directory. The Volume keeps the directory open until Close.
+func Open(dir string) (*Volume, error) {
+	info, err := os.Stat(dir)
+	if err != nil {
+		return nil, fmt.Errorf("volume: open %q: %w", dir, err)
+	}
+	if !info.IsDir() {
+		return nil, fmt.Errorf("volume: open %q: not a directory", dir)
+	}
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return nil, fmt.Errorf("volume: open %q: %w", dir, err)
+	}
+	return &Volume{root: root}, nil
+}
+
+// Close closes the directory. Bodies returned by Get stay readable until they are closed.
+func (v *Volume) Close() error {
+	return v.root.Close()
+}
+
+// Stat implements origin.Origin.
+func (v *Volume) Stat(ctx context.Context, key string) (origin.Meta, error) {
+	if err := ctx.Err(); err != nil {
+		return origin.Meta{}, fmt.Errorf("volume: stat %q: %w", key, err)
+	}
+	if !validKey(key) {
+		return origin.Meta{}, fmt.Errorf("volume: stat %q: %w", key, origin.ErrNotFound)
+	}
+	info, err := v.root.Stat(key)
+	if err == nil {
+		err = servable(info)
+	}
+	if err != nil {
+		return origin.Meta{}, wrap("stat", key, err)
+	}
+	return meta(key, info), nil
+}
+
+// Get implements origin.Origin. Without a range the body is the *os.File itself, so that a
+// server can hand it to sendfile. With a range the body reads only the range's bytes, from the
+// file's offset; a range that selects nothing fails with origin.ErrRangeNotSatisfiable and the
+// object's Meta, so that the caller can name the object's size in its answer.
+func (v *Volume) Get(ctx context.Context, key string, r *origin.Range) (io.ReadCloser, origin.Meta, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, origin.Meta{}, fmt.Errorf("volume: get %q: %w", key, err)
+	}
+	f, info, err := v.open(key)
+	if err != nil {
+		return nil, origin.Meta{}, wrap("get", key, err)
+	}
+	m := meta(key, info)
+	if r == nil {
+		return f, m, nil
+	}
+	first, last, ok := r.Resolve(info.Size())
+	if !ok {
+		f.Close()
+		return nil, m, fmt.Errorf("volume: get %q %s of %d bytes: %w", key, r, info.Size(), origin.ErrRangeNotSatisfiable)
+	}
+	if _, err := f.Seek(first, io.SeekStart); err != nil {
+		f.Close()
+		return nil, origin.Meta{}, wrap("get", key, err)
+	}
+	return newRangeBody(f, last-first+1), m, nil
+}
+
+// open opens key's file for reading. It looks at the file's type before it opens it, so that
+// opening a FIFO or a device never blocks or has side effects, and again on the opened file, in
+// case the file was replaced in between.
+func (v *Volume) open(key string) (*os.File, fs.FileInfo, error) {
+	if !validKey(key) {
+		return nil, nil, origin.ErrNotFound
+	}
+	info, err := v.root.Stat(key)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := servable(info); err != nil {
+		return nil, nil, err
+	}
+	f, err := v.root.OpenFile(key, openFlags, 0)
+	if err != nil {
+		return nil, nil, err
+	}
+	info, err = f.Stat()
+	if err == nil {
+		err = servable(info)
+	}
+	if err != nil {
+		f.Close()
+		return nil, nil, err
+	}
+	return f, info, nil
+}
+
+// meta describes key's file.
+func meta(key string, info fs.FileInfo) origin.Meta {
+	return origin.Meta{
+		Size:         info.Size(),
+		ContentType:  origin.ContentType(key),
+		ETag:         etag(info),
+		LastModified: time.Unix(info.ModTime().Unix(), 0).UTC(),
+		Source:       origin.SourceVolume,
+	}
+}
+
+var _ origin.Origin = (*Volume)(nil)
