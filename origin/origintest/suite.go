@@ -51,7 +51,7 @@ func Run(t *testing.T, newOrigin Factory) {
 			if err != nil {
 				t.Fatalf("Get(%q): %v", key, err)
 			}
-			got := readAll(t, body)
+			got := ReadAll(t, body)
 			if !bytes.Equal(got, want) {
 				t.Errorf("Get(%q): %d bytes differ from the %d stored", key, len(got), len(want))
 			}
@@ -91,7 +91,7 @@ func Run(t *testing.T, newOrigin Factory) {
 				t.Fatalf("Get(%s): %v", r, err)
 			}
 			first, last, _ := r.Resolve(size)
-			got := readAll(t, body)
+			got := ReadAll(t, body)
 			if !bytes.Equal(got, data[first:last+1]) {
 				t.Errorf("Get(%s): got %d bytes, want bytes %d-%d", r, len(got), first, last)
 			}
@@ -161,7 +161,7 @@ func Run(t *testing.T, newOrigin Factory) {
 		body, _, err := o.Get(cctx, key, nil)
 		if err == nil {
 			// A local store may answer before it looks at ctx; it must then still give the bytes.
-			got := readAll(t, body)
+			got := ReadAll(t, body)
 			if !bytes.Equal(got, objects[key]) {
 				t.Errorf("Get with a canceled ctx returned wrong bytes")
 			}
@@ -193,7 +193,8 @@ func checkMeta(t *testing.T, key string, m origin.Meta, size int64) {
 	}
 }
 
-func readAll(t *testing.T, body io.ReadCloser) []byte {
+// ReadAll reads and closes body, failing t on a read error.
+func ReadAll(t *testing.T, body io.ReadCloser) []byte {
 	t.Helper()
 	defer body.Close()
 	b, err := io.ReadAll(body)

@@ -58,7 +58,7 @@ func TestPrefixMapsKeys(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Get: %v", err)
 	}
-	if got := readAll(t, body); !bytes.Equal(got, data) {
+	if got := origintest.ReadAll(t, body); !bytes.Equal(got, data) {
 		t.Errorf("Get returned %q, want the prefixed object's %q", got, data)
 	}
 	if m.Size != int64(len(data)) || m.ContentType != "image/png" {
@@ -97,7 +97,7 @@ func TestRangeReachesTheBucket(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Get: %v", err)
 	}
-	if got := readAll(t, body); !bytes.Equal(got, data[1000:2000]) {
+	if got := origintest.ReadAll(t, body); !bytes.Equal(got, data[1000:2000]) {
 		t.Errorf("Get returned %d bytes, want bytes 1000-1999", len(got))
 	}
 	if m.Size != int64(len(data)) {
@@ -139,7 +139,7 @@ func TestChecksumMode(t *testing.T) {
 			if err != nil {
 				t.Fatalf("Get: %v", err)
 			}
-			readAll(t, body)
+			origintest.ReadAll(t, body)
 			for _, r := range f.requests() {
 				got := r.Header.Get("X-Amz-Checksum-Mode")
 				want := ""
@@ -266,7 +266,7 @@ func TestObserve(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	readAll(t, body)
+	origintest.ReadAll(t, body)
 	if _, _, err := b.Get(ctx, "missing.png", nil); !errors.Is(err, origin.ErrNotFound) {
 		t.Fatalf("Get of a missing key: %v", err)
 	}
@@ -325,14 +325,4 @@ func TestWrongRangeAnswer(t *testing.T) {
 		body.Close()
 		t.Fatal("Get accepted bytes 0-9 for a request of bytes 50-59")
 	}
-}
-
-func readAll(t *testing.T, body io.ReadCloser) []byte {
-	t.Helper()
-	defer body.Close()
-	b, err := io.ReadAll(body)
-	if err != nil {
-		t.Fatalf("reading body: %v", err)
-	}
-	return b
 }
