@@ -45,8 +45,8 @@ func NewMetrics() *Metrics {
 			Help: "Bucket requests that failed (not counting not-found answers), by operation.",
 		}, []string{"op"}),
 		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "fedicache_requests_in_flight",
-			Help: "Public requests being answered, bodies still streaming included.",
+			Name: "fedicache_streams_in_flight",
+			Help: "Response bodies streaming from an origin request to a client (files sent with sendfile not counted).",
 		}),
 	}
 	m.Registry.MustRegister(m.requests, m.bytesOut, m.originLatency, m.originErrors, m.inFlight,
