@@ -63,6 +63,33 @@ func (f *FallbackOrigin) Get(ctx context.Context, key string, r *Range) (io.Read
 	return body, m, nil
 }
 
+// Validate implements Validator: the primary decides unless it lacks the key or fails, and
+// then the secondary does, as for Stat.
+func (f *FallbackOrigin) Validate(ctx context.Context, key, etag string) (Meta, bool, error) {
+	m, same, err := Validate(ctx, f.Primary, key, etag)
+	if !useSecondary(ctx, err) {
+		return m, same, err
+	}
+	m, same, err2 := Validate(ctx, f.Secondary, key, etag)
+	if err2 != nil {
+		return Meta{}, false, pickErr(err, err2)
+	}
+	return m, same, nil
+}
+
+// Validate asks o whether key still has entity tag etag: with o's conditional request when it is
+// a Validator, else by comparing the ETag of a Stat.
+func Validate(ctx context.Context, o Origin, key, etag string) (Meta, bool, error) {
+	if v, ok := o.(Validator); ok {
+		return v.Validate(ctx, key, etag)
+	}
+	m, err := o.Stat(ctx, key)
+	if err != nil {
+		return Meta{}, false, err
+	}
+	return m, m.ETag == etag, nil
+}
+
 // Ping implements Pinger by pinging the primary, when it can be pinged.
 func (f *FallbackOrigin) Ping(ctx context.Context) error {
 	if p, ok := f.Primary.(Pinger); ok {
@@ -72,6 +99,7 @@ func (f *FallbackOrigin) Ping(ctx context.Context) error {
 }
 
 var (
-	_ Origin = (*FallbackOrigin)(nil)
-	_ Pinger = (*FallbackOrigin)(nil)
+	_ Origin    = (*FallbackOrigin)(nil)
+	_ Pinger    = (*FallbackOrigin)(nil)
+	_ Validator = (*FallbackOrigin)(nil)
 )

@@ -23,6 +23,9 @@ type Meta struct {
 	// Source names the store that answered (SourceBucket, SourceVolume, ...), for headers,
 	// logs and metrics. It is not part of the object.
 	Source Source
+	// Stale is set on an answer from a cache past its freshness, given because the store
+	// behind it failed to confirm the object. It is not part of the object.
+	Stale bool
 }
 
 // Source names the store an answer came from.
@@ -42,6 +45,13 @@ type Origin interface {
 	// Get returns key's bytes, all of them when r is nil, else only the range r asks for
 	// (see Range.Resolve for which bytes those are). The caller closes the body.
 	Get(ctx context.Context, key string, r *Range) (io.ReadCloser, Meta, error)
+}
+
+// Validator is an optional ability: a conditional request (If-None-Match) asking whether key
+// still holds the version with entity tag etag. It returns unchanged true when it does (m may
+// then be empty), else the current metadata; origin.ErrNotFound when the key is gone.
+type Validator interface {
+	Validate(ctx context.Context, key, etag string) (m Meta, unchanged bool, err error)
 }
 
 // Pinger is an optional ability: a cheap request that tells whether the store answers.

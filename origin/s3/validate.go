@@ -1,0 +1,50 @@
+package s3
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/fedicache/fedicache/origin"
+)
+
+// Validate implements origin.Validator with a HeadObject carrying If-None-Match: the bucket
+// answers 304 while key still has etag, and the current metadata once it changed.
+func (b *Bucket) Validate(ctx context.Context, key, etag string) (origin.Meta, bool, error) {
+	start := time.Now()
+	m, unchanged, err := b.validate(ctx, key, etag)
+	if err != nil {
+		err = fmt.Errorf("s3: validate %q: %w", key, err)
+	}
+	b.observed("HeadObject", start, err)
+	return m, unchanged, err
+}
+
+func (b *Bucket) validate(ctx context.Context, key, etag string) (origin.Meta, bool, error) {
+	w := newWatchdog(ctx, b.timeout)
+	defer w.release()
+	out, err := b.client.HeadObject(w.ctx, &s3.HeadObjectInput{
+		Bucket:      aws.String(b.bucket),
+		Key:         aws.String(b.Key(key)),
+		IfNoneMatch: aws.String(etag),
+	})
+	if err != nil {
+		var withStatus interface{ HTTPStatusCode() int }
+		if errors.As(err, &withStatus) && withStatus.HTTPStatusCode() == http.StatusNotModified {
+			return origin.Meta{}, true, nil
+		}
+		return origin.Meta{}, false, translate(ctx, w, err)
+	}
+	if out.ContentLength == nil {
+		return origin.Meta{}, false, errors.New("the bucket's answer has no Content-Length")
+	}
+	m := newMeta(key, *out.ContentLength, out.ContentType, out.ETag, out.LastModified)
+	return m, m.ETag == etag, nil
+}
+
+var _ origin.Validator = (*Bucket)(nil)
