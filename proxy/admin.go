@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/fedicache/fedicache/cache"
 	"github.com/fedicache/fedicache/origin"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
@@ -21,6 +22,9 @@ type AdminConfig struct {
 	PingTimeout time.Duration
 	// Info is added to /status as it is (a summary of the configuration, without secrets).
 	Info map[string]any
+	// Token authorizes the admin's writes (POST /purge) as "Authorization: Bearer <Token>".
+	// Zero means writes are off (404).
+	Token string
 }
 
 // Admin serves the admin listener: /healthz, /readyz, /metrics and /status. It belongs on a
@@ -29,6 +33,8 @@ type Admin struct {
 	cfg     AdminConfig
 	front   *Server
 	pinger  origin.Pinger
+	purger  purger       // nil when the origin has no cache
+	stats   cacheStatser // nil when the origin has no cache
 	started time.Time
 	mux     *http.ServeMux
 
@@ -47,10 +53,13 @@ func NewAdmin(front *Server, o origin.Origin, cfg AdminConfig) *Admin {
 	}
 	a := &Admin{cfg: cfg, front: front, started: time.Now(), mux: http.NewServeMux()}
 	a.pinger, _ = o.(origin.Pinger)
+	a.purger, _ = o.(purger)
+	a.stats, _ = o.(cacheStatser)
 	a.mux.HandleFunc("GET /healthz", a.healthz)
 	a.mux.HandleFunc("GET /readyz", a.readyz)
 	a.mux.Handle("GET /metrics", promhttp.HandlerFor(front.metrics.Registry, promhttp.HandlerOpts{}))
 	a.mux.HandleFunc("GET /status", a.status)
+	a.mux.HandleFunc("POST /purge", a.purge)
 	return a
 }
 
@@ -97,13 +106,16 @@ func (a *Admin) check(ctx context.Context) error {
 
 // Status is the document /status returns.
 type Status struct {
-	Version       string         `json:"version"`
-	StartedAt     time.Time      `json:"started_at"`
-	UptimeSeconds float64        `json:"uptime_seconds"`
-	Ready         bool           `json:"ready"`
-	Draining      bool           `json:"draining"`
-	Bucket        BucketStatus   `json:"bucket"`
-	Info          map[string]any `json:"info,omitempty"`
+	Version       string       `json:"version"`
+	StartedAt     time.Time    `json:"started_at"`
+	UptimeSeconds float64      `json:"uptime_seconds"`
+	Ready         bool         `json:"ready"`
+	Draining      bool         `json:"draining"`
+	Bucket        BucketStatus `json:"bucket"`
+	Cache         *cache.Stats `json:"cache,omitempty"`
+	// EgressSavedBytes counts bytes served from the cache that the bucket did not send.
+	EgressSavedBytes uint64         `json:"egress_saved_bytes"`
+	Info             map[string]any `json:"info,omitempty"`
 }
 
 // BucketStatus is the outcome of the last readiness check of the bucket.
@@ -128,6 +140,12 @@ func (a *Admin) status(w http.ResponseWriter, r *http.Request) {
 	}
 	if err != nil {
 		st.Bucket.Error = err.Error()
+	}
+	st.EgressSavedBytes = uint64(a.front.metrics.hitBytes.Load())
+	if a.stats != nil {
+		cs := a.stats.Stats()
+		st.Cache = &cs
+		st.EgressSavedBytes += cs.SharedBytes
 	}
 	st.Ready = st.Bucket.OK && !st.Draining
 	w.Header().Set("Content-Type", "application/json")

@@ -2,7 +2,6 @@ package proxy_test
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"io"
 	"net"
@@ -10,136 +9,21 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/fedicache/fedicache/origin"
+	"github.com/fedicache/fedicache/origin/origintest"
 	"github.com/fedicache/fedicache/origin/s3"
 	"github.com/fedicache/fedicache/origin/volume"
 	"github.com/fedicache/fedicache/proxy"
-	"github.com/johannesboyne/gofakes3"
-	"github.com/johannesboyne/gofakes3/backend/s3mem"
 )
 
-const testBucket = "media"
-
-// bucketServer is an in-process S3 server (gofakes3) on a real listener that counts the
-// requests reaching it and can be told to fail.
-type bucketServer struct {
-	backend *hugeBackend
-	ln      net.Listener
-	srv     *http.Server
-	url     string
-
-	mu      sync.Mutex
-	gets    map[string]int // path -> GET count
-	mode    atomic.Value   // "", "500", "stall"
-	unstall chan struct{}
-	sent    atomic.Int64 // body bytes the bucket wrote
-	ended   chan error   // after each request the bucket served: its context's error (buffered)
-}
-
-// countingWriter counts the body bytes a handler writes.
-type countingWriter struct {
-	http.ResponseWriter
-	n *atomic.Int64
-}
-
-func (c countingWriter) Write(p []byte) (int, error) {
-	n, err := c.ResponseWriter.Write(p)
-	c.n.Add(int64(n))
-	return n, err
-}
-
-func newBucketServer(t *testing.T) *bucketServer {
-	t.Helper()
-	b := &bucketServer{
-		backend: &hugeBackend{Backend: s3mem.New(), huge: map[string]int64{}},
-		gets:    map[string]int{},
-		unstall: make(chan struct{}),
-		ended:   make(chan error, 1024),
-	}
-	b.mode.Store("")
-	if err := b.backend.CreateBucket(testBucket); err != nil {
-		t.Fatal(err)
-	}
-	fake := gofakes3.New(b.backend).Server()
-	var err error
-	b.ln, err = net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	b.url = "http://" + b.ln.Addr().String()
-	b.srv = &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method == http.MethodGet {
-			b.mu.Lock()
-			b.gets[r.URL.Path]++
-			b.mu.Unlock()
-		}
-		switch b.mode.Load().(string) {
-		case "500":
-			http.Error(w, "<Error><Code>InternalError</Code></Error>", http.StatusInternalServerError)
-			return
-		case "stall":
-			select {
-			case <-b.unstall:
-			case <-r.Context().Done():
-			}
-			return
-		}
-		fake.ServeHTTP(countingWriter{w, &b.sent}, r)
-		select {
-		case b.ended <- r.Context().Err():
-		default:
-		}
-	})}
-	go func() { _ = b.srv.Serve(b.ln) }()
-	t.Cleanup(func() { b.close() })
-	return b
-}
-
-func (b *bucketServer) close() {
-	select {
-	case <-b.unstall:
-	default:
-		close(b.unstall)
-	}
-	_ = b.srv.Close()
-}
-
-func (b *bucketServer) put(t *testing.T, key string, data []byte) {
-	t.Helper()
-	meta := map[string]string{
-		"Content-Type":  origin.ContentType(key),
-		"Last-Modified": time.Date(2024, 5, 1, 12, 0, 0, 0, time.UTC).Format(http.TimeFormat),
-	}
-	if _, err := b.backend.PutObject(testBucket, key, meta, bytes.NewReader(data), int64(len(data)), nil); err != nil {
-		t.Fatal(err)
-	}
-}
-
-// getCount returns how many GETs reached the bucket for key.
-func (b *bucketServer) getCount(key string) int {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.gets["/"+testBucket+"/"+key]
-}
-
-func (b *bucketServer) totalGets() int {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	n := 0
-	for _, c := range b.gets {
-		n += c
-	}
-	return n
-}
+const testBucket = origintest.BucketName
 
 // env is a running front with a bucket and an old volume behind it.
 type env struct {
-	bucket  *bucketServer
+	bucket  *origintest.FakeBucket
 	volDir  string
 	canary  []byte
 	front   *proxy.Server
@@ -154,7 +38,7 @@ type envOption func(*proxy.Config, *s3.Config)
 func newEnv(t *testing.T, opts ...envOption) *env {
 	t.Helper()
 	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
-	e := &env{bucket: newBucketServer(t)}
+	e := &env{bucket: origintest.NewFakeBucket(t)}
 
 	// The old volume, with a canary file beside it that must never be served.
 	parent := t.TempDir()
@@ -174,7 +58,7 @@ func newEnv(t *testing.T, opts ...envOption) *env {
 
 	pcfg := proxy.Config{DenyPrefixes: []string{"backups/", "imports/"}, StripPrefixes: []string{"/" + testBucket}}
 	scfg := s3.Config{
-		Endpoint: e.bucket.url, Bucket: testBucket, ForcePathStyle: true,
+		Endpoint: e.bucket.URL, Bucket: testBucket, ForcePathStyle: true,
 		AccessKeyID: "AKIDTEST", SecretAccessKey: "secret", Timeout: 2 * time.Second,
 	}
 	for _, o := range opts {
@@ -261,62 +145,6 @@ func (e *env) raw(t *testing.T, target string) (int, []byte) {
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, body
-}
-
-// hugeBackend serves generated objects of any size without storing them, so a test can stream
-// gigabytes through the front with flat memory on both ends.
-type hugeBackend struct {
-	*s3mem.Backend
-	huge map[string]int64 // key -> size
-}
-
-func (h *hugeBackend) HeadObject(bucket, key string) (*gofakes3.Object, error) {
-	if size, ok := h.huge[key]; ok {
-		return h.object(key, size, nil)
-	}
-	return h.Backend.HeadObject(bucket, key)
-}
-
-func (h *hugeBackend) GetObject(bucket, key string, rr *gofakes3.ObjectRangeRequest) (*gofakes3.Object, error) {
-	if size, ok := h.huge[key]; ok {
-		return h.object(key, size, rr)
-	}
-	return h.Backend.GetObject(bucket, key, rr)
-}
-
-func (h *hugeBackend) object(key string, size int64, rr *gofakes3.ObjectRangeRequest) (*gofakes3.Object, error) {
-	rng, err := rr.Range(size)
-	if err != nil {
-		return nil, err
-	}
-	start, n := int64(0), size
-	if rng != nil {
-		start, n = rng.Start, rng.Length
-	}
-	return &gofakes3.Object{
-		Name: key,
-		Metadata: map[string]string{
-			"Content-Type":  "video/mp4",
-			"Last-Modified": time.Date(2024, 5, 1, 12, 0, 0, 0, time.UTC).Format(http.TimeFormat),
-		},
-		Size:     size,
-		Range:    rng,
-		Hash:     []byte("0123456789abcdef"),
-		Contents: io.NopCloser(io.LimitReader(&pattern{off: start}, n)),
-	}, nil
-}
-
-// pattern is an endless deterministic byte stream: byte i is patternByte(i).
-type pattern struct{ off int64 }
-
-func patternByte(i int64) byte { return byte(i*7 + i>>12) }
-
-func (p *pattern) Read(b []byte) (int, error) {
-	for i := range b {
-		b[i] = patternByte(p.off + int64(i))
-	}
-	p.off += int64(len(b))
-	return len(b), nil
 }
 
 func lower(h http.Header) map[string]string {

@@ -3,6 +3,7 @@ package proxy
 import (
 	"net/http"
 
+	"github.com/fedicache/fedicache/cache"
 	"github.com/fedicache/fedicache/origin"
 	"github.com/valyala/fasthttp"
 )
@@ -12,8 +13,11 @@ const (
 	headerCSP       = "default-src 'none'; form-action 'none'"
 	serverName      = "fedicache"
 	xCache          = "X-Cache"
+	xCacheTier      = "X-Cache-Tier"
+	cacheHit        = "HIT"
 	cacheMiss       = "MISS"
 	cacheFallback   = "FALLBACK"
+	cacheStale      = "STALE"
 	errCacheControl = "no-store"
 )
 
@@ -25,23 +29,37 @@ func setCommonHeaders(h *fasthttp.ResponseHeader) {
 }
 
 // setObjectHeaders sets the headers that describe an object, for 200, 206 and 304 alike.
-func (s *Server) setObjectHeaders(h *fasthttp.ResponseHeader, m origin.Meta) {
+// lastModified is m.LastModified already formatted, or "" to format it here.
+func (s *Server) setObjectHeaders(h *fasthttp.ResponseHeader, m *origin.Meta, lastModified string) {
 	setCommonHeaders(h)
 	h.Set("Accept-Ranges", "bytes")
 	h.Set("Cache-Control", s.cfg.CacheControl)
 	if m.ETag != "" {
 		h.Set("ETag", m.ETag)
 	}
-	if !m.LastModified.IsZero() {
+	if lastModified != "" {
+		h.Set("Last-Modified", lastModified)
+	} else if !m.LastModified.IsZero() {
 		h.Set("Last-Modified", m.LastModified.UTC().Format(http.TimeFormat))
 	}
-	h.Set(xCache, cacheStatus(m.Source))
+	status, tier := cacheStatus(m)
+	h.Set(xCache, status)
+	if tier != "" {
+		h.Set(xCacheTier, tier)
+	}
 }
 
-// cacheStatus is the X-Cache value for an answer from src.
-func cacheStatus(src origin.Source) string {
-	if src == origin.SourceVolume {
-		return cacheFallback
+// cacheStatus is the X-Cache value for an answer described by m, and the X-Cache-Tier value
+// ("" for none).
+func cacheStatus(m *origin.Meta) (status, tier string) {
+	switch m.Source {
+	case cache.SourceMemory, cache.SourceDisk:
+		if m.Stale {
+			return cacheStale, string(m.Source)
+		}
+		return cacheHit, string(m.Source)
+	case origin.SourceVolume:
+		return cacheFallback, ""
 	}
-	return cacheMiss
+	return cacheMiss, ""
 }

@@ -39,6 +39,12 @@ func newKeyMapper(strip, deny []string) keyMapper {
 // and validated. It returns errBadKey for a key that is not valid, errNoKey for the root and any
 // path ending in "/", and errDenied for a key under a denied prefix.
 func (m *keyMapper) key(target []byte) (string, error) {
+	k, err := m.appendKey(nil, target)
+	return string(k), err
+}
+
+// appendKey is key writing the key into dst, without allocating when dst has room.
+func (m *keyMapper) appendKey(dst, target []byte) ([]byte, error) {
 	if i := bytes.IndexByte(target, '?'); i >= 0 {
 		target = target[:i]
 	}
@@ -47,32 +53,34 @@ func (m *keyMapper) key(target []byte) (string, error) {
 	}
 	target = stripAbsoluteForm(target)
 	if len(target) == 0 || target[0] != '/' {
-		return "", errBadKey
+		return dst[:0], errBadKey
 	}
-	path := string(target)
+	path := target
 	for _, p := range m.strip {
-		if path == p || strings.HasPrefix(path, p) && path[len(p)] == '/' {
+		if len(path) >= len(p) && string(path[:len(p)]) == p && (len(path) == len(p) || path[len(p)] == '/') {
 			path = path[len(p):]
 			break
 		}
 	}
-	path = strings.TrimPrefix(path, "/")
-	if path == "" || strings.HasSuffix(path, "/") {
-		return "", errNoKey
+	if len(path) > 0 && path[0] == '/' {
+		path = path[1:]
 	}
-	key, ok := unescapePath(path)
+	if len(path) == 0 || path[len(path)-1] == '/' {
+		return dst[:0], errNoKey
+	}
+	key, ok := appendUnescaped(dst[:0], path)
 	if !ok {
-		return "", errBadKey
+		return dst[:0], errBadKey
 	}
-	if strings.HasSuffix(key, "/") {
-		return "", errNoKey
+	if key[len(key)-1] == '/' {
+		return dst[:0], errNoKey
 	}
 	if err := validateKey(key); err != nil {
-		return "", err
+		return dst[:0], err
 	}
 	for _, d := range m.deny {
-		if strings.HasPrefix(key, d) {
-			return "", errDenied
+		if len(key) >= len(d) && string(key[:len(d)]) == d {
+			return dst[:0], errDenied
 		}
 	}
 	return key, nil
@@ -94,47 +102,50 @@ func stripAbsoluteForm(t []byte) []byte {
 
 // validateKey checks a decoded key: at most MaxKeyBytes, valid UTF-8, no control byte, no
 // backslash, no empty, "." or ".." segment.
-func validateKey(key string) error {
-	if len(key) == 0 || len(key) > MaxKeyBytes || !utf8.ValidString(key) {
+func validateKey(key []byte) error {
+	if len(key) == 0 || len(key) > MaxKeyBytes || !utf8.Valid(key) {
 		return errBadKey
 	}
-	for i := 0; i < len(key); i++ {
-		if c := key[i]; c < 0x20 || c == 0x7f || c == '\\' {
+	segStart := 0
+	for i := 0; i <= len(key); i++ {
+		if i < len(key) {
+			c := key[i]
+			if c < 0x20 || c == 0x7f || c == '\\' {
+				return errBadKey
+			}
+			if c != '/' {
+				continue
+			}
+		}
+		switch seg := key[segStart:i]; {
+		case len(seg) == 0, len(seg) == 1 && seg[0] == '.', len(seg) == 2 && seg[0] == '.' && seg[1] == '.':
 			return errBadKey
 		}
-	}
-	for seg := range strings.SplitSeq(key, "/") {
-		if seg == "" || seg == "." || seg == ".." {
-			return errBadKey
-		}
+		segStart = i + 1
 	}
 	return nil
 }
 
-// unescapePath percent-decodes s once; '+' stays '+'. It reports false for a malformed escape.
-func unescapePath(s string) (string, bool) {
-	if strings.IndexByte(s, '%') < 0 {
-		return s, true
-	}
-	var b strings.Builder
-	b.Grow(len(s))
+// appendUnescaped appends s percent-decoded once ('+' stays '+') to dst. It reports false for a
+// malformed escape.
+func appendUnescaped(dst, s []byte) ([]byte, bool) {
 	for i := 0; i < len(s); i++ {
 		if s[i] != '%' {
-			b.WriteByte(s[i])
+			dst = append(dst, s[i])
 			continue
 		}
 		if i+2 >= len(s) {
-			return "", false
+			return dst, false
 		}
 		hi, ok1 := unhex(s[i+1])
 		lo, ok2 := unhex(s[i+2])
 		if !ok1 || !ok2 {
-			return "", false
+			return dst, false
 		}
-		b.WriteByte(hi<<4 | lo)
+		dst = append(dst, hi<<4|lo)
 		i += 2
 	}
-	return b.String(), true
+	return dst, true
 }
 
 func unhex(c byte) (byte, bool) {

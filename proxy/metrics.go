@@ -3,8 +3,10 @@ package proxy
 import (
 	"errors"
 	"strconv"
+	"sync/atomic"
 	"time"
 
+	"github.com/fedicache/fedicache/cache"
 	"github.com/fedicache/fedicache/origin"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -20,6 +22,11 @@ type Metrics struct {
 	originLatency *prometheus.HistogramVec
 	originErrors  *prometheus.CounterVec
 	inFlight      prometheus.Gauge
+
+	// Counters of the memory-hit path, resolved once so that path allocates nothing.
+	hit200, hit206, hit304 prometheus.Counter
+	memoryBytes, diskBytes prometheus.Counter
+	hitBytes               atomic.Int64 // body bytes sent from the cache tiers
 }
 
 // NewMetrics returns the collectors registered in a new registry, with the Go runtime and
@@ -49,6 +56,11 @@ func NewMetrics() *Metrics {
 			Help: "Response bodies streaming from an origin request to a client (files sent with sendfile not counted).",
 		}),
 	}
+	m.hit200 = m.requests.WithLabelValues("200", string(cache.SourceMemory))
+	m.hit206 = m.requests.WithLabelValues("206", string(cache.SourceMemory))
+	m.hit304 = m.requests.WithLabelValues("304", string(cache.SourceMemory))
+	m.memoryBytes = m.bytesOut.WithLabelValues(string(cache.SourceMemory))
+	m.diskBytes = m.bytesOut.WithLabelValues(string(cache.SourceDisk))
 	m.Registry.MustRegister(m.requests, m.bytesOut, m.originLatency, m.originErrors, m.inFlight,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
@@ -71,7 +83,23 @@ func (m *Metrics) observeRequest(status int, src origin.Source) {
 }
 
 func (m *Metrics) addBytes(src origin.Source, n int64) {
-	if n > 0 {
+	if n <= 0 {
+		return
+	}
+	switch src {
+	case cache.SourceMemory, cache.SourceDisk:
+		m.addHitBytes(src, n)
+	default:
 		m.bytesOut.WithLabelValues(string(src)).Add(float64(n))
 	}
+}
+
+// addHitBytes counts body bytes sent from a cache tier, which the origin did not send.
+func (m *Metrics) addHitBytes(src origin.Source, n int64) {
+	if src == cache.SourceMemory {
+		m.memoryBytes.Add(float64(n))
+	} else {
+		m.diskBytes.Add(float64(n))
+	}
+	m.hitBytes.Add(n)
 }

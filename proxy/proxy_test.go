@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/fedicache/fedicache/origin"
+	"github.com/fedicache/fedicache/origin/origintest"
 	"github.com/fedicache/fedicache/origin/s3"
 	"github.com/fedicache/fedicache/proxy"
 )
@@ -47,7 +48,7 @@ func seeded(t *testing.T, opts ...envOption) (*env, map[string][]byte, map[strin
 		"media_attachments/files/000/000/043/small/cccccccccccccccc.avif": blob(6, 9_000),
 	}
 	for k, v := range inBucket {
-		e.bucket.put(t, k, v)
+		e.bucket.Put(t, k, v)
 	}
 	for k, v := range onVolume {
 		e.putVolume(t, k, v)
@@ -134,7 +135,7 @@ func TestRequiredHeaders(t *testing.T) {
 func TestHead(t *testing.T) {
 	e, inBucket, onVolume := seeded(t)
 	for key, data := range map[string][]byte{bucketKey: inBucket[bucketKey], volumeKey: onVolume[volumeKey]} {
-		before := e.bucket.getCount(key)
+		before := e.bucket.Gets(key)
 		resp, body := e.do(t, "HEAD", "/"+key)
 		if resp.StatusCode != 200 || len(body) != 0 {
 			t.Fatalf("HEAD %s: status %d, %d body bytes", key, resp.StatusCode, len(body))
@@ -148,7 +149,7 @@ func TestHead(t *testing.T) {
 				t.Errorf("HEAD %s: %s %q, GET says %q", key, h, resp.Header.Get(h), get.Header.Get(h))
 			}
 		}
-		if n := e.bucket.getCount(key) - before; n != 1 {
+		if n := e.bucket.Gets(key) - before; n != 1 {
 			t.Errorf("HEAD then GET of %s made %d bucket GETs, want 1 (HEAD must not GET)", key, n)
 		}
 		resp, _ = e.do(t, "HEAD", "/"+key, "Range", "bytes=10-19")
@@ -214,17 +215,17 @@ func TestRanges(t *testing.T) {
 func TestRangeReachesBucketAsRangedGet(t *testing.T) {
 	e := newEnv(t)
 	const key = "media_attachments/files/000/000/009/original/9999999999999999.mp4"
-	e.bucket.backend.huge[key] = 1 << 30 // 1 GiB: fetching it whole would take seconds
+	e.bucket.PutGenerated(key, 1<<30) // 1 GiB: fetching it whole would take seconds
 	resp, body := e.do(t, "GET", "/"+key, "Range", "bytes=-1000")
 	if resp.StatusCode != 206 || len(body) != 1000 {
 		t.Fatalf("status %d, %d bytes", resp.StatusCode, len(body))
 	}
 	for i, b := range body {
-		if b != patternByte(1<<30-1000+int64(i)) {
+		if b != origintest.PatternByte(1<<30-1000+int64(i)) {
 			t.Fatalf("byte %d of the tail differs", i)
 		}
 	}
-	if n := e.bucket.sent.Load(); n > 64<<10 {
+	if n := e.bucket.Sent(); n > 64<<10 {
 		t.Errorf("the bucket sent %d bytes to serve a 1000-byte range", n)
 	}
 }
@@ -245,7 +246,7 @@ func TestConditionals(t *testing.T) {
 			{"If-Modified-Since", lastMod},
 			{"If-Modified-Since", time.Now().UTC().Format(http.TimeFormat)},
 		} {
-			before := e.bucket.getCount(key)
+			before := e.bucket.Gets(key)
 			resp, body := e.do(t, "GET", "/"+key, hdr...)
 			if resp.StatusCode != 304 || len(body) != 0 {
 				t.Errorf("GET %s %s: %s: status %d, %d bytes; want 304 without body", key, hdr[0], hdr[1], resp.StatusCode, len(body))
@@ -253,7 +254,7 @@ func TestConditionals(t *testing.T) {
 			if resp.Header.Get("ETag") != etag {
 				t.Errorf("304 for %s: ETag %q, want %q", key, resp.Header.Get("ETag"), etag)
 			}
-			if n := e.bucket.getCount(key) - before; n != 0 {
+			if n := e.bucket.Gets(key) - before; n != 0 {
 				t.Errorf("304 for %s fetched the body from the bucket %d times", key, n)
 			}
 		}
@@ -310,7 +311,7 @@ func TestNoListing(t *testing.T) {
 			}
 		}
 	}
-	if n := e.bucket.totalGets(); n != 0 {
+	if n := e.bucket.TotalGets(); n != 0 {
 		t.Errorf("listing attempts reached the bucket %d times", n)
 	}
 }
@@ -318,7 +319,7 @@ func TestNoListing(t *testing.T) {
 func TestDenyPrefixes(t *testing.T) {
 	e := newEnv(t)
 	for _, key := range []string{"backups/dumps/000/000/001/original/export.zip", "imports/000/000/001/follows.csv"} {
-		e.bucket.put(t, key, []byte("private export"))
+		e.bucket.Put(t, key, []byte("private export"))
 		e.putVolume(t, key, []byte("private export"))
 		for _, m := range []string{"GET", "HEAD"} {
 			resp, body := e.do(t, m, "/"+key)
@@ -327,7 +328,7 @@ func TestDenyPrefixes(t *testing.T) {
 			}
 		}
 	}
-	if n := e.bucket.totalGets(); n != 0 {
+	if n := e.bucket.TotalGets(); n != 0 {
 		t.Errorf("denied keys reached the bucket %d times", n)
 	}
 }
@@ -368,7 +369,7 @@ func TestTraversalNeverEscapesTheVolume(t *testing.T) {
 
 func TestBucketDownVolumeStillServed(t *testing.T) {
 	e, _, onVolume := seeded(t)
-	e.bucket.close() // the bucket is gone: connections refused
+	e.bucket.Close() // the bucket is gone: connections refused
 	resp, body := e.do(t, "GET", "/"+volumeKey)
 	if resp.StatusCode != 200 || !bytes.Equal(body, onVolume[volumeKey]) || resp.Header.Get("X-Cache") != "FALLBACK" {
 		t.Errorf("volume object with the bucket down: status %d, %d bytes, X-Cache %q", resp.StatusCode, len(body), resp.Header.Get("X-Cache"))
@@ -384,7 +385,7 @@ func TestBucketDownVolumeStillServed(t *testing.T) {
 
 func TestBucketErrorsAndTimeouts(t *testing.T) {
 	e, _, onVolume := seeded(t, func(_ *proxy.Config, c *s3.Config) { c.Timeout = 300 * time.Millisecond })
-	e.bucket.mode.Store("500")
+	e.bucket.SetMode(origintest.Fail500)
 	resp, body := e.do(t, "GET", "/"+volumeKey)
 	if resp.StatusCode != 200 || !bytes.Equal(body, onVolume[volumeKey]) {
 		t.Errorf("bucket 500, object on the volume: status %d", resp.StatusCode)
@@ -393,7 +394,7 @@ func TestBucketErrorsAndTimeouts(t *testing.T) {
 	if resp.StatusCode != 502 {
 		t.Errorf("bucket 500, object not on the volume: status %d, want 502", resp.StatusCode)
 	}
-	e.bucket.mode.Store("stall")
+	e.bucket.SetMode(origintest.Stall)
 	resp, _ = e.do(t, "GET", "/"+volumeKey)
 	if resp.StatusCode != 200 {
 		t.Errorf("bucket stalls, object on the volume: status %d, want 200", resp.StatusCode)

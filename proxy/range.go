@@ -7,44 +7,43 @@ import (
 	"github.com/fedicache/fedicache/origin"
 )
 
-// parseRange reads one Range header value. It returns nil when the header is absent, names
+// parseRange reads one Range header value. It returns false when the header is absent, names
 // another unit, is malformed or asks for several ranges: the whole object is then served with
 // 200, as RFC 9110 allows. A suffix of zero bytes ("bytes=-0") is returned as a range that no
 // object satisfies.
-func parseRange(h string) *origin.Range {
+func parseRange(h string) (origin.Range, bool) {
 	h = strings.TrimSpace(h)
 	spec, ok := strings.CutPrefix(h, "bytes=")
 	if !ok || strings.IndexByte(spec, ',') >= 0 {
-		return nil
+		return origin.Range{}, false
 	}
 	first, last, ok := strings.Cut(strings.TrimSpace(spec), "-")
 	if !ok {
-		return nil
+		return origin.Range{}, false
 	}
 	first, last = strings.TrimSpace(first), strings.TrimSpace(last)
 	if first == "" {
 		n, ok := parseDigits(last)
 		if !ok {
-			return nil
+			return origin.Range{}, false
 		}
 		if n == 0 {
-			return &origin.Range{Start: maxInt64, End: -1} // satisfiable by no object
+			return origin.Range{Start: maxInt64, End: -1}, true // satisfiable by no object
 		}
-		r := origin.Suffix(n)
-		return &r
+		return origin.Suffix(n), true
 	}
 	start, ok := parseDigits(first)
 	if !ok {
-		return nil
+		return origin.Range{}, false
 	}
 	if last == "" {
-		return &origin.Range{Start: start, End: -1}
+		return origin.Range{Start: start, End: -1}, true
 	}
 	end, ok := parseDigits(last)
 	if !ok || end < start {
-		return nil
+		return origin.Range{}, false
 	}
-	return &origin.Range{Start: start, End: end}
+	return origin.Range{Start: start, End: end}, true
 }
 
 const maxInt64 = 1<<63 - 1
@@ -65,8 +64,7 @@ func parseDigits(s string) (int64, bool) {
 
 // contentRange formats a Content-Range value for bytes first-last of size.
 func contentRange(first, last, size int64) string {
-	return "bytes " + strconv.FormatInt(first, 10) + "-" + strconv.FormatInt(last, 10) + "/" +
-		strconv.FormatInt(size, 10)
+	return string(appendContentRange(nil, first, last, size))
 }
 
 // unsatisfiedRange formats the Content-Range value of a 416 answer.

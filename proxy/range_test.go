@@ -31,9 +31,9 @@ func TestParseRange(t *testing.T) {
 		{"Bytes=0-9", nil},
 	}
 	for _, tt := range tests {
-		got := parseRange(tt.in)
-		if (got == nil) != (tt.want == nil) || got != nil && *got != *tt.want {
-			t.Errorf("parseRange(%q) = %v, want %v", tt.in, got, tt.want)
+		got, ok := parseRange(tt.in)
+		if ok != (tt.want != nil) || ok && got != *tt.want {
+			t.Errorf("parseRange(%q) = %v, %v; want %v", tt.in, got, ok, tt.want)
 		}
 	}
 }

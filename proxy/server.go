@@ -79,6 +79,7 @@ type Server struct {
 	metrics *Metrics
 	log     *slog.Logger
 	srv     *fasthttp.Server
+	peek    hitPeeker // nil when the origin has no memory tier
 
 	// base is the parent of every origin request; abort cancels it when a shutdown runs out
 	// of time, so bucket requests still running are dropped.
@@ -99,6 +100,10 @@ func New(o origin.Origin, cfg Config, m *Metrics) *Server {
 		keys:    newKeyMapper(cfg.StripPrefixes, cfg.DenyPrefixes),
 		metrics: m,
 		log:     cfg.Logger,
+	}
+	s.peek, _ = o.(hitPeeker)
+	if c, ok := o.(cacheStatser); ok {
+		m.registerCache(c)
 	}
 	s.base, s.abort = context.WithCancel(context.Background())
 	s.srv = &fasthttp.Server{
@@ -146,6 +151,9 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 		s.fail(ctx, fasthttp.StatusMethodNotAllowed)
 		return
 	}
+	if s.peek != nil && s.serveMemoryHit(ctx) {
+		return
+	}
 	key, err := s.keys.key(ctx.Request.Header.RequestURI())
 	if err != nil {
 		s.fail(ctx, statusFor(err))
@@ -157,7 +165,10 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 // serveObject answers GET or HEAD for key.
 func (s *Server) serveObject(ctx *fasthttp.RequestCtx, key string) {
 	req := &ctx.Request.Header
-	rng := parseRange(string(req.Peek("Range")))
+	var rng *origin.Range
+	if r, ok := parseRange(string(req.Peek("Range"))); ok {
+		rng = &r
+	}
 	ifNoneMatch := string(req.Peek("If-None-Match"))
 	ifModifiedSince := string(req.Peek("If-Modified-Since"))
 	ifRange := string(req.Peek("If-Range"))
@@ -173,7 +184,7 @@ func (s *Server) serveObject(ctx *fasthttp.RequestCtx, key string) {
 		}
 		if notModified(ifNoneMatch, ifModifiedSince, m) {
 			cancel()
-			s.setObjectHeaders(&ctx.Response.Header, m)
+			s.setObjectHeaders(&ctx.Response.Header, &m, "")
 			ctx.SetStatusCode(fasthttp.StatusNotModified)
 			s.metrics.observeRequest(fasthttp.StatusNotModified, m.Source)
 			return
@@ -218,7 +229,7 @@ func (s *Server) serveObject(ctx *fasthttp.RequestCtx, key string) {
 		status = fasthttp.StatusPartialContent
 		ctx.Response.Header.Set("Content-Range", contentRange(first, last, m.Size))
 	}
-	s.setObjectHeaders(&ctx.Response.Header, m)
+	s.setObjectHeaders(&ctx.Response.Header, &m, "")
 	ctx.Response.Header.SetContentType(m.ContentType)
 	ctx.SetStatusCode(status)
 	s.metrics.observeRequest(status, m.Source)
@@ -252,7 +263,7 @@ func (s *Server) answerHead(ctx *fasthttp.RequestCtx, m origin.Meta, rng *origin
 		status, length = fasthttp.StatusPartialContent, last-first+1
 		ctx.Response.Header.Set("Content-Range", contentRange(first, last, m.Size))
 	}
-	s.setObjectHeaders(&ctx.Response.Header, m)
+	s.setObjectHeaders(&ctx.Response.Header, &m, "")
 	ctx.Response.Header.SetContentType(m.ContentType)
 	ctx.Response.Header.SetContentLength(int(length))
 	ctx.SetStatusCode(status)

@@ -10,6 +10,8 @@ import (
 	"runtime"
 	"testing"
 	"time"
+
+	"github.com/fedicache/fedicache/origin/origintest"
 )
 
 // TestHugeObjectStreamsWithFlatMemory sends a 2 GiB object, generated on the fly by the bucket,
@@ -21,7 +23,7 @@ func TestHugeObjectStreamsWithFlatMemory(t *testing.T) {
 	e := newEnv(t)
 	const key = "media_attachments/files/000/000/077/original/7777777777777777.mp4"
 	const size = int64(2 << 30)
-	e.bucket.backend.huge[key] = size
+	e.bucket.PutGenerated(key, size)
 
 	runtime.GC()
 	var ms runtime.MemStats
@@ -60,7 +62,7 @@ func TestHugeObjectStreamsWithFlatMemory(t *testing.T) {
 	for {
 		n, err := io.ReadFull(resp.Body, buf)
 		if n > 0 {
-			(&pattern{off: off}).Read(want[:n])
+			(&origintest.Pattern{Off: off}).Read(want[:n])
 			if !bytes.Equal(buf[:n], want[:n]) {
 				t.Fatalf("bytes differ in the MiB at offset %d", off)
 			}
@@ -98,7 +100,7 @@ func TestClientLeavingCancelsBucketRequest(t *testing.T) {
 	e := newEnv(t)
 	const key = "media_attachments/files/000/000/078/original/8888888888888888.mp4"
 	const size = int64(4 << 30)
-	e.bucket.backend.huge[key] = size
+	e.bucket.PutGenerated(key, size)
 
 	conn, err := net.Dial("tcp", e.addr)
 	if err != nil {
@@ -113,14 +115,14 @@ func TestClientLeavingCancelsBucketRequest(t *testing.T) {
 	conn.Close()
 
 	select {
-	case err := <-e.bucket.ended:
+	case err := <-e.bucket.Ended():
 		if !errors.Is(err, context.Canceled) {
 			t.Errorf("the bucket request ended with %v, want it canceled", err)
 		}
 	case <-time.After(20 * time.Second):
 		t.Fatal("the bucket request still runs 20s after the client left")
 	}
-	if sent := e.bucket.sent.Load(); sent > size/4 {
+	if sent := e.bucket.Sent(); sent > size/4 {
 		t.Errorf("the bucket sent %d MiB of a %d MiB object to a client that left after 1 MiB", sent>>20, size>>20)
 	}
 	// The front still serves.

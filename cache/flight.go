@@ -1,0 +1,453 @@
+package cache
+
+import (
+	"bytes"
+	"context"
+	"crypto/md5"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"os"
+	"strings"
+	"sync"
+
+	"github.com/fedicache/fedicache/origin"
+)
+
+// Errors of a fetch.
+var (
+	// errNoSpool means no spool could be made: each request then asks the origin itself.
+	errNoSpool = errors.New("cache: no spool for a shared fetch")
+	// errShortBody means the origin sent fewer or more bytes than it announced.
+	errShortBody = errors.New("cache: the origin's body does not match its length")
+	// errChecksum means the body does not match the MD5 the origin's ETag gave.
+	errChecksum = errors.New("cache: the origin's body does not match its ETag")
+	// errAbandoned means the fetch was dropped because nobody wanted it any more.
+	errAbandoned = errors.New("cache: fetch abandoned")
+)
+
+// flight is the one fetch of an object from the origin. Its body goes into a spool (the disk
+// tier's writer, a memory buffer or a temporary file) from which every waiting request reads
+// as it grows, so requests are served while the fetch streams. It ends by committing the object
+// to the tiers, or by failing every reader that has not had all its bytes.
+type flight struct {
+	l     *Layered
+	key   string
+	ready chan struct{} // closed once the origin answered (meta known) or failed
+
+	// Set before ready is closed, read-only afterwards.
+	meta      origin.Meta
+	started   bool   // the origin answered with a body
+	cacheable bool   // the object will be kept by a tier
+	spool     Spool  // nil when the body is only in buf
+	buf       []byte // the body of a small object (len = size), filled up to written
+
+	ctx    context.Context // the origin request's, canceled when the fetch is abandoned
+	cancel context.CancelFunc
+
+	mu       sync.Mutex
+	cond     sync.Cond
+	readers  int
+	written  int64 // body bytes in the spool or buf
+	done     bool  // the fetch ended; err says how
+	err      error
+	purged   bool // a purge came while it ran: do not store
+	released bool // the spool was closed
+}
+
+func newFlight(l *Layered, key string) *flight {
+	f := &flight{l: l, key: key, ready: make(chan struct{})}
+	f.cond.L = &f.mu
+	f.ctx, f.cancel = context.WithCancel(l.base)
+	return f
+}
+
+func (f *flight) addReader() {
+	f.mu.Lock()
+	f.readers++
+	f.mu.Unlock()
+}
+
+// wait waits for the origin's answer and returns a reader of the whole body.
+func (f *flight) wait(ctx context.Context, shared bool) (io.ReadCloser, origin.Meta, error) {
+	select {
+	case <-f.ready:
+	case <-ctx.Done():
+		f.release()
+		return nil, origin.Meta{}, ctx.Err()
+	}
+	if !f.started {
+		f.mu.Lock()
+		err := f.err
+		f.mu.Unlock()
+		f.release()
+		return nil, origin.Meta{}, err
+	}
+	return &flightReader{f: f, end: f.meta.Size, shared: shared}, f.meta, nil
+}
+
+// metaIfKnown returns the object's metadata once the origin answered.
+func (f *flight) metaIfKnown() (origin.Meta, bool) {
+	select {
+	case <-f.ready:
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		return f.meta, f.err == nil || f.written > 0
+	default:
+		return origin.Meta{}, false
+	}
+}
+
+// rangeReader returns a reader of r when the fetch already holds those bytes.
+func (f *flight) rangeReader(r origin.Range) (io.ReadCloser, origin.Meta, bool) {
+	select {
+	case <-f.ready:
+	default:
+		return nil, origin.Meta{}, false
+	}
+	first, last, ok := r.Resolve(f.meta.Size)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if !ok || f.err != nil || f.released || last >= f.written {
+		return nil, origin.Meta{}, false
+	}
+	f.readers++
+	return &flightReader{f: f, off: first, end: last + 1, shared: true}, f.meta, true
+}
+
+// purge keeps the fetch from storing the object.
+func (f *flight) purge() {
+	f.mu.Lock()
+	f.purged = true
+	f.mu.Unlock()
+}
+
+// release ends one reader. The last reader of a fetch that would not be stored cancels it;
+// the last one of an ended fetch closes the spool.
+func (f *flight) release() {
+	f.l.mu.Lock() // lock order: Layered.mu, then flight.mu
+	f.mu.Lock()
+	f.readers--
+	abandon := f.readers == 0 && !f.done && f.isReady() && !f.cacheable
+	if abandon && f.l.flights[f.key] == f {
+		delete(f.l.flights, f.key)
+	}
+	closeSpool := f.readers == 0 && f.done && !f.released
+	if closeSpool {
+		f.released = true
+	}
+	f.mu.Unlock()
+	f.l.mu.Unlock()
+	if abandon {
+		f.cancel()
+	}
+	if closeSpool {
+		f.closeSpool()
+	}
+}
+
+func (f *flight) isReady() bool {
+	select {
+	case <-f.ready:
+		return true
+	default:
+		return false
+	}
+}
+
+func (f *flight) closeSpool() {
+	if f.spool != nil {
+		if err := f.spool.Close(); err != nil {
+			f.l.log.Debug("cache: closing a spool", "key", f.key, "err", err)
+		}
+	}
+}
+
+// finish records how the fetch ended and wakes every reader.
+func (f *flight) finish(err error) {
+	f.mu.Lock()
+	f.done = true
+	f.err = err
+	closeSpool := f.readers == 0 && !f.released
+	if closeSpool {
+		f.released = true
+	}
+	f.mu.Unlock()
+	f.cond.Broadcast()
+	if closeSpool {
+		f.closeSpool()
+	}
+}
+
+// run fetches the object and feeds the spool; then, unless it was purged, stores it.
+// release, when not nil, runs at the end (a background fill slot).
+func (f *flight) run(release func()) {
+	l := f.l
+	if release != nil {
+		defer release()
+	}
+	defer l.forgetFlight(f)
+	defer f.cancel()
+
+	l.stats.originGets.Add(1)
+	body, m, err := l.origin.Get(f.ctx, f.key, nil)
+	if err != nil {
+		if errors.Is(err, origin.ErrNotFound) {
+			l.neg.add(f.key)
+		}
+		f.finish(err)
+		close(f.ready)
+		return
+	}
+	defer body.Close()
+	now := l.cfg.Clock()
+	e := Entry{Key: f.key, Meta: m, StoredAt: now, ValidatedAt: now}
+	e.Meta.Source, e.Meta.Stale = "", false
+	if err := f.prepare(e); err != nil {
+		f.finish(err)
+		close(f.ready)
+		return
+	}
+	f.meta = m
+	f.started = true
+	close(f.ready)
+
+	err = f.copy(body, m)
+	if err != nil {
+		l.stats.fillErrors.Add(1)
+		if !errors.Is(err, errAbandoned) {
+			l.log.Warn("cache: fetch failed", "key", f.key, "source", string(m.Source), "err", err)
+		}
+		if f.spool != nil {
+			f.spool.Abort()
+		}
+		f.finish(err)
+		return
+	}
+	f.store(e)
+	f.finish(nil)
+}
+
+// prepare picks where the body goes: the disk tier's spool, plus a memory buffer for a small
+// object; a temporary file for a large object without a disk tier.
+func (f *flight) prepare(e Entry) error {
+	l := f.l
+	size := e.Meta.Size
+	small := l.mem != nil && size <= l.cfg.MemoryObjectBytes
+	if small {
+		f.buf = make([]byte, size)
+	}
+	if l.disk != nil {
+		sp, err := l.disk.Spool(e)
+		if err == nil {
+			f.spool, f.cacheable = sp, true
+			return nil
+		}
+		l.log.Debug("cache: not storing on disk", "key", e.Key, "err", err)
+	}
+	if small {
+		f.cacheable = true
+		return nil
+	}
+	sp, err := newTempSpool(l.cfg.SpoolDir)
+	if err != nil {
+		l.log.Warn("cache: no spool for a shared fetch; requests go to the origin one by one", "key", e.Key, "err", err)
+		return errNoSpool
+	}
+	f.spool = sp
+	return nil
+}
+
+// copy streams the origin's body into the spool and the buffer, waking readers as bytes land,
+// and checks the length (and the MD5 where the ETag is one).
+func (f *flight) copy(body io.Reader, m origin.Meta) error {
+	var sum hash.Hash
+	if isMD5ETag(m.ETag) {
+		sum = md5.New()
+	}
+	bufp := copyBufs.Get().(*[]byte)
+	defer copyBufs.Put(bufp)
+	buf := *bufp
+	var total int64
+	for {
+		n, rerr := body.Read(buf)
+		if n > 0 {
+			if total+int64(n) > m.Size {
+				return fmt.Errorf("%w: more than %d bytes", errShortBody, m.Size)
+			}
+			if f.spool != nil {
+				if _, err := f.spool.Write(buf[:n]); err != nil {
+					return fmt.Errorf("cache: spool write: %w", err)
+				}
+			}
+			if f.buf != nil {
+				copy(f.buf[total:], buf[:n]) // readers only read below written
+			}
+			if sum != nil {
+				sum.Write(buf[:n])
+			}
+			total += int64(n)
+			f.mu.Lock()
+			f.written = total
+			abandoned := f.readers == 0 && !f.cacheable
+			f.mu.Unlock()
+			f.cond.Broadcast()
+			if abandoned && f.abandon() {
+				return errAbandoned
+			}
+		}
+		if errors.Is(rerr, io.EOF) {
+			break
+		}
+		if rerr != nil {
+			return rerr
+		}
+	}
+	if total != m.Size {
+		return fmt.Errorf("%w: %d of %d bytes", errShortBody, total, m.Size)
+	}
+	if sum != nil && hex.EncodeToString(sum.Sum(nil)) != strings.Trim(m.ETag, `"`) {
+		return errChecksum
+	}
+	return nil
+}
+
+// abandon takes the fetch out of the map when it still has no reader, so that a request
+// arriving now starts a fetch of its own rather than joining one about to stop.
+func (f *flight) abandon() bool {
+	f.l.mu.Lock()
+	defer f.l.mu.Unlock()
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.readers > 0 {
+		return false
+	}
+	if f.l.flights[f.key] == f {
+		delete(f.l.flights, f.key)
+	}
+	return true
+}
+
+// store commits the fetched object to the tiers, unless a purge came meanwhile.
+func (f *flight) store(e Entry) {
+	f.mu.Lock()
+	purged := f.purged
+	f.mu.Unlock()
+	l := f.l
+	if purged {
+		if f.spool != nil && f.cacheable {
+			f.spool.Abort()
+		}
+		return
+	}
+	if f.spool != nil && f.cacheable {
+		if err := f.spool.Commit(); err != nil {
+			l.log.Warn("cache: storing on disk failed", "key", f.key, "err", err)
+		}
+	}
+	if f.buf != nil {
+		if l.mem.Put(e, f.buf) {
+			l.mem.Wait()
+		}
+	}
+}
+
+// isMD5ETag reports whether etag is a plain MD5 of the body (a single-part upload's ETag).
+func isMD5ETag(etag string) bool {
+	s := strings.Trim(etag, `"`)
+	if len(s) != 32 || strings.HasPrefix(etag, "W/") {
+		return false
+	}
+	_, err := hex.DecodeString(s)
+	return err == nil
+}
+
+var copyBufs = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+
+// flightReader reads one request's bytes [off, end) from a fetch as they land. The last byte
+// of the object is held back until the fetch has checked the whole body, so a client never
+// receives a complete-looking body that failed its check: it sees the connection fail.
+type flightReader struct {
+	f        *flight
+	off, end int64
+	shared   bool
+	closed   bool
+}
+
+func (r *flightReader) Read(p []byte) (int, error) {
+	f := r.f
+	f.mu.Lock()
+	var avail int64
+	for {
+		avail = f.written
+		if !f.done && avail == f.meta.Size {
+			avail-- // held back until the checks pass
+		}
+		avail = min(avail, r.end)
+		if r.off < avail {
+			break
+		}
+		if f.done && f.err != nil {
+			f.mu.Unlock()
+			return 0, f.err
+		}
+		if r.off >= r.end && (f.done || r.end < f.meta.Size) {
+			f.mu.Unlock()
+			return 0, io.EOF
+		}
+		f.cond.Wait()
+	}
+	f.mu.Unlock()
+	n := int(min(int64(len(p)), avail-r.off))
+	var err error
+	if f.buf != nil {
+		n = copy(p[:n], f.buf[r.off:avail])
+	} else {
+		n, err = f.spool.ReadAt(p[:n], r.off)
+	}
+	r.off += int64(n)
+	if r.shared {
+		f.l.stats.sharedBytes.Add(uint64(n))
+	}
+	if err != nil && !errors.Is(err, io.EOF) {
+		return n, err
+	}
+	return n, nil
+}
+
+func (r *flightReader) Close() error {
+	if !r.closed {
+		r.closed = true
+		r.f.release()
+	}
+	return nil
+}
+
+// tempSpool is a temporary file through which a large object streams to several requests
+// when no tier keeps it. Close removes it.
+type tempSpool struct{ f *os.File }
+
+func newTempSpool(dir string) (*tempSpool, error) {
+	f, err := os.CreateTemp(dir, "fedicache-spool-*")
+	if err != nil {
+		return nil, err
+	}
+	// Unlinked at once: the open file lives until Close, and nothing is left behind on a crash.
+	_ = os.Remove(f.Name())
+	return &tempSpool{f: f}, nil
+}
+
+func (s *tempSpool) Write(p []byte) (int, error)             { return s.f.Write(p) }
+func (s *tempSpool) ReadAt(p []byte, off int64) (int, error) { return s.f.ReadAt(p, off) }
+func (s *tempSpool) Commit() error                           { return nil }
+func (s *tempSpool) Abort()                                  {}
+func (s *tempSpool) Close() error                            { return s.f.Close() }
+
+// failingReader returns err on every read.
+type failingReader struct{ err error }
+
+func (r *failingReader) Read([]byte) (int, error) { return 0, r.err }
+
+func newBytesReader(b []byte) *bytes.Reader { return bytes.NewReader(b) }

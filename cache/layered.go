@@ -1,0 +1,440 @@
+package cache
+
+// Lock order: Layered.mu (the flights map) before flight.mu. The negative cache and the tiers
+// have locks of their own, never taken while holding these.
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/fedicache/fedicache/origin"
+	"golang.org/x/sync/singleflight"
+)
+
+// Defaults of Config.
+const (
+	DefaultTTL               = 24 * time.Hour
+	DefaultStaleIfError      = 168 * time.Hour
+	DefaultNegativeTTL       = 30 * time.Second
+	DefaultMemoryObjectBytes = 1 << 20
+	DefaultBackgroundFills   = 4
+)
+
+// Config tunes Layered. The zero value works.
+type Config struct {
+	// TTL is how long an entry is served before it is revalidated. Zero means 24h.
+	TTL time.Duration
+	// StaleIfError is how long past its TTL an entry is still served while the origin fails
+	// to confirm it. Zero means 168h.
+	StaleIfError time.Duration
+	// NegativeTTL is how long a not-found answer is remembered. Zero means 30s.
+	NegativeTTL time.Duration
+	// MemoryObjectBytes is the size up to which objects also go to the memory tier; it must
+	// match the memory tier's own limit. Zero means 1 MiB.
+	MemoryObjectBytes int64
+	// BackgroundFills bounds the whole-object fetches started after a range request on an
+	// uncached object. Zero means 4.
+	BackgroundFills int
+	// SpoolDir holds the temporary files through which large objects stream to several
+	// clients when there is no disk tier. Zero means os.TempDir().
+	SpoolDir string
+	// Logger receives fill and revalidation failures. Zero means slog.Default().
+	Logger *slog.Logger
+	// Clock returns the time; zero means time.Now. Tests set it to move time.
+	Clock func() time.Time
+}
+
+func (c Config) withDefaults() Config {
+	if c.TTL <= 0 {
+		c.TTL = DefaultTTL
+	}
+	if c.StaleIfError <= 0 {
+		c.StaleIfError = DefaultStaleIfError
+	}
+	if c.NegativeTTL <= 0 {
+		c.NegativeTTL = DefaultNegativeTTL
+	}
+	if c.MemoryObjectBytes <= 0 {
+		c.MemoryObjectBytes = DefaultMemoryObjectBytes
+	}
+	if c.BackgroundFills <= 0 {
+		c.BackgroundFills = DefaultBackgroundFills
+	}
+	if c.SpoolDir == "" {
+		c.SpoolDir = os.TempDir()
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.Clock == nil {
+		c.Clock = time.Now
+	}
+	return c
+}
+
+// MemoryTier is what Layered needs of the memory tier.
+type MemoryTier interface {
+	Tier
+	// Put stores body (which the tier then owns) under e; it may refuse or drop it.
+	Put(e Entry, body []byte) bool
+	// Peek returns key's entry without allocating, for the hot path.
+	Peek(key string) (Hit, bool)
+	// Wait returns once the Puts made before it are readable.
+	Wait()
+}
+
+// DiskTier is what Layered needs of the disk tier.
+type DiskTier interface {
+	Tier
+	// Spool starts writing e's body into the tier; it fails quickly while the tier is off.
+	Spool(e Entry) (Spool, error)
+}
+
+// Spool is an object being written into a tier while clients read it.
+type Spool interface {
+	// Write appends body bytes.
+	io.Writer
+	// ReadAt reads body bytes already written, concurrently with Write.
+	io.ReaderAt
+	// Commit makes the entry part of the tier once the whole body is written.
+	Commit() error
+	// Abort drops what was written.
+	Abort()
+	// Close releases the spool once nobody reads it any more (after Commit or Abort).
+	Close() error
+}
+
+// Hit is a memory hit, shaped so that serving it allocates nothing.
+type Hit struct {
+	// Body is the whole object; callers must not modify it.
+	Body []byte
+	// Entry describes it; callers must not modify it.
+	Entry *Entry
+	// LastModified is Entry.Meta.LastModified as an HTTP date ("" when unknown).
+	LastModified string
+	// ValidatedAt is when the origin last confirmed the entry.
+	ValidatedAt time.Time
+}
+
+// Layered is an origin.Origin that answers from a memory tier, then a disk tier, then its
+// origin, and fills the tiers from the origin with one fetch per object.
+type Layered struct {
+	cfg    Config
+	origin origin.Origin
+	mem    MemoryTier
+	disk   DiskTier
+	tiers  []Tier
+	neg    *negative
+	stats  counters
+	log    *slog.Logger
+
+	base   context.Context // parent of origin requests that outlive the request that started them
+	cancel context.CancelFunc
+	bg     chan struct{} // background fill slots
+	reval  singleflight.Group
+
+	mu      sync.Mutex
+	flights map[string]*flight
+}
+
+// New returns a Layered cache in front of o. mem and disk may each be nil (that tier is off);
+// pass an untyped nil, not a nil pointer of a tier type.
+func New(o origin.Origin, mem MemoryTier, disk DiskTier, cfg Config) *Layered {
+	cfg = cfg.withDefaults()
+	l := &Layered{
+		cfg:     cfg,
+		origin:  o,
+		mem:     mem,
+		disk:    disk,
+		neg:     newNegative(cfg.NegativeTTL, cfg.Clock),
+		log:     cfg.Logger,
+		bg:      make(chan struct{}, cfg.BackgroundFills),
+		flights: map[string]*flight{},
+	}
+	if mem != nil {
+		l.tiers = append(l.tiers, mem)
+	}
+	if disk != nil {
+		l.tiers = append(l.tiers, disk)
+	}
+	l.base, l.cancel = context.WithCancel(context.Background())
+	return l
+}
+
+// Close cancels the fetches still running.
+func (l *Layered) Close() { l.cancel() }
+
+// Peek answers a fresh memory hit without allocating; ok is false otherwise (the caller then
+// takes the general path through Get).
+func (l *Layered) Peek(key string) (Hit, bool) {
+	if l.mem == nil {
+		return Hit{}, false
+	}
+	h, ok := l.mem.Peek(key)
+	if !ok || !l.fresh(h.ValidatedAt) {
+		return Hit{}, false
+	}
+	l.stats.memoryHits.Add(1)
+	return h, true
+}
+
+func (l *Layered) fresh(validatedAt time.Time) bool {
+	return l.cfg.Clock().Sub(validatedAt) < l.cfg.TTL
+}
+
+// Get implements origin.Origin.
+func (l *Layered) Get(ctx context.Context, key string, r *origin.Range) (io.ReadCloser, origin.Meta, error) {
+	if l.neg.has(key) {
+		l.stats.negativeHits.Add(1)
+		return nil, origin.Meta{}, origin.ErrNotFound
+	}
+	for _, t := range l.tiers {
+		body, e, err := t.Open(key, r)
+		switch {
+		case err == nil:
+			return l.fromTier(ctx, t, key, r, body, e)
+		case errors.Is(err, origin.ErrRangeNotSatisfiable):
+			return nil, e.Meta, err
+		case !errors.Is(err, origin.ErrNotFound):
+			l.log.Warn("cache tier failed to read", "tier", t.Name(), "key", key, "err", err)
+		}
+	}
+	return l.miss(ctx, key, r)
+}
+
+// fromTier serves an entry a tier holds: at once while fresh, after a revalidation when not,
+// stale when the origin fails to confirm it within StaleIfError.
+func (l *Layered) fromTier(ctx context.Context, t Tier, key string, r *origin.Range, body io.ReadCloser, e Entry) (io.ReadCloser, origin.Meta, error) {
+	stale := false
+	if !l.fresh(e.ValidatedAt) {
+		body.Close()
+		switch out, err := l.revalidate(key, e); out {
+		case revalFresh:
+		case revalStale:
+			stale = true
+		case revalChanged:
+			return l.miss(ctx, key, r)
+		default:
+			return nil, origin.Meta{}, err
+		}
+		var err error
+		if body, e, err = t.Open(key, r); err != nil {
+			return l.miss(ctx, key, r)
+		}
+	}
+	m := e.Meta
+	m.Source = origin.Source(t.Name())
+	m.Stale = stale
+	if stale {
+		l.stats.staleServed.Add(1)
+	}
+	if t == Tier(l.disk) {
+		l.stats.diskHits.Add(1)
+		if r == nil {
+			body = l.promote(e, body)
+		}
+	} else {
+		l.stats.memoryHits.Add(1)
+	}
+	return body, m, nil
+}
+
+// promote copies a small object read from disk into the memory tier and serves it from there.
+func (l *Layered) promote(e Entry, body io.ReadCloser) io.ReadCloser {
+	if l.mem == nil || e.Meta.Size > l.cfg.MemoryObjectBytes {
+		return body
+	}
+	defer body.Close()
+	buf := make([]byte, e.Meta.Size)
+	if _, err := io.ReadFull(body, buf); err != nil {
+		l.log.Warn("cache: reading a disk entry failed", "key", e.Key, "err", err)
+		l.disk.Delete(e.Key)
+		return io.NopCloser(&failingReader{err})
+	}
+	l.mem.Put(e, buf)
+	return io.NopCloser(newBytesReader(buf))
+}
+
+// Stat implements origin.Origin.
+func (l *Layered) Stat(ctx context.Context, key string) (origin.Meta, error) {
+	if l.neg.has(key) {
+		l.stats.negativeHits.Add(1)
+		return origin.Meta{}, origin.ErrNotFound
+	}
+	for _, t := range l.tiers {
+		body, e, err := t.Open(key, nil)
+		if err != nil {
+			continue
+		}
+		body.Close()
+		m := e.Meta
+		m.Source = origin.Source(t.Name())
+		if l.fresh(e.ValidatedAt) {
+			return m, nil
+		}
+		switch out, err := l.revalidate(key, e); out {
+		case revalFresh:
+			return m, nil
+		case revalStale:
+			m.Stale = true
+			return m, nil
+		case revalChanged:
+			return l.statOrigin(ctx, key)
+		default:
+			return origin.Meta{}, err
+		}
+	}
+	if f := l.flightFor(key); f != nil {
+		if m, ok := f.metaIfKnown(); ok {
+			return m, nil
+		}
+	}
+	return l.statOrigin(ctx, key)
+}
+
+func (l *Layered) statOrigin(ctx context.Context, key string) (origin.Meta, error) {
+	m, err := l.origin.Stat(ctx, key)
+	if errors.Is(err, origin.ErrNotFound) {
+		l.neg.add(key)
+	}
+	return m, err
+}
+
+// miss answers from the origin: a range at once with a ranged request (and the whole object
+// fetched into the tiers in the background), a whole object through the key's one fetch.
+func (l *Layered) miss(ctx context.Context, key string, r *origin.Range) (io.ReadCloser, origin.Meta, error) {
+	l.stats.misses.Add(1)
+	if r != nil {
+		if f := l.flightFor(key); f != nil {
+			if body, m, ok := f.rangeReader(*r); ok {
+				l.stats.sharedWaiters.Add(1)
+				return body, m, nil
+			}
+		}
+		l.stats.originGets.Add(1)
+		body, m, err := l.origin.Get(ctx, key, r)
+		switch {
+		case errors.Is(err, origin.ErrNotFound):
+			l.neg.add(key)
+		case err == nil && l.cacheable(m.Size):
+			l.backgroundFill(key)
+		}
+		return body, m, err
+	}
+	f, shared := l.join(key)
+	body, m, err := f.wait(ctx, shared)
+	if errors.Is(err, errNoSpool) {
+		l.stats.originGets.Add(1)
+		return l.origin.Get(ctx, key, nil)
+	}
+	if err == nil && shared {
+		l.stats.sharedWaiters.Add(1)
+	}
+	return body, m, err
+}
+
+// cacheable reports whether an object of size bytes would be kept by some tier.
+func (l *Layered) cacheable(size int64) bool {
+	return l.disk != nil && !l.disk.Stats().Disabled || l.mem != nil && size <= l.cfg.MemoryObjectBytes
+}
+
+// join returns key's fetch, starting it when there is none, and counts the caller as one of
+// its readers; shared reports whether another request had started it.
+func (l *Layered) join(key string) (f *flight, shared bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	f = l.flights[key]
+	if f == nil {
+		f = newFlight(l, key)
+		l.flights[key] = f
+		go f.run(nil)
+	} else {
+		shared = true
+	}
+	f.addReader()
+	return f, shared
+}
+
+// backgroundFill starts a fetch of key with no reader, when a slot is free and none runs.
+func (l *Layered) backgroundFill(key string) {
+	select {
+	case l.bg <- struct{}{}:
+	default:
+		return
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.flights[key] != nil {
+		<-l.bg
+		return
+	}
+	f := newFlight(l, key)
+	l.flights[key] = f
+	l.stats.backgroundFills.Add(1)
+	go f.run(func() { <-l.bg })
+}
+
+func (l *Layered) flightFor(key string) *flight {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.flights[key]
+}
+
+// forgetFlight removes f from the map when it is still key's fetch.
+func (l *Layered) forgetFlight(f *flight) {
+	l.mu.Lock()
+	if l.flights[f.key] == f {
+		delete(l.flights, f.key)
+	}
+	l.mu.Unlock()
+}
+
+// dropAll removes key from every tier and returns how many entries went.
+func (l *Layered) dropAll(key string) int {
+	n := 0
+	for _, t := range l.tiers {
+		if t.Delete(key) {
+			n++
+		}
+	}
+	return n
+}
+
+// Purge removes key from every tier and from the not-found memory, and keeps a fetch under
+// way from storing it. It returns how many entries went.
+func (l *Layered) Purge(key string) int {
+	l.neg.del(key)
+	if f := l.flightFor(key); f != nil {
+		f.purge()
+	}
+	return l.dropAll(key)
+}
+
+// PurgePrefix removes every key starting with prefix, as Purge does, and returns how many
+// entries went.
+func (l *Layered) PurgePrefix(prefix string) int {
+	l.neg.delPrefix(prefix)
+	l.mu.Lock()
+	for k, f := range l.flights {
+		if len(k) >= len(prefix) && k[:len(prefix)] == prefix {
+			f.purge()
+		}
+	}
+	l.mu.Unlock()
+	n := 0
+	for _, t := range l.tiers {
+		n += t.DeletePrefix(prefix)
+	}
+	return n
+}
+
+// Forget drops what the cache remembers of key being absent, so an object that has just been
+// stored (say by the backfill) is served at once.
+func (l *Layered) Forget(key string) { l.neg.del(key) }
+
+var _ origin.Origin = (*Layered)(nil)

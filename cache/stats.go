@@ -1,0 +1,61 @@
+package cache
+
+import "sync/atomic"
+
+// counters are Layered's event counts.
+type counters struct {
+	memoryHits, diskHits, misses, negativeHits atomic.Uint64
+	sharedWaiters, sharedBytes, originGets     atomic.Uint64
+	revalFresh, revalChanged, revalGone        atomic.Uint64
+	revalErrors, staleServed, backgroundFills  atomic.Uint64
+	fillErrors                                 atomic.Uint64
+}
+
+// Stats is a snapshot of Layered's counters and its tiers' figures.
+type Stats struct {
+	MemoryHits, DiskHits uint64 // answers from a tier
+	Misses               uint64 // answers that needed the origin
+	NegativeHits         uint64 // not-found answers from the not-found memory
+	NegativeEntries      int    // keys in the not-found memory
+	SharedWaiters        uint64 // requests served from a fetch another request started
+	SharedBytes          uint64 // bytes those requests received, which the origin sent once
+	OriginGets           uint64 // GET requests sent to the origin
+	BackgroundFills      uint64 // whole-object fetches started after a range request
+	FillErrors           uint64 // fetches that failed or were cut short
+	RevalidatedFresh     uint64 // revalidations the origin confirmed
+	RevalidatedChanged   uint64 // revalidations that found a new version
+	RevalidatedGone      uint64 // revalidations that found the object deleted
+	RevalidationErrors   uint64 // revalidations the origin failed to answer
+	StaleServed          uint64 // answers from an entry past its TTL while the origin failed
+	Memory, Disk         *TierStats
+}
+
+// Stats returns the current counters.
+func (l *Layered) Stats() Stats {
+	s := Stats{
+		MemoryHits:         l.stats.memoryHits.Load(),
+		DiskHits:           l.stats.diskHits.Load(),
+		Misses:             l.stats.misses.Load(),
+		NegativeHits:       l.stats.negativeHits.Load(),
+		NegativeEntries:    l.neg.len(),
+		SharedWaiters:      l.stats.sharedWaiters.Load(),
+		SharedBytes:        l.stats.sharedBytes.Load(),
+		OriginGets:         l.stats.originGets.Load(),
+		BackgroundFills:    l.stats.backgroundFills.Load(),
+		FillErrors:         l.stats.fillErrors.Load(),
+		RevalidatedFresh:   l.stats.revalFresh.Load(),
+		RevalidatedChanged: l.stats.revalChanged.Load(),
+		RevalidatedGone:    l.stats.revalGone.Load(),
+		RevalidationErrors: l.stats.revalErrors.Load(),
+		StaleServed:        l.stats.staleServed.Load(),
+	}
+	if l.mem != nil {
+		st := l.mem.Stats()
+		s.Memory = &st
+	}
+	if l.disk != nil {
+		st := l.disk.Stats()
+		s.Disk = &st
+	}
+	return s
+}

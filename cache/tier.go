@@ -1,0 +1,67 @@
+package cache
+
+import (
+	"io"
+	"time"
+
+	"github.com/fedicache/fedicache/origin"
+)
+
+// Sources of answers given by the cache tiers, as origin.Meta.Source.
+const (
+	SourceMemory origin.Source = "memory"
+	SourceDisk   origin.Source = "disk"
+)
+
+// Entry describes one cached object.
+type Entry struct {
+	// Key is the object's key.
+	Key string
+	// Meta is the object's metadata as the origin gave it (Size, ContentType, ETag,
+	// LastModified). Tiers set Meta.Source to their own name when they answer.
+	Meta origin.Meta
+	// StoredAt is when the object entered the cache.
+	StoredAt time.Time
+	// ValidatedAt is when the origin last confirmed the object (its fill or a revalidation);
+	// the entry is fresh until ValidatedAt plus the cache TTL.
+	ValidatedAt time.Time
+}
+
+// Tier is one level of the cache (memory, disk). Each tier also has a way to store entries of
+// its own kind (memory: Put of a byte slice; disk: a streaming Writer); reading, revalidation
+// and removal are common. Implementations are safe for concurrent use.
+type Tier interface {
+	// Name is the tier's name as X-Cache-Tier says it: "memory" or "disk".
+	Name() string
+	// Open returns the entry of key and a reader of its body, all of it when r is nil, else
+	// the bytes r selects (see origin.Range.Resolve). It returns origin.ErrNotFound when the
+	// tier holds no such entry (a corrupt entry is dropped and reported so), and
+	// origin.ErrRangeNotSatisfiable for a range beyond the end. The caller closes the body.
+	Open(key string, r *origin.Range) (io.ReadCloser, Entry, error)
+	// MarkValidated records that the origin confirmed key's entry at the given time. It
+	// reports false when the tier holds no such entry.
+	MarkValidated(key string, at time.Time) bool
+	// Delete removes key's entry and reports whether there was one.
+	Delete(key string) bool
+	// DeletePrefix removes every entry whose key starts with prefix and returns how many.
+	DeletePrefix(prefix string) int
+	// Stats returns the tier's counters.
+	Stats() TierStats
+}
+
+// TierStats are a tier's counters, read for metrics and the status page.
+type TierStats struct {
+	// Entries and Bytes are what the tier holds now (Bytes counts what the tier charges for
+	// an entry: body plus headers).
+	Entries, Bytes int64
+	// MaxBytes is the tier's capacity.
+	MaxBytes int64
+	// Evictions counts entries removed to make room.
+	Evictions uint64
+	// Disabled is true while the tier refuses writes (a full or read-only disk).
+	Disabled bool
+	// Dropped counts corrupt or truncated entries removed instead of being served.
+	Dropped uint64
+	// WriteErrors counts failed writes.
+	WriteErrors uint64
+}

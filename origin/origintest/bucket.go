@@ -1,0 +1,349 @@
+package origintest
+
+import (
+	"bytes"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/fedicache/fedicache/origin"
+	"github.com/johannesboyne/gofakes3"
+	"github.com/johannesboyne/gofakes3/backend/s3mem"
+)
+
+// BucketName is the bucket a FakeBucket serves.
+const BucketName = "media"
+
+// FakeBucket is an in-process S3 server (gofakes3) on a real TCP listener, behind a wrapper that
+// counts the requests reaching each key and can fail, stall, slow down or cut its answers.
+type FakeBucket struct {
+	// URL is the server's endpoint, for path-style requests.
+	URL string
+
+	backend *generated
+	srv     *http.Server
+
+	mode atomic.Value // Mode
+
+	mu      sync.Mutex
+	gets    map[string]int // bucket key -> GETs
+	heads   map[string]int // bucket key -> HEADs
+	gates   map[string]*Gate
+	cuts    map[string]int64
+	sent    atomic.Int64
+	ended   chan error
+	unstall chan struct{}
+	closed  bool
+}
+
+// Mode is how a FakeBucket answers every request.
+type Mode string
+
+// The modes of a FakeBucket.
+const (
+	Healthy Mode = ""      // as gofakes3 answers
+	Fail500 Mode = "500"   // 500 InternalError
+	Fail503 Mode = "503"   // 503 SlowDown
+	Stall   Mode = "stall" // no answer until the client gives up or the bucket closes
+)
+
+// Gate holds a key's body after its first Bytes bytes until Open is called.
+type Gate struct {
+	Bytes  int64
+	open   chan struct{}
+	once   sync.Once
+	Passed chan struct{} // closed once the first Bytes bytes were sent
+	passed sync.Once
+}
+
+// Open lets the rest of the body through.
+func (g *Gate) Open() { g.once.Do(func() { close(g.open) }) }
+
+// NewFakeBucket starts a FakeBucket holding no object; it stops with the test.
+func NewFakeBucket(t testing.TB) *FakeBucket {
+	t.Helper()
+	b := &FakeBucket{
+		backend: &generated{Backend: s3mem.New(), sizes: map[string]int64{}},
+		gets:    map[string]int{},
+		heads:   map[string]int{},
+		gates:   map[string]*Gate{},
+		cuts:    map[string]int64{},
+		ended:   make(chan error, 4096),
+		unstall: make(chan struct{}),
+	}
+	b.mode.Store(Healthy)
+	if err := b.backend.CreateBucket(BucketName); err != nil {
+		t.Fatal(err)
+	}
+	fake := gofakes3.New(b.backend).Server()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.URL = "http://" + ln.Addr().String()
+	b.srv = &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b.serve(fake, w, r)
+	})}
+	go func() { _ = b.srv.Serve(ln) }()
+	t.Cleanup(b.Close)
+	return b
+}
+
+func (b *FakeBucket) serve(fake http.Handler, w http.ResponseWriter, r *http.Request) {
+	key := strings.TrimPrefix(r.URL.Path, "/"+BucketName+"/")
+	b.mu.Lock()
+	switch r.Method {
+	case http.MethodGet:
+		b.gets[key]++
+	case http.MethodHead:
+		b.heads[key]++
+	}
+	gate, cut := b.gates[key], b.cuts[key]
+	b.mu.Unlock()
+	switch b.mode.Load().(Mode) {
+	case Fail500:
+		http.Error(w, "<Error><Code>InternalError</Code></Error>", http.StatusInternalServerError)
+		return
+	case Fail503:
+		http.Error(w, "<Error><Code>SlowDown</Code></Error>", http.StatusServiceUnavailable)
+		return
+	case Stall:
+		select {
+		case <-b.unstall:
+		case <-r.Context().Done():
+		}
+		return
+	}
+	cw := &bodyWriter{ResponseWriter: w, sent: &b.sent}
+	if r.Method == http.MethodGet {
+		cw.gate, cw.cut = gate, cut
+	}
+	fake.ServeHTTP(cw, r)
+	if cw.cutNow {
+		panic(http.ErrAbortHandler) // drops the connection mid-body
+	}
+	select {
+	case b.ended <- r.Context().Err():
+	default:
+	}
+}
+
+// Close stops the server: connections are refused from then on.
+func (b *FakeBucket) Close() {
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		return
+	}
+	b.closed = true
+	close(b.unstall)
+	for _, g := range b.gates {
+		g.Open()
+	}
+	b.mu.Unlock()
+	_ = b.srv.Close()
+}
+
+// SetMode makes every later request answer as mode says.
+func (b *FakeBucket) SetMode(m Mode) { b.mode.Store(m) }
+
+// Put stores data under the bucket key key, with the Content-Type of its extension.
+func (b *FakeBucket) Put(t testing.TB, key string, data []byte) {
+	t.Helper()
+	meta := map[string]string{
+		"Content-Type":  origin.ContentType(key),
+		"Last-Modified": time.Date(2024, 5, 1, 12, 0, 0, 0, time.UTC).Format(http.TimeFormat),
+	}
+	if _, err := b.backend.PutObject(BucketName, key, meta, bytes.NewReader(data), int64(len(data)), nil); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Delete removes the bucket key key.
+func (b *FakeBucket) Delete(t testing.TB, key string) {
+	t.Helper()
+	if _, err := b.backend.DeleteObject(BucketName, key); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// PutGenerated makes key an object of size bytes whose byte i is PatternByte(i), generated as
+// it is sent: gigabytes cost no memory.
+func (b *FakeBucket) PutGenerated(key string, size int64) {
+	b.mu.Lock()
+	b.backend.sizes[key] = size
+	b.mu.Unlock()
+}
+
+// GateBody holds the body of key's next GETs after n bytes until the returned Gate opens.
+func (b *FakeBucket) GateBody(key string, n int64) *Gate {
+	g := &Gate{Bytes: n, open: make(chan struct{}), Passed: make(chan struct{})}
+	b.mu.Lock()
+	b.gates[key] = g
+	b.mu.Unlock()
+	return g
+}
+
+// CutBody makes key's GETs drop the connection after n body bytes.
+func (b *FakeBucket) CutBody(key string, n int64) {
+	b.mu.Lock()
+	b.cuts[key] = n
+	b.mu.Unlock()
+}
+
+// Gets returns how many GETs reached the bucket key key.
+func (b *FakeBucket) Gets(key string) int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.gets[key]
+}
+
+// Heads returns how many HEADs reached the bucket key key.
+func (b *FakeBucket) Heads(key string) int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.heads[key]
+}
+
+// TotalGets returns how many GETs reached the bucket, all keys together.
+func (b *FakeBucket) TotalGets() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	n := 0
+	for _, c := range b.gets {
+		n += c
+	}
+	return n
+}
+
+// Sent returns the body bytes the bucket has written.
+func (b *FakeBucket) Sent() int64 { return b.sent.Load() }
+
+// Ended delivers, after each answer the bucket completed, its request context's error
+// (context.Canceled when the client went away first).
+func (b *FakeBucket) Ended() <-chan error { return b.ended }
+
+// bodyWriter counts the body bytes written, holds them at a gate and cuts them.
+type bodyWriter struct {
+	http.ResponseWriter
+	sent   *atomic.Int64
+	n      int64
+	gate   *Gate
+	cut    int64
+	cutNow bool
+}
+
+func (w *bodyWriter) Write(p []byte) (int, error) {
+	if w.cutNow {
+		return 0, io.ErrClosedPipe
+	}
+	if w.cut > 0 && w.n+int64(len(p)) > w.cut {
+		p = p[:w.cut-w.n]
+		w.cutNow = true
+	}
+	if g := w.gate; g != nil && w.n+int64(len(p)) > g.Bytes {
+		if w.n < g.Bytes {
+			head := p[:g.Bytes-w.n]
+			if _, err := w.write(head); err != nil {
+				return 0, err
+			}
+			p = p[len(head):]
+		}
+		if f, ok := w.ResponseWriter.(http.Flusher); ok {
+			f.Flush()
+		}
+		g.passed.Do(func() { close(g.Passed) })
+		<-g.open
+	}
+	n, err := w.write(p)
+	if w.cutNow {
+		if f, ok := w.ResponseWriter.(http.Flusher); ok {
+			f.Flush()
+		}
+		return n, io.ErrClosedPipe
+	}
+	return n, err
+}
+
+func (w *bodyWriter) write(p []byte) (int, error) {
+	n, err := w.ResponseWriter.Write(p)
+	w.n += int64(n)
+	w.sent.Add(int64(n))
+	return n, err
+}
+
+func (w *bodyWriter) Flush() {
+	if f, ok := w.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+// generated serves PutGenerated objects from PatternByte without storing them.
+type generated struct {
+	*s3mem.Backend
+	mu    sync.Mutex
+	sizes map[string]int64
+}
+
+func (g *generated) size(key string) (int64, bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	s, ok := g.sizes[key]
+	return s, ok
+}
+
+func (g *generated) HeadObject(bucket, key string) (*gofakes3.Object, error) {
+	if size, ok := g.size(key); ok {
+		return g.object(key, size, nil)
+	}
+	return g.Backend.HeadObject(bucket, key)
+}
+
+func (g *generated) GetObject(bucket, key string, rr *gofakes3.ObjectRangeRequest) (*gofakes3.Object, error) {
+	if size, ok := g.size(key); ok {
+		return g.object(key, size, rr)
+	}
+	return g.Backend.GetObject(bucket, key, rr)
+}
+
+func (g *generated) object(key string, size int64, rr *gofakes3.ObjectRangeRequest) (*gofakes3.Object, error) {
+	rng, err := rr.Range(size)
+	if err != nil {
+		return nil, err
+	}
+	start, n := int64(0), size
+	if rng != nil {
+		start, n = rng.Start, rng.Length
+	}
+	return &gofakes3.Object{
+		Name: key,
+		Metadata: map[string]string{
+			"Content-Type":  origin.ContentType(key),
+			"Last-Modified": time.Date(2024, 5, 1, 12, 0, 0, 0, time.UTC).Format(http.TimeFormat),
+		},
+		Size:     size,
+		Range:    rng,
+		Hash:     []byte("generated-object!"), // an ETag that is not the body's MD5, as for multipart uploads
+		Contents: io.NopCloser(io.LimitReader(&Pattern{Off: start}, n)),
+	}, nil
+}
+
+// Pattern is an endless deterministic byte stream starting at offset Off: byte i is
+// PatternByte(i).
+type Pattern struct{ Off int64 }
+
+// PatternByte is byte i of every generated object.
+func PatternByte(i int64) byte { return byte(i*7 + i>>12) }
+
+func (p *Pattern) Read(b []byte) (int, error) {
+	for i := range b {
+		b[i] = PatternByte(p.Off + int64(i))
+	}
+	p.Off += int64(len(b))
+	return len(b), nil
+}

@@ -1,0 +1,116 @@
+package proxy
+
+import (
+	"github.com/fedicache/fedicache/cache"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// cacheStatser is a cache that reports its counters.
+type cacheStatser interface {
+	Stats() cache.Stats
+}
+
+// cacheCollector exports a cache's counters, read at each scrape.
+type cacheCollector struct {
+	c       cacheStatser
+	m       *Metrics
+	hits    *prometheus.Desc
+	simple  map[string]*prometheus.Desc
+	reval   *prometheus.Desc
+	tierNum map[string]*prometheus.Desc
+}
+
+var simpleCacheMetrics = []struct{ name, help string }{
+	{"fedicache_cache_misses_total", "Answers that needed the origin (bucket or volume)."},
+	{"fedicache_origin_gets_total", "GET requests sent to the origin (the bucket, then the volume): fetches, ranges and background fills."},
+	{"fedicache_shared_fetch_waiters_total", "Requests served from a fetch that another request started."},
+	{"fedicache_shared_fetch_bytes_total", "Bytes sent to those requests, which the origin sent once."},
+	{"fedicache_background_fills_total", "Whole-object fetches started after a range request on an uncached object."},
+	{"fedicache_fill_errors_total", "Fetches that failed or were cut short (nothing of them was stored)."},
+	{"fedicache_stale_served_total", "Answers from an entry past its TTL because the origin failed to confirm it."},
+	{"fedicache_negative_hits_total", "Not-found answers given from the not-found memory."},
+	{"fedicache_negative_entries", "Keys in the not-found memory."},
+	{"fedicache_egress_saved_bytes_total", "Bytes served from the cache that the bucket did not send (tier hits and shared fetches)."},
+}
+
+var tierMetrics = []struct{ name, help string }{
+	{"fedicache_cache_bytes", "Bytes a cache tier holds."},
+	{"fedicache_cache_entries", "Entries a cache tier holds."},
+	{"fedicache_cache_max_bytes", "A cache tier's capacity."},
+	{"fedicache_cache_evictions_total", "Entries evicted to make room."},
+	{"fedicache_cache_dropped_total", "Corrupt or truncated entries dropped instead of served."},
+	{"fedicache_cache_write_errors_total", "Failed writes into a cache tier."},
+	{"fedicache_cache_disabled", "1 while a cache tier refuses writes (a full or read-only disk)."},
+}
+
+// registerCache adds the collector of c's counters to m's registry.
+func (m *Metrics) registerCache(c cacheStatser) {
+	cc := &cacheCollector{
+		c: c, m: m,
+		hits: prometheus.NewDesc("fedicache_cache_hits_total", "Answers from a cache tier.", []string{"tier"}, nil),
+		reval: prometheus.NewDesc("fedicache_revalidations_total",
+			"Revalidations of entries past their TTL, by outcome (fresh, changed, gone, error).", []string{"outcome"}, nil),
+		simple:  map[string]*prometheus.Desc{},
+		tierNum: map[string]*prometheus.Desc{},
+	}
+	for _, s := range simpleCacheMetrics {
+		cc.simple[s.name] = prometheus.NewDesc(s.name, s.help, nil, nil)
+	}
+	for _, s := range tierMetrics {
+		cc.tierNum[s.name] = prometheus.NewDesc(s.name, s.help, []string{"tier"}, nil)
+	}
+	m.Registry.MustRegister(cc)
+}
+
+func (cc *cacheCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- cc.hits
+	ch <- cc.reval
+	for _, d := range cc.simple {
+		ch <- d
+	}
+	for _, d := range cc.tierNum {
+		ch <- d
+	}
+}
+
+func (cc *cacheCollector) Collect(ch chan<- prometheus.Metric) {
+	st := cc.c.Stats()
+	counter := func(d *prometheus.Desc, v uint64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), labels...)
+	}
+	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
+	}
+	counter(cc.hits, st.MemoryHits, "memory")
+	counter(cc.hits, st.DiskHits, "disk")
+	counter(cc.reval, st.RevalidatedFresh, "fresh")
+	counter(cc.reval, st.RevalidatedChanged, "changed")
+	counter(cc.reval, st.RevalidatedGone, "gone")
+	counter(cc.reval, st.RevalidationErrors, "error")
+	counter(cc.simple["fedicache_cache_misses_total"], st.Misses)
+	counter(cc.simple["fedicache_origin_gets_total"], st.OriginGets)
+	counter(cc.simple["fedicache_shared_fetch_waiters_total"], st.SharedWaiters)
+	counter(cc.simple["fedicache_shared_fetch_bytes_total"], st.SharedBytes)
+	counter(cc.simple["fedicache_background_fills_total"], st.BackgroundFills)
+	counter(cc.simple["fedicache_fill_errors_total"], st.FillErrors)
+	counter(cc.simple["fedicache_stale_served_total"], st.StaleServed)
+	counter(cc.simple["fedicache_negative_hits_total"], st.NegativeHits)
+	gauge(cc.simple["fedicache_negative_entries"], float64(st.NegativeEntries))
+	counter(cc.simple["fedicache_egress_saved_bytes_total"], uint64(cc.m.hitBytes.Load())+st.SharedBytes)
+	for name, ts := range map[string]*cache.TierStats{"memory": st.Memory, "disk": st.Disk} {
+		if ts == nil {
+			continue
+		}
+		gauge(cc.tierNum["fedicache_cache_bytes"], float64(ts.Bytes), name)
+		gauge(cc.tierNum["fedicache_cache_entries"], float64(ts.Entries), name)
+		gauge(cc.tierNum["fedicache_cache_max_bytes"], float64(ts.MaxBytes), name)
+		counter(cc.tierNum["fedicache_cache_evictions_total"], ts.Evictions, name)
+		counter(cc.tierNum["fedicache_cache_dropped_total"], ts.Dropped, name)
+		counter(cc.tierNum["fedicache_cache_write_errors_total"], ts.WriteErrors, name)
+		disabled := 0.0
+		if ts.Disabled {
+			disabled = 1
+		}
+		gauge(cc.tierNum["fedicache_cache_disabled"], disabled, name)
+	}
+}
