@@ -188,7 +188,6 @@ func (f *flight) run(release func()) {
 	if release != nil {
 		defer release()
 	}
-	defer l.forgetFlight(f)
 	defer f.cancel()
 
 	l.stats.originGets.Add(1)
@@ -197,6 +196,7 @@ func (f *flight) run(release func()) {
 		if errors.Is(err, origin.ErrNotFound) {
 			l.neg.add(f.key)
 		}
+		l.forgetFlight(f)
 		f.finish(err)
 		close(f.ready)
 		return
@@ -206,6 +206,7 @@ func (f *flight) run(release func()) {
 	e := Entry{Key: f.key, Meta: m, StoredAt: now, ValidatedAt: now}
 	e.Meta.Source, e.Meta.Stale = "", false
 	if err := f.prepare(e); err != nil {
+		l.forgetFlight(f)
 		f.finish(err)
 		close(f.ready)
 		return
@@ -223,10 +224,12 @@ func (f *flight) run(release func()) {
 		if f.spool != nil {
 			f.spool.Abort()
 		}
+		l.forgetFlight(f) // before the readers learn of the failure, so none retries into it
 		f.finish(err)
 		return
 	}
 	f.store(e)
+	l.forgetFlight(f) // later requests find the stored entry
 	f.finish(nil)
 }
 

@@ -136,6 +136,7 @@ type Layered struct {
 	base   context.Context // parent of origin requests that outlive the request that started them
 	cancel context.CancelFunc
 	bg     chan struct{} // background fill slots
+	fills  sync.WaitGroup
 	reval  singleflight.Group
 
 	mu      sync.Mutex
@@ -376,8 +377,15 @@ func (l *Layered) backgroundFill(key string) {
 	f := newFlight(l, key)
 	l.flights[key] = f
 	l.stats.backgroundFills.Add(1)
-	go f.run(func() { <-l.bg })
+	l.fills.Add(1)
+	go f.run(func() {
+		<-l.bg
+		l.fills.Done()
+	})
 }
+
+// WaitFills returns once the background fills under way have ended.
+func (l *Layered) WaitFills() { l.fills.Wait() }
 
 func (l *Layered) flightFor(key string) *flight {
 	l.mu.Lock()

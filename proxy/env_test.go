@@ -6,12 +6,16 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/fedicache/fedicache/cache"
+	"github.com/fedicache/fedicache/cache/disk"
+	"github.com/fedicache/fedicache/cache/memory"
 	"github.com/fedicache/fedicache/origin"
 	"github.com/fedicache/fedicache/origin/origintest"
 	"github.com/fedicache/fedicache/origin/s3"
@@ -31,9 +35,49 @@ type env struct {
 	addr    string
 	client  *http.Client
 	metrics *proxy.Metrics
+	cache   *cache.Layered // nil without withCache
+	admin   *httptest.Server
 }
 
-type envOption func(*proxy.Config, *s3.Config)
+// newTestCache returns a Layered cache over o with the tiers asked for.
+func newTestCache(t *testing.T, o origin.Origin, mem, dsk bool) *cache.Layered {
+	t.Helper()
+	var mt cache.MemoryTier
+	var dt cache.DiskTier
+	if mem {
+		m, err := memory.New(memory.Config{MaxBytes: 64 << 20, MaxObjectBytes: 1 << 20})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(m.Close)
+		mt = m
+	}
+	if dsk {
+		d, err := disk.Open(disk.Config{Dir: t.TempDir(), MaxBytes: 1 << 30})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { d.Close() })
+		dt = d
+	}
+	l := cache.New(o, mt, dt, cache.Config{MemoryObjectBytes: 1 << 20, SpoolDir: t.TempDir()})
+	t.Cleanup(l.Close)
+	return l
+}
+
+// envConfig is what an envOption may change before the env starts.
+type envConfig struct {
+	proxy *proxy.Config
+	s3    *s3.Config
+	admin *proxy.AdminConfig
+	// memory and disk put a cache with those tiers in front of the origins.
+	memory, disk bool
+}
+
+type envOption func(*envConfig)
+
+// withCache puts a Layered cache with a memory and a disk tier in front of the origins.
+func withCache(c *envConfig) { c.memory, c.disk = true, true }
 
 func newEnv(t *testing.T, opts ...envOption) *env {
 	t.Helper()
@@ -61,8 +105,10 @@ func newEnv(t *testing.T, opts ...envOption) *env {
 		Endpoint: e.bucket.URL, Bucket: testBucket, ForcePathStyle: true,
 		AccessKeyID: "AKIDTEST", SecretAccessKey: "secret", Timeout: 2 * time.Second,
 	}
+	acfg := proxy.AdminConfig{Token: "s3cret-token"}
+	ec := envConfig{proxy: &pcfg, s3: &scfg, admin: &acfg}
 	for _, o := range opts {
-		o(&pcfg, &scfg)
+		o(&ec)
 	}
 	e.metrics = proxy.NewMetrics()
 	scfg.Observe = e.metrics.ObserveBucket
@@ -70,7 +116,14 @@ func newEnv(t *testing.T, opts ...envOption) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.front = proxy.New(origin.Fallback(bucket, vol), pcfg, e.metrics)
+	var o origin.Origin = origin.Fallback(bucket, vol)
+	if ec.memory || ec.disk {
+		e.cache = newTestCache(t, o, ec.memory, ec.disk)
+		o = e.cache
+	}
+	e.front = proxy.New(o, pcfg, e.metrics)
+	e.admin = httptest.NewServer(proxy.NewAdmin(e.front, o, acfg))
+	t.Cleanup(e.admin.Close)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

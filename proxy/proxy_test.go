@@ -15,7 +15,6 @@ import (
 
 	"github.com/fedicache/fedicache/origin"
 	"github.com/fedicache/fedicache/origin/origintest"
-	"github.com/fedicache/fedicache/origin/s3"
 	"github.com/fedicache/fedicache/proxy"
 )
 
@@ -384,7 +383,7 @@ func TestBucketDownVolumeStillServed(t *testing.T) {
 }
 
 func TestBucketErrorsAndTimeouts(t *testing.T) {
-	e, _, onVolume := seeded(t, func(_ *proxy.Config, c *s3.Config) { c.Timeout = 300 * time.Millisecond })
+	e, _, onVolume := seeded(t, func(c *envConfig) { c.s3.Timeout = 300 * time.Millisecond })
 	e.bucket.SetMode(origintest.Fail500)
 	resp, body := e.do(t, "GET", "/"+volumeKey)
 	if resp.StatusCode != 200 || !bytes.Equal(body, onVolume[volumeKey]) {

@@ -59,8 +59,10 @@ func Run(t *testing.T, newTier Factory) {
 			"cache/custom_emojis/images/000/000/003/static/é moji.webp":         Blob(3, 777),
 			"site_uploads/files/000/000/004/favicon/empty.ico":                  {},
 		}
+		stored := map[string]cache.Entry{}
 		for k, v := range objects {
-			if err := store(NewEntry(k, v), v); err != nil {
+			stored[k] = NewEntry(k, v)
+			if err := store(stored[k], v); err != nil {
 				t.Fatalf("store %q: %v", k, err)
 			}
 		}
@@ -73,7 +75,7 @@ func Run(t *testing.T, newTier Factory) {
 			if !bytes.Equal(got, v) {
 				t.Errorf("Open(%q): %d bytes differ from the %d stored", k, len(got), len(v))
 			}
-			want := NewEntry(k, v)
+			want := stored[k]
 			if e.Key != k || e.Meta.Size != want.Meta.Size || e.Meta.ETag != want.Meta.ETag ||
 				e.Meta.ContentType != want.Meta.ContentType || !e.Meta.LastModified.Equal(want.Meta.LastModified) {
 				t.Errorf("Open(%q): entry %+v, want %+v", k, e, want)

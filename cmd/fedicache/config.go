@@ -9,6 +9,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/dustin/go-humanize"
+	"github.com/fedicache/fedicache/cache"
 	"github.com/fedicache/fedicache/origin/s3"
 	"github.com/fedicache/fedicache/proxy"
 	"github.com/spf13/pflag"
@@ -22,9 +24,20 @@ type Config struct {
 	S3            s3.Config
 	FallbackDir   string
 	Proxy         proxy.Config
+	Cache         CacheConfig
+	AdminToken    string
 	ShutdownGrace time.Duration
 	LogLevel      string
 	LogFormat     string
+}
+
+// CacheConfig configures the cache tiers.
+type CacheConfig struct {
+	MemoryMaxBytes       int64
+	MemoryMaxObjectBytes int64
+	DiskDir              string
+	DiskMaxBytes         int64
+	Layered              cache.Config
 }
 
 // configError is an invalid configuration: the process exits with status 2 and its message.
@@ -111,6 +124,18 @@ func configFrom(v *viper.Viper, path string) (Config, error) {
 			MaxHeaderBytes: r.positiveInt("server.max_header_bytes", 1024, "16384"),
 			MaxConns:       r.positiveInt("server.max_conns", 1, "10000"),
 		},
+		Cache: CacheConfig{
+			MemoryMaxBytes:       r.size("cache.memory.max_bytes", 0),
+			MemoryMaxObjectBytes: r.size("cache.memory.max_object_bytes", 1),
+			DiskDir:              r.str("cache.disk.dir"),
+			DiskMaxBytes:         r.size("cache.disk.max_bytes", 1<<20),
+			Layered: cache.Config{
+				TTL:          r.duration("cache.ttl"),
+				StaleIfError: r.duration("cache.stale_if_error"),
+				NegativeTTL:  r.duration("cache.negative_ttl"),
+			},
+		},
+		AdminToken:    r.str("admin.token"),
 		ShutdownGrace: r.duration("shutdown_grace"),
 		LogLevel:      r.oneOf("log.level", "debug", "info", "warn", "error"),
 		LogFormat:     r.oneOf("log.format", "json", "text"),
@@ -122,6 +147,10 @@ func configFrom(v *viper.Viper, path string) (Config, error) {
 			r.fail("fallback.dir: %q is not a readable folder: set it to the old volume's mount, e.g. fallback.dir: /mnt/mastodon-system, or leave it empty", cfg.FallbackDir)
 		}
 	}
+	if c := cfg.Cache; c.MemoryMaxBytes > 0 && c.MemoryMaxObjectBytes > c.MemoryMaxBytes {
+		r.fail("cache.memory.max_object_bytes (%d) is larger than cache.memory.max_bytes (%d): make it smaller, e.g. cache.memory.max_object_bytes: 1MiB", c.MemoryMaxObjectBytes, c.MemoryMaxBytes)
+	}
+	cfg.Cache.Layered.MemoryObjectBytes = cfg.Cache.MemoryMaxObjectBytes
 	if len(r.problems) > 0 {
 		return Config{}, &configError{r.problems}
 	}
@@ -184,6 +213,29 @@ func (r *reader) duration(key string) time.Duration {
 	}
 	r.fail("%s: %q is not a positive duration: use a number with a unit, e.g. %s: %v", key, fmt.Sprint(raw), key, defaultOf(key))
 	return 0
+}
+
+// size reads a byte count: a whole number of bytes or one with a unit (256MiB, 10GiB, 1.5GB).
+func (r *reader) size(key string, min int64) int64 {
+	raw := r.v.Get(key)
+	var n uint64
+	var err error
+	switch x := raw.(type) {
+	case int:
+		n, err = uint64(x), nil
+		if x < 0 {
+			err = errors.New("negative")
+		}
+	case string:
+		n, err = humanize.ParseBytes(strings.TrimSpace(x))
+	default:
+		err = errors.New("not a size")
+	}
+	if err != nil || int64(n) < min {
+		r.fail("%s: %q is not a size of at least %d bytes: use a number with a unit, e.g. %s: %v", key, fmt.Sprint(raw), min, key, defaultOf(key))
+		return 0
+	}
+	return int64(n)
 }
 
 func (r *reader) positiveInt(key string, min int, example string) int {

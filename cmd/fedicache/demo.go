@@ -79,6 +79,11 @@ func runDemo(ctx context.Context, listen, adminListen string, out, errOut io.Wri
 		return err
 	}
 	defer os.RemoveAll(volDir)
+	cacheDir, err := os.MkdirTemp("", "fedicache-demo-cache-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(cacheDir)
 	for _, o := range demoObjects() {
 		data := o.data()
 		if o.inBucket {
@@ -108,7 +113,7 @@ func runDemo(ctx context.Context, listen, adminListen string, out, errOut io.Wri
 	go func() { _ = s3srv.Serve(s3ln) }()
 	defer s3srv.Close()
 
-	cfg, err := demoConfig(listen, adminListen, "http://"+s3ln.Addr().String(), volDir)
+	cfg, err := demoConfig(listen, adminListen, "http://"+s3ln.Addr().String(), volDir, cacheDir)
 	if err != nil {
 		return err
 	}
@@ -117,7 +122,7 @@ func runDemo(ctx context.Context, listen, adminListen string, out, errOut io.Wri
 }
 
 // demoConfig is the default configuration pointed at the demo's bucket and volume.
-func demoConfig(listen, adminListen, endpoint, volDir string) (Config, error) {
+func demoConfig(listen, adminListen, endpoint, volDir, cacheDir string) (Config, error) {
 	v := newViper(nil)
 	v.Set("listen", listen)
 	v.Set("admin_listen", adminListen)
@@ -126,6 +131,9 @@ func demoConfig(listen, adminListen, endpoint, volDir string) (Config, error) {
 	v.Set("s3.access_key_id", "demo")
 	v.Set("s3.secret_access_key", "demo-secret")
 	v.Set("fallback.dir", volDir)
+	v.Set("cache.disk.dir", cacheDir)
+	v.Set("cache.disk.max_bytes", "256MiB")
+	v.Set("admin.token", "demo-token")
 	v.Set("log.format", "text")
 	return configFrom(v, "")
 }
@@ -138,13 +146,15 @@ func printDemo(w io.Writer, a addrs, s3addr, volDir string) {
 	}
 	objs := demoObjects()
 	fmt.Fprintf(w, "\nTry:\n")
-	fmt.Fprintf(w, "  curl -sI %s/%s | grep -i x-cache     # MISS: from the bucket\n", base, objs[0].key)
-	fmt.Fprintf(w, "  curl -sI %s/%s | grep -i x-cache     # FALLBACK: from the old volume\n", base, objs[3].key)
+	fmt.Fprintf(w, "  curl -s -o /dev/null -D - %s/%s | grep -i x-cache   # MISS: from the bucket\n", base, objs[0].key)
+	fmt.Fprintf(w, "  curl -s -o /dev/null -D - %s/%s | grep -i x-cache   # again: HIT, X-Cache-Tier: memory\n", base, objs[0].key)
+	fmt.Fprintf(w, "  curl -s -o /dev/null -D - %s/%s | grep -i x-cache   # FALLBACK: from the old volume\n", base, objs[3].key)
 	fmt.Fprintf(w, "  curl -s -r 0-99 -o /dev/null -w '%%{http_code} %%{size_download}\\n' %s/%s   # 206 100\n", base, objs[0].key)
 	fmt.Fprintf(w, "  curl -s '%s/?max-keys=1'                # 404: no listing\n", base)
 	fmt.Fprintf(w, "  curl -sI %s/%s | head -1   # 404: never served\n", base, objs[5].key)
 	fmt.Fprintf(w, "  curl -s http://%s/status                  # admin: status\n", a.admin)
-	fmt.Fprintf(w, "  curl -s http://%s/metrics | grep fedicache_requests_total\n", a.admin)
+	fmt.Fprintf(w, "  curl -s http://%s/metrics | grep -E 'fedicache_(requests|cache_hits|egress_saved)'\n", a.admin)
+	fmt.Fprintf(w, "  curl -s -X POST -H 'Authorization: Bearer demo-token' 'http://%s/purge?prefix=media_attachments/'   # purge\n", a.admin)
 	fmt.Fprintf(w, "\nCtrl-C stops.\n\n")
 }
 

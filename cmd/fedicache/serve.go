@@ -13,6 +13,9 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/fedicache/fedicache/cache"
+	"github.com/fedicache/fedicache/cache/disk"
+	"github.com/fedicache/fedicache/cache/memory"
 	"github.com/fedicache/fedicache/origin"
 	"github.com/fedicache/fedicache/origin/s3"
 	"github.com/fedicache/fedicache/origin/volume"
@@ -75,7 +78,12 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, started func(addrs
 		defer vol.Close()
 		fallback = vol
 	}
-	o := origin.Fallback(bucket, fallback)
+	layered, closeTiers, err := newCache(origin.Fallback(bucket, fallback), cfg, log)
+	if err != nil {
+		return err
+	}
+	defer closeTiers()
+	o := origin.Origin(layered)
 
 	pcfg := cfg.Proxy
 	pcfg.Logger = log
@@ -84,6 +92,7 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, started func(addrs
 		Handler: proxy.NewAdmin(front, o, proxy.AdminConfig{
 			Version: buildVersion(),
 			Info:    statusInfo(cfg),
+			Token:   cfg.AdminToken,
 		}),
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
@@ -134,6 +143,40 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, started func(addrs
 	return nil
 }
 
+// newCache puts the configured tiers in front of o. The returned func closes them.
+func newCache(o origin.Origin, cfg Config, log *slog.Logger) (*cache.Layered, func(), error) {
+	var mem cache.MemoryTier
+	var dsk cache.DiskTier
+	var closers []func()
+	closeAll := func() {
+		for i := len(closers) - 1; i >= 0; i-- {
+			closers[i]()
+		}
+	}
+	if cfg.Cache.MemoryMaxBytes > 0 {
+		m, err := memory.New(memory.Config{MaxBytes: cfg.Cache.MemoryMaxBytes, MaxObjectBytes: cfg.Cache.MemoryMaxObjectBytes})
+		if err != nil {
+			return nil, nil, &configError{[]string{err.Error()}}
+		}
+		mem = m
+		closers = append(closers, m.Close)
+	}
+	if cfg.Cache.DiskDir != "" {
+		d, err := disk.Open(disk.Config{Dir: cfg.Cache.DiskDir, MaxBytes: cfg.Cache.DiskMaxBytes, Logger: log})
+		if err != nil {
+			closeAll()
+			return nil, nil, fmt.Errorf("cache.disk.dir: %w", err)
+		}
+		dsk = d
+		closers = append(closers, func() { _ = d.Close() })
+	}
+	lcfg := cfg.Cache.Layered
+	lcfg.Logger = log
+	l := cache.New(o, mem, dsk, lcfg)
+	closers = append(closers, l.Close)
+	return l, closeAll, nil
+}
+
 // statusInfo is the configuration summary /status shows: no secrets.
 func statusInfo(cfg Config) map[string]any {
 	host, _ := os.Hostname()
@@ -146,5 +189,7 @@ func statusInfo(cfg Config) map[string]any {
 		"fallback_dir":  cfg.FallbackDir,
 		"strip_prefix":  cfg.Proxy.StripPrefixes,
 		"deny_prefixes": cfg.Proxy.DenyPrefixes,
+		"cache_dir":     cfg.Cache.DiskDir,
+		"cache_ttl":     cfg.Cache.Layered.TTL.String(),
 	}
 }

@@ -213,11 +213,20 @@ func TestDemo(t *testing.T) {
 			}
 		}
 	}
+	// Asked again, a bucket object is a memory hit.
+	resp, err := http.Get(urls[0][2])
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.Header.Get("X-Cache") != "HIT" || resp.Header.Get("X-Cache-Tier") != "memory" {
+		t.Errorf("second GET: X-Cache %q, X-Cache-Tier %q; want HIT from memory", resp.Header.Get("X-Cache"), resp.Header.Get("X-Cache-Tier"))
+	}
 	status := regexp.MustCompile(`curl -s (http://\S+/status)`).FindStringSubmatch(out.String())
 	if status == nil {
 		t.Fatalf("no status URL printed")
 	}
-	resp, err := http.Get(status[1])
+	resp, err = http.Get(status[1])
 	if err != nil {
 		t.Fatal(err)
 	}

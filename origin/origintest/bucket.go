@@ -246,13 +246,15 @@ func (w *bodyWriter) Write(p []byte) (int, error) {
 		p = p[:w.cut-w.n]
 		w.cutNow = true
 	}
+	var headN int
 	if g := w.gate; g != nil && w.n+int64(len(p)) > g.Bytes {
 		if w.n < g.Bytes {
 			head := p[:g.Bytes-w.n]
-			if _, err := w.write(head); err != nil {
-				return 0, err
+			n, err := w.write(head)
+			if err != nil {
+				return n, err
 			}
-			p = p[len(head):]
+			headN, p = n, p[n:]
 		}
 		if f, ok := w.ResponseWriter.(http.Flusher); ok {
 			f.Flush()
@@ -261,6 +263,7 @@ func (w *bodyWriter) Write(p []byte) (int, error) {
 		<-g.open
 	}
 	n, err := w.write(p)
+	n += headN
 	if w.cutNow {
 		if f, ok := w.ResponseWriter.(http.Flusher); ok {
 			f.Flush()

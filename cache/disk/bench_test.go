@@ -1,0 +1,101 @@
+package disk
+
+import (
+	"fmt"
+	"runtime"
+	"testing"
+	"time"
+
+	"github.com/fedicache/fedicache/cache/tiertest"
+	"github.com/fedicache/fedicache/origin"
+)
+
+// benchDisk returns a rebuilt Disk holding 1000 entries of 40 kB and their keys.
+func benchDisk(b *testing.B) (*Disk, []string) {
+	d := testDisk(b, Config{Dir: b.TempDir()}, nil)
+	waitReady(b, d)
+	body := tiertest.Blob(1, 40_000)
+	keys := make([]string, 1000)
+	for i := range keys {
+		keys[i] = fmt.Sprintf("media_attachments/files/%03d/%03d/%03d/original/%016x.jpg", i/1000000, i/1000%1000, i%1000, i)
+		store(b, d, keys[i], body)
+	}
+	return d, keys
+}
+
+// BenchmarkDiskHitWhole measures Open and Close of a whole entry: what the tier costs before
+// the server sends the file.
+func BenchmarkDiskHitWhole(b *testing.B) {
+	d, keys := benchDisk(b)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; b.Loop(); i++ {
+		body, _, err := d.Open(keys[i%len(keys)], nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		body.Close()
+	}
+}
+
+// BenchmarkDiskHitRange measures Open and Close of a 64 KiB range.
+func BenchmarkDiskHitRange(b *testing.B) {
+	d, keys := benchDisk(b)
+	r := origin.Range{Start: 1000, End: 1000 + 64<<10 - 1}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; b.Loop(); i++ {
+		body, _, err := d.Open(keys[i%len(keys)], &r)
+		if err != nil {
+			b.Fatal(err)
+		}
+		body.Close()
+	}
+}
+
+// BenchmarkDiskMiss measures a miss once the index is rebuilt: no system call.
+func BenchmarkDiskMiss(b *testing.B) {
+	d, _ := benchDisk(b)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, _, err := d.Open("media_attachments/files/999/999/999/original/absent.jpg", nil); err == nil {
+			b.Fatal("hit")
+		}
+	}
+}
+
+// BenchmarkIndexMemory reports the heap an index of a million Mastodon-shaped keys takes, per
+// entry.
+func BenchmarkIndexMemory(b *testing.B) {
+	const n = 1_000_000
+	for b.Loop() {
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		var x index
+		x.init()
+		for i := range n {
+			k := fmt.Sprintf("media_attachments/files/%03d/%03d/%03d/original/%016x.jpg", i/1000000, i/1000%1000, i%1000, i)
+			x.pushBack(k, 40_000, uint32(i))
+		}
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/n, "bytes/entry")
+		runtime.KeepAlive(&x)
+	}
+}
+
+// BenchmarkRebuild measures the rebuild of an index of 5000 files (from the page cache).
+func BenchmarkRebuild(b *testing.B) {
+	dir := b.TempDir()
+	for i := range 5000 {
+		writeFile(b, dir, fmt.Sprintf("media_attachments/files/%09d/original/x.png", i), []byte("0123456789"), time.Time{})
+	}
+	b.ResetTimer()
+	for b.Loop() {
+		d := testDisk(b, Config{Dir: dir}, nil)
+		waitReady(b, d)
+		d.Close()
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/5000, "ns/file")
+}

@@ -1,0 +1,263 @@
+package disk
+
+import (
+	"cmp"
+	"errors"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+)
+
+const (
+	// lockBatch is how many entries the rebuild, DeletePrefix and the rebuild's eviction handle
+	// per hold of the index lock, so that hits never wait long.
+	lockBatch = 1024
+	// rebuildWorkers is how many goroutines read headers at once: the reads are small and
+	// random, and a solid-state disk serves several at a time.
+	rebuildWorkers = 8
+)
+
+// found is an entry the rebuild read: its key, the length of its file and the file's mtime.
+type found struct {
+	key   string
+	size  int64
+	mtime int64
+}
+
+// rebuild indexes the files under the hash directories. It reads the prefix and header of each
+// (deleting those that are corrupt, truncated or filed under the wrong name), orders them by
+// mtime and inserts them behind the entries that hits and commits indexed meanwhile, in
+// batches. Then it evicts down to MaxBytes, and the index answers for the directory.
+func (d *Disk) rebuild() {
+	defer close(d.rebuilt)
+	if d.rebuildGate != nil {
+		select {
+		case <-d.rebuildGate:
+		case <-d.stop:
+			return
+		}
+	}
+	start, dropped := time.Now(), d.dropped.Load()
+	entries, ok := d.walk()
+	if !ok {
+		return
+	}
+	// Newest first: each goes to the back, so the oldest ends at the back.
+	slices.SortFunc(entries, func(a, b found) int { return cmp.Compare(b.mtime, a.mtime) })
+	for chunk := range slices.Chunk(entries, lockBatch) {
+		if d.stopped() {
+			return
+		}
+		d.mu.Lock()
+		for _, f := range chunk {
+			switch {
+			case d.idx.get(f.key) != nil:
+				// A hit or a commit indexed it first.
+			case d.purge.covers(f.key):
+				d.removeFileLocked(f.key, pathOf(d.dir, f.key))
+			default:
+				d.idx.pushBack(f.key, f.size, minutes(time.Unix(0, f.mtime)))
+			}
+		}
+		d.mu.Unlock()
+	}
+	for {
+		d.mu.Lock()
+		done := d.evictLocked(lockBatch)
+		if done {
+			d.purge = nil
+			d.ready.Store(true)
+		}
+		d.mu.Unlock()
+		if done {
+			break
+		}
+		if d.stopped() {
+			return
+		}
+	}
+	st := d.Stats()
+	d.log.Info("disk cache: index rebuilt", "dir", d.dir, "entries", st.Entries, "bytes", st.Bytes,
+		"dropped", d.dropped.Load()-dropped, "took", time.Since(start).Round(time.Millisecond))
+}
+
+// stopped reports whether Close asked the rebuild to stop.
+func (d *Disk) stopped() bool {
+	select {
+	case <-d.stop:
+		return true
+	default:
+		return false
+	}
+}
+
+// walk reads the entries under the hash directories, with rebuildWorkers goroutines; ok is
+// false when Close stopped it.
+func (d *Disk) walk() (entries []found, ok bool) {
+	tops, err := os.ReadDir(d.dir)
+	if err != nil {
+		d.log.Warn("disk cache: cannot list the cache directory; nothing indexed", "dir", d.dir, "err", err)
+		return nil, true
+	}
+	dirs := make(chan string)
+	var (
+		wg sync.WaitGroup
+		mu sync.Mutex
+	)
+	for range rebuildWorkers {
+		wg.Go(func() {
+			var mine []found
+			for top := range dirs {
+				mine = d.walkTop(top, mine)
+			}
+			mu.Lock()
+			entries = append(entries, mine...)
+			mu.Unlock()
+		})
+	}
+feed:
+	for _, t := range tops {
+		if !t.IsDir() || !isHex(t.Name(), 2) {
+			continue
+		}
+		select {
+		case dirs <- filepath.Join(d.dir, t.Name()):
+		case <-d.stop:
+			break feed
+		}
+	}
+	close(dirs)
+	wg.Wait()
+	if d.stopped() {
+		return nil, false
+	}
+	return entries, true
+}
+
+// walkTop appends the entries under one first-level hash directory to out and returns it. It
+// returns early when Close asks the rebuild to stop.
+func (d *Disk) walkTop(top string, out []found) []found {
+	subs, err := os.ReadDir(top)
+	if err != nil {
+		d.log.Warn("disk cache: cannot list a directory", "dir", top, "err", err)
+		return out
+	}
+	for _, s := range subs {
+		if !s.IsDir() || !isHex(s.Name(), 2) {
+			continue
+		}
+		sub := filepath.Join(top, s.Name())
+		files, err := os.ReadDir(sub)
+		if err != nil {
+			d.log.Warn("disk cache: cannot list a directory", "dir", sub, "err", err)
+			continue
+		}
+		want := filepath.Base(top) + s.Name()
+		for _, f := range files {
+			if d.stopped() {
+				return out
+			}
+			name := f.Name()
+			if !f.Type().IsRegular() || !isHex(name, nameLen) || name[:4] != want {
+				continue // not an entry's file: left alone
+			}
+			if e, ok := d.readFound(filepath.Join(sub, name)); ok {
+				out = append(out, e)
+			}
+		}
+	}
+	return out
+}
+
+// readFound reads the prefix and header of the file at p. A file that is no whole entry filed
+// under its key's name is deleted, and ok is false; so is a file that cannot be read.
+func (d *Disk) readFound(p string) (found, bool) {
+	f, err := os.Open(p)
+	if err != nil {
+		return found{}, false
+	}
+	defer f.Close()
+	e, _, info, err := readEntry(f, "")
+	if err != nil {
+		if errors.Is(err, errCorrupt) {
+			d.dropFound(p, info, err)
+		}
+		return found{}, false
+	}
+	return found{key: e.Key, size: info.Size(), mtime: info.ModTime().UnixNano()}, true
+}
+
+// dropFound removes the corrupt file at p, opened as info, unless a commit replaced it.
+func (d *Disk) dropFound(p string, info os.FileInfo, why error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	cur, err := os.Stat(p)
+	if err != nil || !os.SameFile(cur, info) {
+		return
+	}
+	if err := os.Remove(p); err != nil {
+		d.log.Warn("disk cache: cannot remove a corrupt file", "file", p, "err", err)
+		return
+	}
+	d.dropped.Add(1)
+	d.log.Debug("disk cache: dropped a corrupt file", "file", p, "err", why)
+}
+
+// isHex reports whether s is n lowercase hexadecimal digits.
+func isHex(s string, n int) bool {
+	if len(s) != n {
+		return false
+	}
+	for i := range len(s) {
+		c := s[i]
+		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// purgeLog remembers, while the rebuild runs, what was removed: keys (by Delete or eviction)
+// and prefixes (by DeletePrefix). The rebuild skips such entries it read before their removal,
+// and Open does not serve an unindexed file under a purged prefix. The nil purgeLog, once the
+// rebuild has finished, records nothing and covers nothing. The Disk's mutex guards it.
+type purgeLog struct {
+	keys     map[string]struct{}
+	prefixes []string
+}
+
+// newPurgeLog returns an empty purgeLog.
+func newPurgeLog() *purgeLog { return &purgeLog{keys: make(map[string]struct{})} }
+
+// removed records that key's entry was removed.
+func (l *purgeLog) removed(key string) {
+	if l != nil {
+		l.keys[key] = struct{}{}
+	}
+}
+
+// addPrefix records that the entries under prefix were removed.
+func (l *purgeLog) addPrefix(prefix string) {
+	if l != nil && !slices.Contains(l.prefixes, prefix) {
+		l.prefixes = append(l.prefixes, prefix)
+	}
+}
+
+// covers reports whether key was removed while the log was kept.
+func (l *purgeLog) covers(key string) bool {
+	if l == nil {
+		return false
+	}
+	if _, ok := l.keys[key]; ok {
+		return true
+	}
+	for _, p := range l.prefixes {
+		if strings.HasPrefix(key, p) {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,120 @@
+package cache_test
+
+import (
+	"context"
+	"io"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/fedicache/fedicache/cache"
+	"github.com/fedicache/fedicache/cache/disk"
+	"github.com/fedicache/fedicache/cache/memory"
+	"github.com/fedicache/fedicache/origin"
+	"github.com/fedicache/fedicache/origin/origintest"
+	"github.com/fedicache/fedicache/origin/s3"
+)
+
+// clock is a settable time source.
+type clock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	c.now = c.now.Add(d)
+	c.mu.Unlock()
+}
+
+// harness is a Layered cache in front of a fake bucket, with the tiers the options ask for.
+type harness struct {
+	bucket  *origintest.FakeBucket
+	origin  origin.Origin
+	clock   *clock
+	diskDir string
+	cfg     cache.Config
+	mem     *memory.Memory
+	disk    *disk.Disk
+	l       *cache.Layered
+}
+
+type harnessOpts struct {
+	noMemory, noDisk bool
+	diskMax          int64
+}
+
+func newHarness(t *testing.T, o harnessOpts) *harness {
+	t.Helper()
+	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
+	h := &harness{bucket: origintest.NewFakeBucket(t), clock: &clock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}}
+	b, err := s3.New(context.Background(), s3.Config{
+		Endpoint: h.bucket.URL, Bucket: origintest.BucketName, ForcePathStyle: true,
+		AccessKeyID: "AKID", SecretAccessKey: "secret", Timeout: 5 * time.Second,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.origin = b
+	h.cfg = cache.Config{
+		TTL: time.Hour, StaleIfError: 2 * time.Hour, NegativeTTL: 30 * time.Second,
+		MemoryObjectBytes: 64 << 10, Clock: h.clock.Now, SpoolDir: t.TempDir(),
+	}
+	if !o.noMemory {
+		h.mem, err = memory.New(memory.Config{MaxBytes: 16 << 20, MaxObjectBytes: 64 << 10})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(h.mem.Close)
+	}
+	if !o.noDisk {
+		h.diskDir = t.TempDir()
+		if o.diskMax == 0 {
+			o.diskMax = 256 << 20
+		}
+		h.openDisk(t, o.diskMax)
+	}
+	h.build()
+	return h
+}
+
+func (h *harness) openDisk(t *testing.T, max int64) {
+	t.Helper()
+	d, err := disk.Open(disk.Config{Dir: h.diskDir, MaxBytes: max})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Close() })
+	h.disk = d
+}
+
+// build makes the Layered cache over the harness's tiers.
+func (h *harness) build() {
+	var mem cache.MemoryTier
+	var dsk cache.DiskTier
+	if h.mem != nil {
+		mem = h.mem
+	}
+	if h.disk != nil {
+		dsk = h.disk
+	}
+	h.l = cache.New(h.origin, mem, dsk, h.cfg)
+}
+
+// get reads key whole through the cache.
+func (h *harness) get(t *testing.T, key string) ([]byte, origin.Meta, error) {
+	t.Helper()
+	body, m, err := h.l.Get(context.Background(), key, nil)
+	if err != nil {
+		return nil, m, err
+	}
+	defer body.Close()
+	b, err := io.ReadAll(body)
+	return b, m, err
+}

@@ -1,0 +1,172 @@
+package proxy_test
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/fedicache/fedicache/cache/tiertest"
+)
+
+func TestCacheHitHeadersAndTiers(t *testing.T) {
+	e := newEnv(t, withCache)
+	small := tiertest.Blob(1, 30_000)
+	large := tiertest.Blob(2, 3<<20) // beyond the memory tier's object limit
+	const largeKey = "media_attachments/files/000/000/002/original/2222222222222222.mp4"
+	e.bucket.Put(t, bucketKey, small)
+	e.bucket.Put(t, largeKey, large)
+	e.putVolume(t, volumeKey, []byte("old volume bytes"))
+
+	for _, tc := range []struct {
+		key         string
+		data        []byte
+		first, tier string
+	}{
+		{bucketKey, small, "MISS", "memory"},
+		{largeKey, large, "MISS", "disk"},
+		{volumeKey, []byte("old volume bytes"), "FALLBACK", "memory"},
+	} {
+		resp, body := e.do(t, "GET", "/"+tc.key)
+		if resp.StatusCode != 200 || !bytes.Equal(body, tc.data) || resp.Header.Get("X-Cache") != tc.first {
+			t.Fatalf("first GET %s: %d, %d bytes, X-Cache %q", tc.key, resp.StatusCode, len(body), resp.Header.Get("X-Cache"))
+		}
+		for _, m := range []string{"GET", "HEAD"} {
+			resp, body = e.do(t, m, "/"+tc.key)
+			want := tc.data
+			if m == "HEAD" {
+				want = nil
+			}
+			if resp.StatusCode != 200 || !bytes.Equal(body, want) || resp.ContentLength != int64(len(tc.data)) {
+				t.Errorf("%s %s from the cache: %d, %d bytes, Content-Length %d", m, tc.key, resp.StatusCode, len(body), resp.ContentLength)
+			}
+			if resp.Header.Get("X-Cache") != "HIT" || resp.Header.Get("X-Cache-Tier") != tc.tier {
+				t.Errorf("%s %s: X-Cache %q, X-Cache-Tier %q; want HIT from %s", m, tc.key, resp.Header.Get("X-Cache"), resp.Header.Get("X-Cache-Tier"), tc.tier)
+			}
+			for _, h := range []string{"ETag", "Last-Modified", "Cache-Control", "Access-Control-Allow-Origin", "Content-Security-Policy", "X-Content-Type-Options"} {
+				if resp.Header.Get(h) == "" {
+					t.Errorf("%s %s from the cache: no %s", m, tc.key, h)
+				}
+			}
+		}
+		// Ranges and conditionals on hits.
+		resp, body = e.do(t, "GET", "/"+tc.key, "Range", "bytes=5-14")
+		if resp.StatusCode != 206 || !bytes.Equal(body, tc.data[5:15]) || resp.Header.Get("Content-Range") != fmt.Sprintf("bytes 5-14/%d", len(tc.data)) {
+			t.Errorf("range on a hit of %s: %d, %q, Content-Range %q", tc.key, resp.StatusCode, body, resp.Header.Get("Content-Range"))
+		}
+		resp, _ = e.do(t, "GET", "/"+tc.key, "Range", fmt.Sprintf("bytes=%d-", len(tc.data)))
+		if resp.StatusCode != 416 || resp.Header.Get("Content-Range") != fmt.Sprintf("bytes */%d", len(tc.data)) {
+			t.Errorf("416 on a hit of %s: %d, Content-Range %q", tc.key, resp.StatusCode, resp.Header.Get("Content-Range"))
+		}
+		etag := resp.Header.Get("ETag")
+		resp, _ = e.do(t, "GET", "/"+tc.key)
+		etag = resp.Header.Get("ETag")
+		resp, body = e.do(t, "GET", "/"+tc.key, "If-None-Match", etag)
+		if resp.StatusCode != 304 || len(body) != 0 {
+			t.Errorf("If-None-Match on a hit of %s: %d, %d bytes", tc.key, resp.StatusCode, len(body))
+		}
+		resp, _ = e.do(t, "GET", "/"+tc.key, "If-Modified-Since", resp.Header.Get("Last-Modified"))
+		if resp.StatusCode != 304 {
+			t.Errorf("If-Modified-Since on a hit of %s: %d", tc.key, resp.StatusCode)
+		}
+	}
+	if n := e.bucket.Gets(bucketKey) + e.bucket.Gets(largeKey); n != 2 {
+		t.Errorf("%d bucket GETs, want 2 (one per object)", n)
+	}
+	_, metrics := e.adminDo(t, "GET", "/metrics", "")
+	for _, want := range []string{`fedicache_cache_hits_total{tier="memory"}`, `fedicache_cache_hits_total{tier="disk"}`, "fedicache_egress_saved_bytes_total", `fedicache_cache_entries{tier="disk"}`} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+}
+
+// TestTruncatedOriginAbortsTheClient: a body the bucket cuts short reaches the client as a
+// broken connection, never as a complete-looking 200, with or without the cache.
+func TestTruncatedOriginAbortsTheClient(t *testing.T) {
+	for _, opts := range [][]envOption{nil, {withCache}} {
+		e := newEnv(t, opts...)
+		data := tiertest.Blob(3, 2<<20)
+		e.bucket.Put(t, bucketKey, data)
+		e.bucket.CutBody(bucketKey, 1<<20)
+		resp, err := e.client.Get(e.url + "/" + bucketKey)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err == nil {
+			t.Errorf("cache %v: a cut body read as complete: status %d, %d of %d bytes", opts != nil, resp.StatusCode, len(got), len(data))
+		}
+		e.bucket.CutBody(bucketKey, 0)
+		resp2, body := e.do(t, "GET", "/"+bucketKey)
+		if !bytes.Equal(body, data) || resp2.Header.Get("X-Cache") != "MISS" {
+			t.Errorf("cache %v: after the cut: %d bytes, X-Cache %q (the cut body must not be cached)", opts != nil, len(body), resp2.Header.Get("X-Cache"))
+		}
+	}
+}
+
+func TestPurgeEndpoint(t *testing.T) {
+	e := newEnv(t, withCache)
+	e.bucket.Put(t, bucketKey, []byte("purge me"))
+	e.do(t, "GET", "/"+bucketKey)
+	if resp, _ := e.do(t, "GET", "/"+bucketKey); resp.Header.Get("X-Cache") != "HIT" {
+		t.Fatalf("not cached: X-Cache %q", resp.Header.Get("X-Cache"))
+	}
+	for _, tc := range []struct {
+		auth   string
+		status int
+	}{
+		{"", http.StatusUnauthorized},
+		{"Basic Zm9vOmJhcg==", http.StatusUnauthorized},
+		{"Bearer wrong-token", http.StatusForbidden},
+		{"Bearer s3cret-token-longer", http.StatusForbidden},
+	} {
+		if status, _ := e.adminDo(t, "POST", "/purge?key="+bucketKey, tc.auth); status != tc.status {
+			t.Errorf("purge with Authorization %q: %d, want %d", tc.auth, status, tc.status)
+		}
+	}
+	if resp, _ := e.do(t, "GET", "/"+bucketKey); resp.Header.Get("X-Cache") != "HIT" {
+		t.Fatal("a refused purge removed the entry")
+	}
+	status, body := e.adminDo(t, "POST", "/purge?key="+bucketKey, "Bearer s3cret-token")
+	if status != 200 || !strings.Contains(body, `"purged":2`) { // its memory and disk entries
+		t.Errorf("purge: %d %s", status, body)
+	}
+	if resp, _ := e.do(t, "GET", "/"+bucketKey); resp.Header.Get("X-Cache") != "MISS" {
+		t.Errorf("after purge: X-Cache %q, want MISS", resp.Header.Get("X-Cache"))
+	}
+	status, body = e.adminDo(t, "POST", "/purge?prefix=media_attachments/", "Bearer s3cret-token")
+	if status != 200 || !strings.Contains(body, `"purged":2`) {
+		t.Errorf("purge by prefix: %d %s", status, body)
+	}
+	if status, _ := e.adminDo(t, "POST", "/purge", "Bearer s3cret-token"); status != 400 {
+		t.Errorf("purge without key or prefix: %d, want 400", status)
+	}
+
+	noToken := newEnv(t, withCache, func(c *envConfig) { c.admin.Token = "" })
+	if status, _ := noToken.adminDo(t, "POST", "/purge?key=x", "Bearer "); status != 404 {
+		t.Errorf("purge with no token configured: %d, want 404", status)
+	}
+}
+
+// adminDo sends a request to the admin listener and returns its status and body.
+func (e *env) adminDo(t *testing.T, method, path, auth string) (int, string) {
+	t.Helper()
+	req, err := http.NewRequest(method, e.admin.URL+path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if auth != "" {
+		req.Header.Set("Authorization", auth)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
