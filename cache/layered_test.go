@@ -406,4 +406,3 @@ func TestPurge(t *testing.T) {
 		t.Errorf("after prefix purge: Source %q, want the bucket", m.Source)
 	}
 }
-

@@ -1,8 +1,8 @@
 package proxy
 
 import (
-	"context"
 	"bytes"
+	"context"
 	"io"
 	"log/slog"
 	"testing"
@@ -112,9 +112,13 @@ func benchmarkHit(b *testing.B, tier string, size int, hdr ...string) {
 	}
 }
 
-func BenchmarkMemoryHit(b *testing.B)      { benchmarkHit(b, "memory", 30_000) }
-func BenchmarkMemoryHitRange(b *testing.B) { benchmarkHit(b, "memory", 30_000, "Range", "bytes=1000-1999") }
-func BenchmarkDiskHit(b *testing.B)        { benchmarkHit(b, "disk", 2<<20) }
-func BenchmarkDiskHitRange(b *testing.B)   { benchmarkHit(b, "disk", 2<<20, "Range", "bytes=1000000-1000999") }
+func BenchmarkMemoryHit(b *testing.B) { benchmarkHit(b, "memory", 30_000) }
+func BenchmarkMemoryHitRange(b *testing.B) {
+	benchmarkHit(b, "memory", 30_000, "Range", "bytes=1000-1999")
+}
+func BenchmarkDiskHit(b *testing.B) { benchmarkHit(b, "disk", 2<<20) }
+func BenchmarkDiskHitRange(b *testing.B) {
+	benchmarkHit(b, "disk", 2<<20, "Range", "bytes=1000000-1000999")
+}
 
 func discardLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
