@@ -54,6 +54,7 @@ type flight struct {
 	done     bool  // the fetch ended; err says how
 	err      error
 	purged   bool // a purge came while it ran: do not store
+	spoolBad bool // a write into the spool failed: the body is only in buf
 	released bool // the spool was closed
 }
 
@@ -280,9 +281,18 @@ func (f *flight) copy(body io.Reader, m origin.Meta) error {
 			if total+int64(n) > m.Size {
 				return fmt.Errorf("%w: more than %d bytes", errShortBody, m.Size)
 			}
-			if f.spool != nil {
+			if f.spool != nil && !f.spoolBad {
 				if _, err := f.spool.Write(buf[:n]); err != nil {
-					return fmt.Errorf("cache: spool write: %w", err)
+					if f.buf == nil {
+						return fmt.Errorf("cache: spool write: %w", err)
+					}
+					// A full or failing disk: readers are served from buf, the memory
+					// tier still gets the object, the disk tier does not.
+					f.l.log.Warn("cache: writing to the disk tier failed; keeping the object in memory only", "key", f.key, "err", err)
+					f.spool.Abort()
+					f.mu.Lock()
+					f.spoolBad = true
+					f.mu.Unlock()
 				}
 			}
 			if f.buf != nil {
@@ -345,7 +355,7 @@ func (f *flight) store(e Entry) {
 		}
 		return
 	}
-	if f.spool != nil && f.cacheable {
+	if f.spool != nil && f.cacheable && !f.spoolBad {
 		if err := f.spool.Commit(); err != nil {
 			l.log.Warn("cache: storing on disk failed", "key", f.key, "err", err)
 		}

@@ -26,15 +26,17 @@ const (
 // same bytes, whichever tiers hold the result.
 func TestOneFetchForManyClients(t *testing.T) {
 	for _, tc := range []struct {
-		name string
-		opts harnessOpts
-		size int
+		name     string
+		opts     harnessOpts
+		size     int
+		uncached bool // no tier keeps it: it streams through a temporary spool
 	}{
-		{"memory and disk, small", harnessOpts{}, 20_000},
-		{"memory and disk, large", harnessOpts{}, 3 << 20},
-		{"memory only, small", harnessOpts{noDisk: true}, 20_000},
-		{"memory only, large (spooled)", harnessOpts{noDisk: true}, 3 << 20},
-		{"disk only", harnessOpts{noMemory: true}, 3 << 20},
+		{"memory and disk, small", harnessOpts{}, 20_000, false},
+		{"memory and disk, large", harnessOpts{}, 3 << 20, false},
+		{"memory only, small", harnessOpts{noDisk: true}, 20_000, false},
+		{"memory only, large", harnessOpts{noDisk: true}, 3 << 20, true},
+		{"disk only", harnessOpts{noMemory: true}, 3 << 20, false},
+		{"disk refuses the object", harnessOpts{diskMax: 1 << 20}, 3 << 20, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			h := newHarness(t, tc.opts)
@@ -82,7 +84,7 @@ func TestOneFetchForManyClients(t *testing.T) {
 				t.Errorf("SharedWaiters %d, want %d", st.SharedWaiters, clients-1)
 			}
 			// Cached where a tier keeps it: the next request is a hit.
-			if tc.opts.noDisk && tc.size > 64<<10 {
+			if tc.uncached {
 				return
 			}
 			got, m, err := h.get(t, bigKey)

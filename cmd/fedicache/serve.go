@@ -164,11 +164,12 @@ func newCache(o origin.Origin, cfg Config, log *slog.Logger) (*cache.Layered, fu
 	if cfg.Cache.DiskDir != "" {
 		d, err := disk.Open(disk.Config{Dir: cfg.Cache.DiskDir, MaxBytes: cfg.Cache.DiskMaxBytes, Logger: log})
 		if err != nil {
-			closeAll()
-			return nil, nil, fmt.Errorf("cache.disk.dir: %w", err)
+			// A cache is an optimisation: serve without it rather than not at all.
+			log.Error("disk cache unusable, serving without it", "dir", cfg.Cache.DiskDir, "err", err)
+		} else {
+			dsk = d
+			closers = append(closers, func() { _ = d.Close() })
 		}
-		dsk = d
-		closers = append(closers, func() { _ = d.Close() })
 	}
 	lcfg := cfg.Cache.Layered
 	lcfg.Logger = log
