@@ -13,21 +13,23 @@ type counters struct {
 
 // Stats is a snapshot of Layered's counters and its tiers' figures.
 type Stats struct {
-	MemoryHits, DiskHits uint64 // answers from a tier
-	Misses               uint64 // answers that needed the origin
-	NegativeHits         uint64 // not-found answers from the not-found memory
-	NegativeEntries      int    // keys in the not-found memory
-	SharedWaiters        uint64 // requests served from a fetch another request started
-	SharedBytes          uint64 // bytes those requests received, which the origin sent once
-	OriginGets           uint64 // GET requests sent to the origin
-	BackgroundFills      uint64 // whole-object fetches started after a range request
-	FillErrors           uint64 // fetches that failed or were cut short
-	RevalidatedFresh     uint64 // revalidations the origin confirmed
-	RevalidatedChanged   uint64 // revalidations that found a new version
-	RevalidatedGone      uint64 // revalidations that found the object deleted
-	RevalidationErrors   uint64 // revalidations the origin failed to answer
-	StaleServed          uint64 // answers from an entry past its TTL while the origin failed
-	Memory, Disk         *TierStats
+	MemoryHits         uint64     `json:"memory_hits"`         // answers from the memory tier
+	DiskHits           uint64     `json:"disk_hits"`           // answers from the disk tier
+	Misses             uint64     `json:"misses"`              // answers that needed the origin
+	NegativeHits       uint64     `json:"negative_hits"`       // not-found answers from the not-found memory
+	NegativeEntries    int        `json:"negative_entries"`    // keys in the not-found memory
+	SharedWaiters      uint64     `json:"shared_waiters"`      // requests served from a fetch another request started
+	SharedBytes        uint64     `json:"shared_bytes"`        // bytes those requests received, which the origin sent once
+	OriginGets         uint64     `json:"origin_gets"`         // GET requests sent to the origin
+	BackgroundFills    uint64     `json:"background_fills"`    // whole-object fetches started after a range request
+	FillErrors         uint64     `json:"fill_errors"`         // fetches that failed or were cut short
+	RevalidatedFresh   uint64     `json:"revalidated_fresh"`   // revalidations the origin confirmed
+	RevalidatedChanged uint64     `json:"revalidated_changed"` // revalidations that found a new version
+	RevalidatedGone    uint64     `json:"revalidated_gone"`    // revalidations that found the object deleted
+	RevalidationErrors uint64     `json:"revalidation_errors"` // revalidations the origin failed to answer
+	StaleServed        uint64     `json:"stale_served"`        // answers from an entry past its TTL while the origin failed
+	Memory             *TierStats `json:"memory,omitempty"`
+	Disk               *TierStats `json:"disk,omitempty"`
 }
 
 // Stats returns the current counters.

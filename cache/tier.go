@@ -53,15 +53,16 @@ type Tier interface {
 type TierStats struct {
 	// Entries and Bytes are what the tier holds now (Bytes counts what the tier charges for
 	// an entry: body plus headers).
-	Entries, Bytes int64
+	Entries int64 `json:"entries"`
+	Bytes   int64 `json:"bytes"`
 	// MaxBytes is the tier's capacity.
-	MaxBytes int64
+	MaxBytes int64 `json:"max_bytes"`
 	// Evictions counts entries removed to make room.
-	Evictions uint64
+	Evictions uint64 `json:"evictions"`
 	// Disabled is true while the tier refuses writes (a full or read-only disk).
-	Disabled bool
+	Disabled bool `json:"disabled"`
 	// Dropped counts corrupt or truncated entries removed instead of being served.
-	Dropped uint64
+	Dropped uint64 `json:"dropped"`
 	// WriteErrors counts failed writes.
-	WriteErrors uint64
+	WriteErrors uint64 `json:"write_errors"`
 }
