@@ -21,7 +21,6 @@ const (
 	DefaultTTL               = 24 * time.Hour
 	DefaultStaleIfError      = 168 * time.Hour
 	DefaultNegativeTTL       = 30 * time.Second
-	DefaultMemoryObjectBytes = 1 << 20
 	DefaultBackgroundFills   = 4
 )
 
@@ -34,8 +33,8 @@ type Config struct {
 	StaleIfError time.Duration
 	// NegativeTTL is how long a not-found answer is remembered. Zero means 30s.
 	NegativeTTL time.Duration
-	// MemoryObjectBytes is the size up to which objects also go to the memory tier; it must
-	// match the memory tier's own limit. Zero means 1 MiB.
+	// MemoryObjectBytes is the size up to which objects also go to the memory tier. Zero
+	// means the memory tier's own limit (MaxObjectBytes).
 	MemoryObjectBytes int64
 	// BackgroundFills bounds the whole-object fetches started after a range request on an
 	// uncached object. Zero means 4.
@@ -58,9 +57,6 @@ func (c Config) withDefaults() Config {
 	}
 	if c.NegativeTTL <= 0 {
 		c.NegativeTTL = DefaultNegativeTTL
-	}
-	if c.MemoryObjectBytes <= 0 {
-		c.MemoryObjectBytes = DefaultMemoryObjectBytes
 	}
 	if c.BackgroundFills <= 0 {
 		c.BackgroundFills = DefaultBackgroundFills
@@ -86,6 +82,8 @@ type MemoryTier interface {
 	Peek(key string) (Hit, bool)
 	// Wait returns once the Puts made before it are readable.
 	Wait()
+	// MaxObjectBytes is the largest body Put accepts.
+	MaxObjectBytes() int64
 }
 
 // DiskTier is what Layered needs of the disk tier.
@@ -136,7 +134,8 @@ type Layered struct {
 	base   context.Context // parent of origin requests that outlive the request that started them
 	cancel context.CancelFunc
 	bg     chan struct{} // background fill slots
-	fills  sync.WaitGroup
+	fills  sync.WaitGroup // background fills
+	runs   sync.WaitGroup // every fetch
 	reval  singleflight.Group
 
 	mu      sync.Mutex
@@ -147,6 +146,9 @@ type Layered struct {
 // pass an untyped nil, not a nil pointer of a tier type.
 func New(o origin.Origin, mem MemoryTier, disk DiskTier, cfg Config) *Layered {
 	cfg = cfg.withDefaults()
+	if mem != nil && (cfg.MemoryObjectBytes <= 0 || cfg.MemoryObjectBytes > mem.MaxObjectBytes()) {
+		cfg.MemoryObjectBytes = mem.MaxObjectBytes()
+	}
 	l := &Layered{
 		cfg:     cfg,
 		origin:  o,
@@ -167,8 +169,12 @@ func New(o origin.Origin, mem MemoryTier, disk DiskTier, cfg Config) *Layered {
 	return l
 }
 
-// Close cancels the fetches still running.
-func (l *Layered) Close() { l.cancel() }
+// Close cancels the fetches still running and waits until they have ended, so the tiers can be
+// closed after it.
+func (l *Layered) Close() {
+	l.cancel()
+	l.runs.Wait()
+}
 
 // Peek answers a fresh memory hit without allocating; ok is false otherwise (the caller then
 // takes the general path through Get).
@@ -353,7 +359,8 @@ func (l *Layered) join(key string) (f *flight, shared bool) {
 	if f == nil {
 		f = newFlight(l, key)
 		l.flights[key] = f
-		go f.run(nil)
+		l.runs.Add(1)
+		go f.run(l.runs.Done)
 	} else {
 		shared = true
 	}
@@ -378,9 +385,11 @@ func (l *Layered) backgroundFill(key string) {
 	l.flights[key] = f
 	l.stats.backgroundFills.Add(1)
 	l.fills.Add(1)
+	l.runs.Add(1)
 	go f.run(func() {
 		<-l.bg
 		l.fills.Done()
+		l.runs.Done()
 	})
 }
 

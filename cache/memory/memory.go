@@ -179,3 +179,6 @@ var (
 	_ cache.Tier       = (*Memory)(nil)
 	_ cache.MemoryTier = (*Memory)(nil)
 )
+
+// MaxObjectBytes returns the largest body Put accepts.
+func (m *Memory) MaxObjectBytes() int64 { return m.cfg.MaxObjectBytes }

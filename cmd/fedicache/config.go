@@ -150,7 +150,6 @@ func configFrom(v *viper.Viper, path string) (Config, error) {
 	if c := cfg.Cache; c.MemoryMaxBytes > 0 && c.MemoryMaxObjectBytes > c.MemoryMaxBytes {
 		r.fail("cache.memory.max_object_bytes (%d) is larger than cache.memory.max_bytes (%d): make it smaller, e.g. cache.memory.max_object_bytes: 1MiB", c.MemoryMaxObjectBytes, c.MemoryMaxBytes)
 	}
-	cfg.Cache.Layered.MemoryObjectBytes = cfg.Cache.MemoryMaxObjectBytes
 	if len(r.problems) > 0 {
 		return Config{}, &configError{r.problems}
 	}

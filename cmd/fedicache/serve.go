@@ -82,7 +82,13 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, started func(addrs
 	if err != nil {
 		return err
 	}
-	defer closeTiers()
+	// The tiers are closed only once no request can reach them any more (see below).
+	tiersInUse := true
+	defer func() {
+		if !tiersInUse {
+			closeTiers()
+		}
+	}()
 	o := origin.Origin(layered)
 
 	pcfg := cfg.Proxy
@@ -100,11 +106,13 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, started func(addrs
 
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
+		tiersInUse = false
 		return fmt.Errorf("listen: %w", err)
 	}
 	aln, err := net.Listen("tcp", cfg.AdminListen)
 	if err != nil {
 		ln.Close()
+		tiersInUse = false
 		return fmt.Errorf("admin_listen: %w", err)
 	}
 	errc := make(chan error, 2)
@@ -131,7 +139,10 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, started func(addrs
 	gctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownGrace)
 	defer cancel()
 	if err := front.Shutdown(gctx); err != nil {
+		// Answers may still be running: leave the tiers open; the process is about to exit.
 		log.Warn("shutdown grace ran out: answers still under way were cut", "err", err)
+	} else {
+		tiersInUse = false
 	}
 	actx, acancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
 	defer acancel()
