@@ -18,10 +18,10 @@ import (
 
 // Defaults of Config.
 const (
-	DefaultTTL               = 24 * time.Hour
-	DefaultStaleIfError      = 168 * time.Hour
-	DefaultNegativeTTL       = 30 * time.Second
-	DefaultBackgroundFills   = 4
+	DefaultTTL             = 24 * time.Hour
+	DefaultStaleIfError    = 168 * time.Hour
+	DefaultNegativeTTL     = 30 * time.Second
+	DefaultBackgroundFills = 4
 )
 
 // Config tunes Layered. The zero value works.
@@ -133,7 +133,7 @@ type Layered struct {
 
 	base   context.Context // parent of origin requests that outlive the request that started them
 	cancel context.CancelFunc
-	bg     chan struct{} // background fill slots
+	bg     chan struct{}  // background fill slots
 	fills  sync.WaitGroup // background fills
 	runs   sync.WaitGroup // every fetch
 	reval  singleflight.Group
