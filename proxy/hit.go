@@ -69,19 +69,9 @@ func (s *Server) serveMemoryHit(ctx *fasthttp.RequestCtx) bool {
 	return true
 }
 
-// setHitHeaders sets the object headers of a memory hit.
+// setHitHeaders sets the object headers of a memory hit (m.Source is the memory tier).
 func (s *Server) setHitHeaders(h *fasthttp.ResponseHeader, m *origin.Meta, lastModified string) {
-	setCommonHeaders(h)
-	h.Set("Accept-Ranges", "bytes")
-	h.Set("Cache-Control", s.cfg.CacheControl)
-	if m.ETag != "" {
-		h.Set("ETag", m.ETag)
-	}
-	if lastModified != "" {
-		h.Set("Last-Modified", lastModified)
-	}
-	h.Set(xCache, cacheHit)
-	h.Set(xCacheTier, string(cache.SourceMemory))
+	s.setObjectHeaders(h, m, lastModified)
 }
 
 // appendContentRange appends a Content-Range value for bytes first-last of size.

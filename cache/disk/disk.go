@@ -180,7 +180,7 @@ func (d *Disk) Name() string { return string(cache.SourceDisk) }
 
 // Open implements cache.Tier. Without a range the body is the *os.File itself, positioned at
 // the body's first byte, so that a server can hand it to sendfile. With a range the body reads
-// only the range's bytes (also by sendfile, see rangeBody). A range beyond the end fails with
+// only the range's bytes (also by sendfile, see origin.FileRange). A range beyond the end fails with
 // origin.ErrRangeNotSatisfiable and the entry, so that the caller can name the size.
 //
 // A file that is not a whole, well-formed entry of key is deleted and reported as not found.
@@ -231,7 +231,7 @@ func (d *Disk) Open(key string, r *origin.Range) (io.ReadCloser, cache.Entry, er
 		f.Close()
 		return nil, cache.Entry{}, fmt.Errorf("disk: open %q: %w: %w", key, origin.ErrNotFound, err)
 	}
-	return newRangeBody(f, last-first+1), e, nil
+	return origin.FileRange(f, last-first+1), e, nil
 }
 
 // hit marks key's entry as used, if indexed, and reports whether it is. Once per touchEvery it

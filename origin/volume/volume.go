@@ -91,7 +91,7 @@ func (v *Volume) Get(ctx context.Context, key string, r *origin.Range) (io.ReadC
 		f.Close()
 		return nil, origin.Meta{}, wrap("get", key, err)
 	}
-	return newRangeBody(f, last-first+1), m, nil
+	return origin.FileRange(f, last-first+1), m, nil
 }
 
 // open opens key's file for reading. It looks at the file's type before it opens it, so that
