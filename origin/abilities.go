@@ -1,0 +1,53 @@
+package origin
+
+import (
+	"context"
+	"errors"
+	"io"
+)
+
+// Object is one entry of a listing.
+type Object struct {
+	Key  string
+	Size int64
+	ETag string
+}
+
+// Lister is an optional ability: listing the store's objects.
+type Lister interface {
+	// List calls fn for every object whose key is greater than after ("" for all), in the
+	// byte order of keys, and stops at fn's first error, which it returns. It holds one page of
+	// the listing at a time, never the whole of it.
+	List(ctx context.Context, after string, fn func(Object) error) error
+}
+
+// PutOptions are the attributes of an object being stored.
+type PutOptions struct {
+	// ContentType and CacheControl are stored with the object and sent back with it.
+	ContentType, CacheControl string
+	// ACL is a canned ACL ("public-read", "private"); empty sends none.
+	ACL string
+	// ContentMD5 is the body's MD5 (16 bytes), checked by the store; nil sends none.
+	ContentMD5 []byte
+	// IfNoneMatch makes the write conditional (If-None-Match: *): it fails with ErrExists when
+	// the key already holds an object, so two copiers never overwrite each other.
+	IfNoneMatch bool
+}
+
+// Body is what Put reads: a file or anything else that can be read again from any offset,
+// so that a failed request can be retried and a large object sent in parts without buffering.
+type Body interface {
+	io.Reader
+	io.ReaderAt
+	io.Seeker
+}
+
+// Putter is an optional ability: storing objects.
+type Putter interface {
+	// Put stores size bytes of body under key. It returns ErrExists when opts.IfNoneMatch is
+	// set and the key exists. A failed Put leaves no partial object behind.
+	Put(ctx context.Context, key string, body Body, size int64, opts PutOptions) error
+}
+
+// ErrExists means a conditional write found the key already holding an object.
+var ErrExists = errors.New("origin: object already exists")
