@@ -16,11 +16,19 @@ var (
 // servable returns nil when the volume serves the file info describes, else an error wrapping
 // origin.ErrNotFound that says why not.
 func servable(info fs.FileInfo) error {
-	switch {
-	case !info.Mode().IsRegular():
-		return fmt.Errorf("%w: %w", origin.ErrNotFound, errNotRegular)
-	case hidden(info):
+	if err := regular(info); err != nil {
+		return err
+	}
+	if hidden(info) {
 		return fmt.Errorf("%w: %w", origin.ErrNotFound, errHidden)
+	}
+	return nil
+}
+
+// regular returns nil for a regular file, else an error wrapping origin.ErrNotFound.
+func regular(info fs.FileInfo) error {
+	if !info.Mode().IsRegular() {
+		return fmt.Errorf("%w: %w", origin.ErrNotFound, errNotRegular)
 	}
 	return nil
 }

@@ -94,10 +94,25 @@ func (v *Volume) Get(ctx context.Context, key string, r *origin.Range) (io.ReadC
 	return origin.FileRange(f, last-first+1), m, nil
 }
 
-// open opens key's file for reading. It looks at the file's type before it opens it, so that
-// opening a FIFO or a device never blocks or has side effects, and again on the opened file, in
-// case the file was replaced in between.
+// OpenFile opens key's file for a copier: any regular file in the volume, hidden ones included
+// (see Hidden), confined to the volume as Get is. The caller closes the file.
+func (v *Volume) OpenFile(key string) (*os.File, fs.FileInfo, error) {
+	f, info, err := v.openChecked(key, regular)
+	if err != nil {
+		return nil, nil, wrap("open", key, err)
+	}
+	return f, info, nil
+}
+
+// open opens key's file for serving: a regular file that is not hidden.
 func (v *Volume) open(key string) (*os.File, fs.FileInfo, error) {
+	return v.openChecked(key, servable)
+}
+
+// openChecked opens key's file for reading when check accepts it. It looks at the file before
+// it opens it, so that opening a FIFO or a device never blocks or has side effects, and again
+// on the opened file, in case the file was replaced in between.
+func (v *Volume) openChecked(key string, check func(fs.FileInfo) error) (*os.File, fs.FileInfo, error) {
 	if !validKey(key) {
 		return nil, nil, origin.ErrNotFound
 	}
@@ -105,7 +120,7 @@ func (v *Volume) open(key string) (*os.File, fs.FileInfo, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	if err := servable(info); err != nil {
+	if err := check(info); err != nil {
 		return nil, nil, err
 	}
 	f, err := v.root.OpenFile(key, openFlags, 0)
@@ -114,7 +129,7 @@ func (v *Volume) open(key string) (*os.File, fs.FileInfo, error) {
 	}
 	info, err = f.Stat()
 	if err == nil {
-		err = servable(info)
+		err = check(info)
 	}
 	if err != nil {
 		f.Close()

@@ -346,3 +346,31 @@ func TestNoDescriptorLeak(t *testing.T) {
 		t.Errorf("%d descriptors open after 500 Gets, %d before", after, before)
 	}
 }
+
+func TestOpenFileForACopier(t *testing.T) {
+	v, _ := canaryVolume(t)
+	dir := t.TempDir()
+	writeTree(t, dir, map[string][]byte{"hidden.jpg": []byte("suspended"), "shown.jpg": []byte("public")})
+	if err := os.Chmod(filepath.Join(dir, "hidden.jpg"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	vol := openVolume(t, dir)
+	for key, want := range map[string]string{"hidden.jpg": "suspended", "shown.jpg": "public"} {
+		f, info, err := vol.OpenFile(key)
+		if err != nil {
+			t.Fatalf("OpenFile(%q): %v", key, err)
+		}
+		b, _ := io.ReadAll(f)
+		f.Close()
+		if string(b) != want || info.Size() != int64(len(want)) {
+			t.Errorf("OpenFile(%q) = %q (%d bytes), want %q", key, b, info.Size(), want)
+		}
+	}
+	expectNotFound(t, vol, "hidden.jpg") // served: never
+	for _, key := range []string{"../canary", "link-abs", "link-rel", "a/link-rel", "link-passwd", "link-dir-out/canary", "fifo", "/etc/passwd"} {
+		if f, _, err := v.OpenFile(key); err == nil {
+			f.Close()
+			t.Errorf("OpenFile(%q) opened a file outside the volume", key)
+		}
+	}
+}

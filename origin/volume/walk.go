@@ -7,8 +7,6 @@ import (
 	"io/fs"
 	"slices"
 	"strings"
-
-	"github.com/fedicache/fedicache/origin"
 )
 
 // Walk calls fn for every regular file of the volume, in the lexical order of their keys (the order
@@ -100,8 +98,8 @@ func (v *Volume) entries(dir string) ([]walkEntry, error) {
 		// Stat through the root, not de.Info: it follows a symbolic link only within the root,
 		// and describes a linked file rather than the link.
 		info, err := v.root.Stat(key)
-		if err == nil && !info.Mode().IsRegular() {
-			err = fmt.Errorf("%w: %w", origin.ErrNotFound, errNotRegular)
+		if err == nil {
+			err = regular(info)
 		}
 		if err != nil {
 			if absent(err) {
