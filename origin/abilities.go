@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"io/fs"
 )
 
 // Object is one entry of a listing.
@@ -51,3 +52,9 @@ type Putter interface {
 
 // ErrExists means a conditional write found the key already holding an object.
 var ErrExists = errors.New("origin: object already exists")
+
+// Hidden reports whether a file of the old volume with this mode is hidden: not readable by
+// others. Mastodon hides the media of suspended accounts and reported posts on a local volume by
+// making them mode 0600 (a bucket gets the private ACL instead), so that a web server running as
+// another user answers 404.
+func Hidden(mode fs.FileMode) bool { return mode.Perm()&0o004 == 0 }

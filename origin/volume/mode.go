@@ -33,15 +33,7 @@ func regular(info fs.FileInfo) error {
 	return nil
 }
 
-// hidden reports whether a file is hidden: not readable by others (no o+r). Mastodon hides the
-// media of a suspended account or a reported post on a local volume by making its files mode
-// 0600 (and restores 0666 minus the umask when the account is unsuspended), so that a web server
-// running as another user answers 404. The volume may well run as the files' owner, so it looks
-// at the mode itself rather than relying on the open failing.
-func hidden(info fs.FileInfo) bool {
-	return info.Mode().Perm()&0o004 == 0
-}
+// hidden reports whether a file is hidden (see origin.Hidden). The volume may well run as the
+// files' owner, so it looks at the mode itself rather than relying on the open failing.
+func hidden(info fs.FileInfo) bool { return origin.Hidden(info.Mode()) }
 
-// Hidden reports whether the volume hides the file info describes: Get and Stat answer
-// origin.ErrNotFound for it, and Walk visits it so that a copier can store it as private.
-func Hidden(info fs.FileInfo) bool { return hidden(info) }

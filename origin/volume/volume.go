@@ -95,7 +95,7 @@ func (v *Volume) Get(ctx context.Context, key string, r *origin.Range) (io.ReadC
 }
 
 // OpenFile opens key's file for a copier: any regular file in the volume, hidden ones included
-// (see Hidden), confined to the volume as Get is. The caller closes the file.
+// (see origin.Hidden), confined to the volume as Get is. The caller closes the file.
 func (v *Volume) OpenFile(key string) (*os.File, fs.FileInfo, error) {
 	f, info, err := v.openChecked(key, regular)
 	if err != nil {

@@ -14,7 +14,7 @@ import (
 // returns; fs.SkipAll from fn ends the walk without an error.
 //
 // Walk holds one directory's entries at a time, never the whole tree. It visits hidden files
-// (see Hidden), which Get does not serve, so that a copier can store them as private. It skips
+// (see origin.Hidden), which Get does not serve, so that a copier can store them as private. It skips
 // directories it cannot read, files that are not regular, names that are not
 // valid keys and symbolic links that lead out of the volume. It does not descend into symbolic
 // links to directories, even inside the volume (a link may form a loop), so a file reachable only
