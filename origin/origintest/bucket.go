@@ -31,8 +31,14 @@ type FakeBucket struct {
 	mode atomic.Value // Mode
 
 	mu      sync.Mutex
-	gets    map[string]int // bucket key -> GETs
-	heads   map[string]int // bucket key -> HEADs
+	gets    map[string]int         // bucket key -> GETs
+	heads   map[string]int         // bucket key -> HEADs
+	puts    map[string]http.Header // bucket key -> headers of its last PUT
+	nPuts   int
+	every   int // with failStatus: fail one request in every
+	nReqs   int
+	failSt  int
+	failKey map[string]int // bucket key -> status every request for it gets
 	gates   map[string]*Gate
 	cuts    map[string]int64
 	sent    atomic.Int64
@@ -71,6 +77,8 @@ func NewFakeBucket(t testing.TB) *FakeBucket {
 		backend: &generated{Backend: s3mem.New(), sizes: map[string]int64{}},
 		gets:    map[string]int{},
 		heads:   map[string]int{},
+		puts:    map[string]http.Header{},
+		failKey: map[string]int{},
 		gates:   map[string]*Gate{},
 		cuts:    map[string]int64{},
 		ended:   make(chan error, 4096),
@@ -102,9 +110,26 @@ func (b *FakeBucket) serve(fake http.Handler, w http.ResponseWriter, r *http.Req
 		b.gets[key]++
 	case http.MethodHead:
 		b.heads[key]++
+	case http.MethodPut:
+		b.puts[key] = r.Header.Clone()
+		b.nPuts++
 	}
 	gate, cut := b.gates[key], b.cuts[key]
+	b.nReqs++
+	failNow := b.every > 0 && b.nReqs%b.every == 0
+	failStatus := b.failSt
+	if st, ok := b.failKey[key]; ok {
+		failNow, failStatus = true, st
+	}
 	b.mu.Unlock()
+	if failNow {
+		code := "SlowDown"
+		if failStatus == http.StatusInternalServerError {
+			code = "InternalError"
+		}
+		http.Error(w, "<Error><Code>"+code+"</Code></Error>", failStatus)
+		return
+	}
 	switch b.mode.Load().(Mode) {
 	case Fail500:
 		http.Error(w, "<Error><Code>InternalError</Code></Error>", http.StatusInternalServerError)
@@ -147,6 +172,39 @@ func (b *FakeBucket) Close() {
 	}
 	b.mu.Unlock()
 	_ = b.srv.Close()
+}
+
+// FailEvery makes one request in every n answer status (503 SlowDown, 500 InternalError, 429...),
+// the rest as the mode says; n 0 stops it.
+func (b *FakeBucket) FailEvery(n, status int) {
+	b.mu.Lock()
+	b.every, b.failSt, b.nReqs = n, status, 0
+	b.mu.Unlock()
+}
+
+// FailKey makes every request for the bucket key key answer status (0 stops it).
+func (b *FakeBucket) FailKey(key string, status int) {
+	b.mu.Lock()
+	if status == 0 {
+		delete(b.failKey, key)
+	} else {
+		b.failKey[key] = status
+	}
+	b.mu.Unlock()
+}
+
+// PutHeader returns the headers of the last PUT of the bucket key key (nil when none).
+func (b *FakeBucket) PutHeader(key string) http.Header {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.puts[key]
+}
+
+// Puts returns how many PUT requests reached the bucket (parts of uploads included).
+func (b *FakeBucket) Puts() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.nPuts
 }
 
 // SetMode makes every later request answer as mode says.

@@ -36,4 +36,3 @@ func regular(info fs.FileInfo) error {
 // hidden reports whether a file is hidden (see origin.Hidden). The volume may well run as the
 // files' owner, so it looks at the mode itself rather than relying on the open failing.
 func hidden(info fs.FileInfo) bool { return origin.Hidden(info.Mode()) }
-
