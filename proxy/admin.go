@@ -22,6 +22,9 @@ type AdminConfig struct {
 	PingTimeout time.Duration
 	// Info is added to /status as it is (a summary of the configuration, without secrets).
 	Info map[string]any
+	// Sections are added to /status under their names, each the value its func returns then
+	// (the backfill's progress, say).
+	Sections map[string]func() any
 	// Token authorizes the admin's writes (POST /purge) as "Authorization: Bearer <Token>".
 	// Zero means writes are off (404).
 	Token string
@@ -115,6 +118,7 @@ type Status struct {
 	Cache         *cache.Stats `json:"cache,omitempty"`
 	// EgressSavedBytes counts bytes served from the cache that the bucket did not send.
 	EgressSavedBytes uint64         `json:"egress_saved_bytes"`
+	Sections         map[string]any `json:"sections,omitempty"`
 	Info             map[string]any `json:"info,omitempty"`
 }
 
@@ -148,6 +152,12 @@ func (a *Admin) status(w http.ResponseWriter, r *http.Request) {
 		st.EgressSavedBytes += cs.SharedBytes
 	}
 	st.Ready = st.Bucket.OK && !st.Draining
+	if len(a.cfg.Sections) > 0 {
+		st.Sections = map[string]any{}
+		for name, f := range a.cfg.Sections {
+			st.Sections[name] = f()
+		}
+	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
 	enc := json.NewEncoder(w)

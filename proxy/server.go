@@ -44,6 +44,9 @@ type Config struct {
 	MaxConns int
 	// Logger receives errors with their cause and key. Zero means slog.Default().
 	Logger *slog.Logger
+	// OnFallback, when set, is called with the key of each object answered from the old
+	// volume (the backfill copies those first). It must not block.
+	OnFallback func(key string)
 }
 
 func (c Config) withDefaults() Config {
@@ -234,6 +237,9 @@ func (s *Server) serveObject(ctx *fasthttp.RequestCtx, key string) {
 	ctx.SetStatusCode(status)
 	s.metrics.observeRequest(status, m.Source)
 	s.setBody(ctx, body, length, m.Source, key, cancel)
+	if m.Source == origin.SourceVolume && s.cfg.OnFallback != nil {
+		s.cfg.OnFallback(key)
+	}
 }
 
 // retryRange asks again for a range that the store refused, now as explicit first and last

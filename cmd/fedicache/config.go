@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/dustin/go-humanize"
+	"github.com/fedicache/fedicache/backfill"
 	"github.com/fedicache/fedicache/cache"
 	"github.com/fedicache/fedicache/origin/s3"
 	"github.com/fedicache/fedicache/proxy"
@@ -25,6 +26,7 @@ type Config struct {
 	FallbackDir   string
 	Proxy         proxy.Config
 	Cache         CacheConfig
+	Backfill      BackfillConfig
 	AdminToken    string
 	ShutdownGrace time.Duration
 	LogLevel      string
@@ -38,6 +40,14 @@ type CacheConfig struct {
 	DiskDir              string
 	DiskMaxBytes         int64
 	Layered              cache.Config
+}
+
+// BackfillConfig configures the copy of the old volume into the bucket.
+type BackfillConfig struct {
+	// Enabled runs the copy in the background of serve.
+	Enabled bool
+	// Engine holds the settings the one-shot command shares with serve.
+	Engine backfill.Config
 }
 
 // configError is an invalid configuration: the process exits with status 2 and its message.
@@ -135,12 +145,29 @@ func configFrom(v *viper.Viper, path string) (Config, error) {
 				NegativeTTL:  r.duration("cache.negative_ttl"),
 			},
 		},
+		Backfill: BackfillConfig{
+			Enabled: r.boolean("backfill.enabled"),
+			Engine: backfill.Config{
+				Concurrency:      r.positiveInt("backfill.concurrency", 1, "8"),
+				Rate:             r.nonNegativeFloat("backfill.rate", "200"),
+				Bandwidth:        r.size("backfill.bandwidth", 0),
+				ACL:              r.str("s3.acl"),
+				ConditionalWrite: r.boolean("s3.conditional_write"),
+				NoContentMD5:     !r.boolean("s3.content_md5"),
+			},
+		},
 		AdminToken:    r.str("admin.token"),
 		ShutdownGrace: r.duration("shutdown_grace"),
 		LogLevel:      r.oneOf("log.level", "debug", "info", "warn", "error"),
 		LogFormat:     r.oneOf("log.format", "json", "text"),
 	}
 	cfg.Proxy.DenyPrefixes = r.keyPrefixes("deny_prefixes", cfg.Proxy.DenyPrefixes)
+	cfg.Backfill.Engine.DenyPrefixes = cfg.Proxy.DenyPrefixes
+	switch cfg.Backfill.Engine.ACL {
+	case "", "public-read", "private", "authenticated-read", "bucket-owner-read", "bucket-owner-full-control":
+	default:
+		r.fail("s3.acl: %q is not a canned ACL: use public-read (Mastodon's default S3_PERMISSION), private, or \"\" for buckets without ACLs", cfg.Backfill.Engine.ACL)
+	}
 	r.check(cfg.S3.Validate())
 	if cfg.FallbackDir != "" {
 		if fi, err := os.Stat(cfg.FallbackDir); err != nil || !fi.IsDir() {
@@ -235,6 +262,27 @@ func (r *reader) size(key string, min int64) int64 {
 		return 0
 	}
 	return int64(n)
+}
+
+func (r *reader) nonNegativeFloat(key, example string) float64 {
+	raw := r.v.Get(key)
+	var f float64
+	var err error
+	switch x := raw.(type) {
+	case int:
+		f = float64(x)
+	case float64:
+		f = x
+	case string:
+		f, err = strconv.ParseFloat(strings.TrimSpace(x), 64)
+	default:
+		err = errors.New("not a number")
+	}
+	if err != nil || f < 0 {
+		r.fail("%s: %q is not a number of at least 0: use e.g. %s: %s", key, fmt.Sprint(raw), key, example)
+		return 0
+	}
+	return f
 }
 
 func (r *reader) positiveInt(key string, min int, example string) int {

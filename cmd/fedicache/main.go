@@ -49,7 +49,7 @@ func newRootCmd() *cobra.Command {
 		SilenceErrors: true,
 	}
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &usageError{err} })
-	root.AddCommand(newServeCmd(), newDemoCmd(), newVersionCmd())
+	root.AddCommand(newServeCmd(), newBackfillCmd(), newDemoCmd(), newVersionCmd())
 	return root
 }
 

@@ -13,6 +13,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/fedicache/fedicache/backfill"
 	"github.com/fedicache/fedicache/cache"
 	"github.com/fedicache/fedicache/cache/disk"
 	"github.com/fedicache/fedicache/cache/memory"
@@ -70,8 +71,9 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, started func(addrs
 		return fmt.Errorf("bucket: %w", err)
 	}
 	var fallback origin.Origin
+	var vol *volume.Volume
 	if cfg.FallbackDir != "" {
-		vol, err := volume.Open(cfg.FallbackDir)
+		vol, err = volume.Open(cfg.FallbackDir)
 		if err != nil {
 			return fmt.Errorf("fallback.dir: %w", err)
 		}
@@ -93,12 +95,23 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, started func(addrs
 
 	pcfg := cfg.Proxy
 	pcfg.Logger = log
+	sections := map[string]func() any{}
+	if cfg.Backfill.Enabled {
+		onFallback, progress, err := startBackfill(ctx, cfg, vol, layered, metrics, log)
+		if err != nil {
+			tiersInUse = false
+			return err
+		}
+		pcfg.OnFallback = onFallback
+		sections["backfill"] = func() any { return progress.Snapshot() }
+	}
 	front := proxy.New(o, pcfg, metrics)
 	admin := &http.Server{
 		Handler: proxy.NewAdmin(front, o, proxy.AdminConfig{
-			Version: buildVersion(),
-			Info:    statusInfo(cfg),
-			Token:   cfg.AdminToken,
+			Version:  buildVersion(),
+			Info:     statusInfo(cfg),
+			Token:    cfg.AdminToken,
+			Sections: sections,
 		}),
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
@@ -152,6 +165,46 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, started func(addrs
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// backfillQueueSize bounds the keys served from the old volume that wait to be copied.
+const backfillQueueSize = 10_000
+
+// startBackfill runs the copy of the old volume in the background until ctx ends: the walk of
+// the whole volume, and a queue that copies first what was just served from it. It returns the
+// hook that queues a key, and the progress.
+func startBackfill(ctx context.Context, cfg Config, vol *volume.Volume, c *cache.Layered, m *proxy.Metrics, log *slog.Logger) (func(string), *backfill.Progress, error) {
+	if vol == nil {
+		return nil, nil, &configError{[]string{"backfill.enabled needs fallback.dir: set it to the old volume, e.g. fallback.dir: /mnt/mastodon-system"}}
+	}
+	scfg := cfg.S3
+	scfg.MaxAttempts = backfillMaxAttempts
+	bucket, err := s3.New(ctx, scfg)
+	if err != nil {
+		return nil, nil, fmt.Errorf("bucket: %w", err)
+	}
+	eng := cfg.Backfill.Engine
+	eng.Logger = log
+	eng.OnCopied = c.Forget
+	p := backfill.NewProgress()
+	registerBackfillMetrics(m, p)
+	q := backfill.NewQueue(vol, bucket, eng, p, backfillQueueSize)
+	go q.Run(ctx, 2)
+	go func() {
+		log.Info("backfill started", "concurrency", eng.Concurrency, "rate", eng.Rate, "bandwidth", eng.Bandwidth)
+		err := backfill.Run(ctx, vol, bucket, eng, p)
+		s := p.Snapshot()
+		switch {
+		case ctx.Err() != nil:
+			log.Info("backfill stopped", "copied", s.Copied, "scanned", s.Scanned)
+		case err != nil:
+			log.Error("backfill failed", "err", err, "copied", s.Copied, "scanned", s.Scanned)
+		default:
+			log.Info("backfill finished", "scanned", s.Scanned, "copied", s.Copied, "present", s.Present,
+				"conflicts", s.Conflicts, "failed", s.Failed, "bytes", s.BytesCopied, "took", s.Elapsed.String())
+		}
+	}()
+	return func(key string) { q.Enqueue(key) }, p, nil
 }
 
 // newCache puts the configured tiers in front of o. The returned func closes them.

@@ -246,3 +246,6 @@ func TestDemo(t *testing.T) {
 		t.Fatal("the demo did not stop")
 	}
 }
+
+// signalSelf sends SIGTERM to this process, which a serve started in process catches.
+func signalSelf() error { return syscall.Kill(os.Getpid(), syscall.SIGTERM) }

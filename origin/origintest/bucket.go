@@ -123,10 +123,12 @@ func (b *FakeBucket) serve(fake http.Handler, w http.ResponseWriter, r *http.Req
 	}
 	b.mu.Unlock()
 	if failNow {
-		code := "SlowDown"
-		if failStatus == http.StatusInternalServerError {
-			code = "InternalError"
-		}
+		code := map[int]string{
+			http.StatusForbidden:           "AccessDenied",
+			http.StatusTooManyRequests:     "TooManyRequests",
+			http.StatusInternalServerError: "InternalError",
+			http.StatusServiceUnavailable:  "SlowDown",
+		}[failStatus]
 		http.Error(w, "<Error><Code>"+code+"</Code></Error>", failStatus)
 		return
 	}

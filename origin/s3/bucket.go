@@ -25,6 +25,7 @@ type Bucket struct {
 	prefix  string // Config.Prefix with one trailing slash, or empty
 	timeout time.Duration
 	observe func(op string, d time.Duration, err error)
+	writes  writeConfig // how List, Put and AbortStaleUploads send their requests
 }
 
 // New returns the bucket cfg describes. It checks cfg and loads the AWS configuration
@@ -43,6 +44,7 @@ func New(ctx context.Context, cfg Config) (*Bucket, error) {
 		bucket:  cfg.Bucket,
 		timeout: cfg.Timeout,
 		observe: cfg.Observe,
+		writes:  newWriteConfig(cfg),
 	}
 	if cfg.Prefix != "" {
 		b.prefix = cfg.Prefix + "/"

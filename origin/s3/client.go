@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/config"
@@ -15,9 +16,10 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 )
 
-// Retry policy: the SDK's standard retryer (5xx, throttling, broken connections) with few
-// attempts and short waits, since the watchdog bounds the whole exchange by Config.Timeout anyway
-// and a media request is better answered late than retried for long.
+// Retry policy of reads: the SDK's standard retryer (5xx, throttling, broken connections) with
+// few attempts and short waits, since the watchdog bounds the whole exchange by Config.Timeout
+// anyway and a media request is better answered late than retried for long. Lists and writes
+// have their own (see newWriteRetryer).
 const (
 	maxAttempts = 3
 	maxBackoff  = time.Second
@@ -86,4 +88,42 @@ func newHTTPClient(timeout time.Duration) *awshttp.BuildableClient {
 		}).
 		// The SDK's per-connection read deadline would also close idle pooled connections.
 		WithReadTimeout(0)
+}
+
+// writeConfig is how the requests that list and write are sent: their retries and how Put
+// splits an object into parts.
+type writeConfig struct {
+	retryer   aws.Retryer
+	threshold int64 // Put sends objects larger than this in parts
+	partSize  int64
+	// checksum is Config.RequestChecksum again, for the multipart uploader, which has a
+	// setting of its own (defaulting to CRC32 on every part) besides the client's.
+	checksum aws.RequestChecksumCalculation
+}
+
+// newWriteConfig returns the writeConfig of cfg, which has its defaults filled in and is valid.
+func newWriteConfig(cfg Config) writeConfig {
+	checksum, _ := requestChecksum(cfg.RequestChecksum) // checked by Validate
+	return writeConfig{
+		retryer:   newWriteRetryer(cfg.MaxAttempts, cfg.MaxBackoff),
+		threshold: cfg.MultipartThreshold,
+		partSize:  cfg.PartSize,
+		checksum:  checksum,
+	}
+}
+
+// newWriteRetryer returns the retryer of lists and writes: the SDK's standard one, which retries
+// 5xx answers, throttling (503 SlowDown, 429 and the throttling error codes) and broken or
+// refused connections, after waiting a random time between zero and min(base * 2^retry,
+// maxBackoff), with base 1s after throttling and 50ms after other errors (full jitter). It has
+// no retry quota: the SDK's default token bucket (500 tokens, 5 spent per retry after
+// throttling, 14 per other retry, given back by successes) fails requests at once, without
+// waiting, when it runs dry, which would turn a spell of throttling into a burst of failed
+// copies; the backfill bounds its own concurrency instead.
+func newWriteRetryer(attempts int, backoff time.Duration) aws.Retryer {
+	return retry.NewStandard(func(o *retry.StandardOptions) {
+		o.MaxAttempts = attempts
+		o.MaxBackoff = backoff
+		o.RateLimiter = ratelimit.None
+	})
 }

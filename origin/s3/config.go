@@ -34,7 +34,9 @@ type Config struct {
 	// requests are signed.
 	Anonymous bool
 	// Timeout bounds the wait for a response's headers and every stall while its body streams
-	// in; it does not bound the whole download. Zero means 30s.
+	// in; it does not bound the whole download. For lists and writes it bounds every silence of
+	// the bucket within one attempt (connecting, taking the next bytes of an upload, answering),
+	// not the whole upload, nor the waits between attempts. Zero means 30s.
 	Timeout time.Duration
 	// RequestChecksum is when request checksums are computed: "when_required" or
 	// "when_supported". Empty means "when_required", as several S3-compatible services reject
@@ -44,9 +46,27 @@ type Config struct {
 	// checked: "when_required" or "when_supported". Empty means "when_required", for the same
 	// reason as RequestChecksum.
 	ResponseChecksum string
+	// MultipartThreshold is the size above which Put sends an object in parts (a multipart
+	// upload) rather than in one PutObject request. Zero means 64 MiB; at most 5 GiB, the
+	// largest object one PutObject may carry.
+	MultipartThreshold int64
+	// PartSize is the size of each part of a multipart upload (the last one may be smaller).
+	// Zero means 16 MiB; at least 5 MiB, the smallest part S3 accepts, and at most 5 GiB.
+	PartSize int64
+	// MaxAttempts is how many times a request that lists or writes (List, Put,
+	// AbortStaleUploads) is tried before its error is returned: throttling (503 SlowDown, 429),
+	// 5xx answers and broken connections are retried, after an exponential backoff with jitter.
+	// Zero means 3. Reads (Stat, Get, Validate, Ping) keep 3 attempts whatever it says: a media
+	// request is better answered late than retried for long.
+	MaxAttempts int
+	// MaxBackoff is the longest wait between two attempts of a request that lists or writes.
+	// Zero means 20s. Reads wait at most 1s between attempts whatever it says.
+	MaxBackoff time.Duration
 	// Observe, when set, is called once per bucket request with the operation's name
-	// ("GetObject", "HeadObject", "HeadBucket"), the time until its answer's headers and its
-	// error as returned to the caller. Nil means no one is told.
+	// ("GetObject", "HeadObject", "HeadBucket", "ListObjectsV2", "PutObject",
+	// "CreateMultipartUpload", "UploadPart", "CompleteMultipartUpload", "AbortMultipartUpload",
+	// "ListMultipartUploads"), its duration (for a read, the time until its answer's headers)
+	// and its error as returned to the caller. Nil means no one is told.
 	Observe func(op string, d time.Duration, err error)
 }
 
@@ -55,6 +75,21 @@ const DefaultTimeout = 30 * time.Second
 
 // DefaultRegion is the Region a zero Config uses.
 const DefaultRegion = "us-east-1"
+
+// The defaults of the settings of lists and writes.
+const (
+	DefaultMultipartThreshold = 64 << 20
+	DefaultPartSize           = 16 << 20
+	DefaultMaxAttempts        = 3
+	DefaultMaxBackoff         = 20 * time.Second
+)
+
+// The bounds S3 sets on the size of one PutObject and of one part of a multipart upload.
+const (
+	maxPutSize  = 5 << 30
+	minPartSize = 5 << 20
+	maxPartSize = 5 << 30
+)
 
 // The values of Config.RequestChecksum and Config.ResponseChecksum.
 const (
@@ -83,6 +118,9 @@ func (c Config) Validate() error {
 		return errors.New("s3.access_key_id and s3.secret_access_key must be set together: set both, " +
 			"e.g. s3.access_key_id: AKIAIOSFODNN7EXAMPLE, or neither to use the AWS credential chain")
 	}
+	if err := c.validateWrites(); err != nil {
+		return err
+	}
 	if err := validateEndpoint(c.Endpoint); err != nil {
 		return err
 	}
@@ -91,6 +129,25 @@ func (c Config) Validate() error {
 	}
 	if _, err := responseChecksum(c.ResponseChecksum); err != nil {
 		return err
+	}
+	return nil
+}
+
+// validateWrites checks the settings of lists and writes.
+func (c Config) validateWrites() error {
+	switch {
+	case c.MultipartThreshold < 0 || c.MultipartThreshold > maxPutSize:
+		return fmt.Errorf("s3.multipart_threshold %d is not between 0 and 5 GiB: set a size in bytes, "+
+			"e.g. s3.multipart_threshold: 67108864 (64 MiB), or 0 for the default", c.MultipartThreshold)
+	case c.PartSize != 0 && (c.PartSize < minPartSize || c.PartSize > maxPartSize):
+		return fmt.Errorf("s3.part_size %d is not between 5 MiB and 5 GiB, the part sizes S3 accepts: "+
+			"set a size in bytes, e.g. s3.part_size: 16777216 (16 MiB), or 0 for the default", c.PartSize)
+	case c.MaxAttempts < 0:
+		return fmt.Errorf("s3.max_attempts %d is negative: set a count, e.g. s3.max_attempts: 10, "+
+			"or 0 for the default of %d", c.MaxAttempts, DefaultMaxAttempts)
+	case c.MaxBackoff < 0:
+		return fmt.Errorf("s3.max_backoff %s is negative: set a positive duration, e.g. s3.max_backoff: 20s",
+			c.MaxBackoff)
 	}
 	return nil
 }
@@ -162,6 +219,18 @@ func (c Config) withDefaults() Config {
 	}
 	if c.ResponseChecksum == "" {
 		c.ResponseChecksum = ChecksumWhenRequired
+	}
+	if c.MultipartThreshold == 0 {
+		c.MultipartThreshold = DefaultMultipartThreshold
+	}
+	if c.PartSize == 0 {
+		c.PartSize = DefaultPartSize
+	}
+	if c.MaxAttempts == 0 {
+		c.MaxAttempts = DefaultMaxAttempts
+	}
+	if c.MaxBackoff == 0 {
+		c.MaxBackoff = DefaultMaxBackoff
 	}
 	c.Prefix = strings.TrimRight(c.Prefix, "/")
 	return c

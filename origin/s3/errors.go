@@ -13,14 +13,15 @@ import (
 	"github.com/fedicache/fedicache/origin"
 )
 
-// stallError says the bucket sent nothing for longer than Config.Timeout. It is a
-// context.DeadlineExceeded, so callers answer 504 as for any other timeout.
+// stallError says the bucket stayed silent (sent nothing, or took no bytes of an upload) for
+// longer than Config.Timeout. It is a context.DeadlineExceeded, so callers answer 504 as for
+// any other timeout.
 type stallError struct {
 	timeout time.Duration
 }
 
 func (e *stallError) Error() string {
-	return fmt.Sprintf("bucket sent nothing for %s: %v", e.timeout, context.DeadlineExceeded)
+	return fmt.Sprintf("bucket silent for %s: %v", e.timeout, context.DeadlineExceeded)
 }
 
 // Unwrap makes errors.Is(err, context.DeadlineExceeded) true.
@@ -33,15 +34,8 @@ func (e *stallError) Timeout() bool { return true }
 // sentinels of package origin for a missing object or a range beyond its end, the stall error
 // when w fired, context.DeadlineExceeded for network timeouts, and else err itself.
 func translate(ctx context.Context, w *watchdog, err error) error {
-	if stall := w.stalled(); stall != nil {
-		return stall
-	}
-	if cerr := ctx.Err(); cerr != nil {
-		// The caller gave up; say so in a way errors.Is finds whatever cause the SDK kept.
-		if errors.Is(err, cerr) {
-			return err
-		}
-		return fmt.Errorf("%w: %v", cerr, err)
+	if err, done := interrupted(ctx, w, err); done {
+		return err
 	}
 	var apiErr smithy.APIError
 	if errors.As(err, &apiErr) {
@@ -64,6 +58,62 @@ func translate(ctx context.Context, w *watchdog, err error) error {
 			return origin.ErrRangeNotSatisfiable
 		}
 	}
+	return netTimeout(err)
+}
+
+// translateWrite is translate for a request that lists or writes: the same stall, cancellation
+// and timeout errors, origin.ErrExists for a failed If-None-Match when conditional is set, and
+// else err itself. A 404 stays err: it names a missing bucket or upload, not a missing object.
+func translateWrite(ctx context.Context, w *watchdog, err error, conditional bool) error {
+	if err, done := interrupted(ctx, w, err); done {
+		return err
+	}
+	if conditional && conditionFailed(err) {
+		return origin.ErrExists
+	}
+	return netTimeout(err)
+}
+
+// conditionFailed reports whether err is the answer to a conditional write that found the key
+// taken: 412 PreconditionFailed, or 409 ConditionalRequestConflict when another write to the
+// key was under way.
+func conditionFailed(err error) bool {
+	switch errorCode(err) {
+	case "PreconditionFailed", "ConditionalRequestConflict":
+		return true
+	}
+	var withStatus interface{ HTTPStatusCode() int }
+	return errors.As(err, &withStatus) && withStatus.HTTPStatusCode() == http.StatusPreconditionFailed
+}
+
+// errorCode returns the service's error code in err, or "".
+func errorCode(err error) string {
+	var apiErr smithy.APIError
+	if errors.As(err, &apiErr) {
+		return apiErr.ErrorCode()
+	}
+	return ""
+}
+
+// interrupted returns the error for a request that ended because the watchdog fired or the
+// caller gave up, and done true; else done false.
+func interrupted(ctx context.Context, w *watchdog, err error) (_ error, done bool) {
+	if stall := w.stalled(); stall != nil {
+		return stall, true
+	}
+	if cerr := ctx.Err(); cerr != nil {
+		// The caller gave up; say so in a way errors.Is finds whatever cause the SDK kept.
+		if errors.Is(err, cerr) {
+			return err, true
+		}
+		return fmt.Errorf("%w: %v", cerr, err), true
+	}
+	return nil, false
+}
+
+// netTimeout makes a network timeout a context.DeadlineExceeded, and returns other errors as
+// they are.
+func netTimeout(err error) error {
 	var netErr net.Error
 	if errors.As(err, &netErr) && netErr.Timeout() && !errors.Is(err, context.DeadlineExceeded) {
 		return fmt.Errorf("%w: %v", context.DeadlineExceeded, err)

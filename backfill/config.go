@@ -1,0 +1,110 @@
+// Package backfill copies the old volume into the bucket: it walks the volume and lists the
+// bucket in the same key order and merge-joins the two (one list request per thousand keys,
+// not one HEAD per file), copies what the bucket lacks with a bounded pool of workers, never
+// overwrites (a different size is reported as a conflict, conditional writes keep two copiers
+// from clobbering each other), and is resumable: a rerun copies only what is still missing.
+// Nothing ever writes to or deletes from the volume.
+package backfill
+
+import (
+	"context"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path"
+	"time"
+
+	"github.com/fedicache/fedicache/origin"
+)
+
+// MastodonCacheControl is the Cache-Control Mastodon stores its uploads with.
+const MastodonCacheControl = "public, max-age=315576000, immutable"
+
+// Volume is what the backfill reads: the old volume.
+type Volume interface {
+	// Walk visits every regular file in the byte order of keys, hidden files included.
+	Walk(ctx context.Context, fn func(key string, info fs.FileInfo) error) error
+	// OpenFile opens key's file for reading.
+	OpenFile(key string) (*os.File, fs.FileInfo, error)
+}
+
+// Bucket is what the backfill writes to.
+type Bucket interface {
+	origin.Lister
+	origin.Putter
+}
+
+// staleUploadAborter is the optional ability of a bucket to clean up multipart uploads that a
+// killed copier left behind.
+type staleUploadAborter interface {
+	AbortStaleUploads(ctx context.Context, olderThan time.Duration) (int, error)
+}
+
+// Config tunes a run. The zero value copies with 8 workers, no limits, no ACL, Content-MD5 on
+// and conditional writes off.
+type Config struct {
+	// Concurrency is the number of files copied at once. Zero means 8.
+	Concurrency int
+	// Bandwidth caps the bytes read from the volume per second. Zero means no cap.
+	Bandwidth int64
+	// Rate caps the files started per second. Zero means no cap.
+	Rate float64
+	// Include, when not empty, copies only keys matching one of these globs; Exclude skips
+	// keys matching one. A glob with a "/" matches the whole key (path.Match), one without
+	// matches the file name.
+	Include, Exclude []string
+	// DenyPrefixes are key prefixes never copied (user exports, old imports).
+	DenyPrefixes []string
+	// ACL is the canned ACL of copied objects (Mastodon's S3_PERMISSION, "public-read" by
+	// default there); files hidden on the volume get "private". Empty sends no ACL, for buckets
+	// without ACLs: hidden files are then skipped and listed.
+	ACL string
+	// CacheControl is stored with each object. Zero means MastodonCacheControl.
+	CacheControl string
+	// NoContentMD5 turns off the Content-MD5 that lets the bucket check every single-part
+	// upload's bytes.
+	NoContentMD5 bool
+	// ConditionalWrite sends If-None-Match: * so that an object another copier stored first is
+	// never overwritten (for providers that support it).
+	ConditionalWrite bool
+	// DryRun decides and reports without writing anything.
+	DryRun bool
+	// StaleUploads is the age beyond which incomplete multipart uploads under the prefix are
+	// aborted at the start of a run. Zero means 24h.
+	StaleUploads time.Duration
+	// OnCopied, when set, is called with each key stored (serve drops it from its not-found
+	// memory), from the workers: concurrently.
+	OnCopied func(key string)
+	// OnPlan, when set, is called in DryRun mode with each key that would be copied, in key
+	// order, from one goroutine.
+	OnPlan func(key string, size int64, acl string)
+	// Logger receives failures and conflicts. Zero means slog.Default().
+	Logger *slog.Logger
+}
+
+func (c Config) withDefaults() Config {
+	if c.Concurrency <= 0 {
+		c.Concurrency = 8
+	}
+	if c.CacheControl == "" {
+		c.CacheControl = MastodonCacheControl
+	}
+	if c.StaleUploads <= 0 {
+		c.StaleUploads = 24 * time.Hour
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	return c
+}
+
+// Validate checks the globs.
+func (c Config) Validate() error {
+	for _, g := range append(append([]string{}, c.Include...), c.Exclude...) {
+		if _, err := path.Match(g, ""); err != nil {
+			return fmt.Errorf("backfill: glob %q is malformed: %w (e.g. --include 'media_attachments/*' or --exclude '*.mp4')", g, err)
+		}
+	}
+	return nil
+}

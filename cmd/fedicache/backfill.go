@@ -1,0 +1,250 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/dustin/go-humanize"
+	"github.com/fedicache/fedicache/backfill"
+	"github.com/fedicache/fedicache/origin/s3"
+	"github.com/fedicache/fedicache/origin/volume"
+	"github.com/mattn/go-isatty"
+	"github.com/schollz/progressbar/v3"
+	"github.com/spf13/cobra"
+)
+
+// backfillMaxAttempts is how often the one-shot copy tries a request to the bucket, with
+// backoff and jitter, before a file counts as failed.
+const backfillMaxAttempts = 10
+
+// errIncomplete makes the command exit 1 once its summary is out.
+var errIncomplete = errors.New("not every file could be copied or verified")
+
+func newBackfillCmd() *cobra.Command {
+	var (
+		dryRun           bool
+		verify           string
+		verifyOut        string
+		concurrency      int
+		bandwidth        string
+		rate             float64
+		include, exclude []string
+	)
+	cmd := &cobra.Command{
+		Use:   "backfill",
+		Short: "Copy the old volume into the bucket (resumable, verified, never overwriting)",
+		Long: "Copy every file of fallback.dir that the bucket lacks, under the same key (with\n" +
+			"s3.prefix), with Mastodon's Content-Type and Cache-Control and the s3.acl ACL (files\n" +
+			"hidden on the volume get the private ACL). A file whose key the bucket holds with\n" +
+			"another size is a conflict: reported, never overwritten. Rerun it at will: it copies\n" +
+			"only what is still missing. Nothing is ever written to or deleted from the volume.\n\n" +
+			"--verify compares every file with the bucket instead and writes the keys that are\n" +
+			"safe to delete from the volume to --verify-out.",
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			path, _ := cmd.Flags().GetString("config")
+			cfg, err := loadConfig(path, cmd.Flags())
+			if err != nil {
+				return err
+			}
+			if cfg.FallbackDir == "" {
+				return &configError{[]string{"fallback.dir is empty: the backfill copies the old volume, e.g. fallback.dir: /mnt/mastodon-system or --fallback-dir"}}
+			}
+			eng := cfg.Backfill.Engine
+			fl := cmd.Flags()
+			if fl.Changed("concurrency") {
+				if concurrency < 1 {
+					return &configError{[]string{fmt.Sprintf("--concurrency %d: use a number of at least 1, e.g. --concurrency 16", concurrency)}}
+				}
+				eng.Concurrency = concurrency
+			}
+			if fl.Changed("bandwidth") {
+				n, err := humanize.ParseBytes(bandwidth)
+				if err != nil {
+					return &configError{[]string{fmt.Sprintf("--bandwidth %q is not a size: use e.g. --bandwidth 50MiB", bandwidth)}}
+				}
+				eng.Bandwidth = int64(n)
+			}
+			if fl.Changed("rate") {
+				if rate < 0 {
+					return &configError{[]string{"--rate: use a number of files per second of at least 0, e.g. --rate 200"}}
+				}
+				eng.Rate = rate
+			}
+			eng.Include, eng.Exclude, eng.DryRun = include, exclude, dryRun
+			if err := eng.Validate(); err != nil {
+				return &configError{[]string{err.Error()}}
+			}
+			if verify != "" && verify != string(backfill.VerifySize) && verify != string(backfill.VerifyHash) {
+				return &configError{[]string{fmt.Sprintf("--verify=%s: use e.g. --verify (sizes) or --verify=hash (contents)", verify)}}
+			}
+			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGTERM, syscall.SIGINT)
+			defer stop()
+			log := newLogger(cfg, cmd.ErrOrStderr())
+			eng.Logger = log
+			return runBackfill(ctx, cfg, eng, verify, verifyOut, cmd.OutOrStdout(), cmd.ErrOrStderr(), log)
+		},
+	}
+	addConfigFlags(cmd.Flags())
+	f := cmd.Flags()
+	f.BoolVar(&dryRun, "dry-run", false, "print what would be copied and the totals; write nothing")
+	f.StringVar(&verify, "verify", "", "compare every file with the bucket: size (--verify) or hash (--verify=hash)")
+	f.Lookup("verify").NoOptDefVal = string(backfill.VerifySize)
+	f.StringVar(&verifyOut, "verify-out", "verified-keys.txt", "with --verify: file listing the keys safe to delete from the volume")
+	f.IntVar(&concurrency, "concurrency", 8, "files copied at once (key backfill.concurrency)")
+	f.StringVar(&bandwidth, "bandwidth", "0", "bytes read per second, e.g. 50MiB; 0 for no cap (key backfill.bandwidth)")
+	f.Float64Var(&rate, "rate", 0, "files started per second; 0 for no cap (key backfill.rate)")
+	f.StringArrayVar(&include, "include", nil, "copy only keys matching this glob (repeatable); a glob with / matches the key, one without the file name")
+	f.StringArrayVar(&exclude, "exclude", nil, "skip keys matching this glob (repeatable)")
+	return cmd
+}
+
+// runBackfill opens the volume and the bucket and runs the copy or the verification.
+func runBackfill(ctx context.Context, cfg Config, eng backfill.Config, verify, verifyOut string, out, errOut io.Writer, log *slog.Logger) error {
+	vol, err := volume.Open(cfg.FallbackDir)
+	if err != nil {
+		return fmt.Errorf("fallback.dir: %w", err)
+	}
+	defer vol.Close()
+	scfg := cfg.S3
+	scfg.MaxAttempts = backfillMaxAttempts
+	bucket, err := s3.New(ctx, scfg)
+	if err != nil {
+		return fmt.Errorf("bucket: %w", err)
+	}
+
+	if verify != "" {
+		f, err := os.Create(verifyOut)
+		if err != nil {
+			return fmt.Errorf("--verify-out: %w", err)
+		}
+		rep, err := backfill.Verify(ctx, vol, bucket, backfill.VerifyMode(verify), eng, f)
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		fmt.Fprintf(out, "verify (%s): checked %d, verified %d (listed in %s), missing %d, mismatched %d, errors %d\n",
+			verify, rep.Checked, rep.Verified, verifyOut, rep.Missing, rep.Mismatched, rep.Errors)
+		for _, k := range rep.Bad {
+			fmt.Fprintf(out, "  differs or unreadable: %s\n", k)
+		}
+		if err != nil {
+			return err
+		}
+		if rep.Mismatched+rep.Errors > 0 {
+			return errIncomplete
+		}
+		return nil
+	}
+
+	p := backfill.NewProgress()
+	if eng.DryRun {
+		eng.OnPlan = func(key string, size int64, acl string) {
+			fmt.Fprintf(out, "would copy %s (%s, acl %q)\n", key, humanize.IBytes(uint64(size)), acl)
+		}
+	}
+	stopProgress := showProgress(p, errOut, log)
+	err = backfill.Run(ctx, vol, bucket, eng, p)
+	stopProgress()
+	s := p.Snapshot()
+	printSummary(out, s, eng.DryRun)
+	if err != nil {
+		return err
+	}
+	if s.Failed > 0 {
+		return errIncomplete
+	}
+	return nil
+}
+
+// showProgress shows a progress bar on a terminal, else a log line every 10 s, until the
+// returned func is called.
+func showProgress(p *backfill.Progress, w io.Writer, log *slog.Logger) func() {
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	f, isFile := w.(*os.File)
+	tty := isFile && (isatty.IsTerminal(f.Fd()) || isatty.IsCygwinTerminal(f.Fd()))
+	go func() {
+		defer close(finished)
+		var bar *progressbar.ProgressBar
+		if tty {
+			bar = progressbar.NewOptions64(-1, progressbar.OptionSetWriter(w), progressbar.OptionShowBytes(true),
+				progressbar.OptionSetDescription("backfill"), progressbar.OptionShowCount(),
+				progressbar.OptionSetPredictTime(true), progressbar.OptionThrottle(200*time.Millisecond))
+		}
+		period := 10 * time.Second
+		if tty {
+			period = 250 * time.Millisecond
+		}
+		tick := time.NewTicker(period)
+		defer tick.Stop()
+		for {
+			select {
+			case <-done:
+				if bar != nil {
+					_ = bar.Finish()
+					fmt.Fprintln(w)
+				}
+				return
+			case <-tick.C:
+			}
+			s := p.Snapshot()
+			eta := "unknown"
+			if s.ETA >= 0 {
+				eta = s.ETA.Round(time.Second).String()
+			}
+			if bar != nil {
+				_ = bar.Set64(s.BytesRead)
+				bar.Describe(fmt.Sprintf("backfill: %d of %d files copied, %d scanned, %d failed, ETA %s",
+					s.Copied, s.ToCopy, s.Scanned, s.Failed, eta))
+				continue
+			}
+			log.Info("backfill progress", "scanned", s.Scanned, "copied", s.Copied, "to_copy", s.ToCopy,
+				"bytes_copied", s.BytesCopied, "rate", humanize.IBytes(uint64(s.BytesPerSecond))+"/s",
+				"failed", s.Failed, "conflicts", s.Conflicts, "eta", eta)
+		}
+	}()
+	return func() {
+		close(done)
+		<-finished
+	}
+}
+
+// printSummary writes the final counts and the keys that need an admin's eye.
+func printSummary(w io.Writer, s backfill.Snapshot, dryRun bool) {
+	verb := "copied"
+	if dryRun {
+		verb = "would copy"
+	}
+	fmt.Fprintf(w, "\nbackfill summary%s\n", map[bool]string{true: " (dry run: nothing written)"}[dryRun])
+	fmt.Fprintf(w, "  scanned          %d files\n", s.Scanned)
+	if dryRun {
+		fmt.Fprintf(w, "  %-16s %d files, %s\n", verb, s.ToCopy, humanize.IBytes(uint64(s.BytesToCopy)))
+	} else {
+		fmt.Fprintf(w, "  %-16s %d files, %s\n", verb, s.Copied, humanize.IBytes(uint64(s.BytesCopied)))
+	}
+	fmt.Fprintf(w, "  skipped          %d already in the bucket, %d stored by another copier, %d excluded\n", s.Present, s.Exists, s.Excluded)
+	fmt.Fprintf(w, "  conflicts        %d (same key, other size: not overwritten)\n", s.Conflicts)
+	fmt.Fprintf(w, "  private          %d hidden files copied with the private ACL, %d skipped (no ACLs)\n", s.Private, s.PrivateSkipped)
+	fmt.Fprintf(w, "  changed          %d (changed or vanished while read: skipped)\n", s.Changed)
+	fmt.Fprintf(w, "  failed           %d\n", s.Failed)
+	fmt.Fprintf(w, "  duration         %s (%s/s)\n", s.Elapsed.Round(time.Millisecond), humanize.IBytes(uint64(s.BytesPerSecond)))
+	for _, k := range s.ConflictKeys {
+		fmt.Fprintf(w, "  conflict: %s\n", k)
+	}
+	for _, k := range s.PrivateSkips {
+		fmt.Fprintf(w, "  hidden, not copied: %s\n", k)
+	}
+	for _, k := range s.ChangedKeys {
+		fmt.Fprintf(w, "  changed: %s\n", k)
+	}
+	for _, f := range s.Failures {
+		fmt.Fprintf(w, "  failed: %s: %s\n", f.Key, f.Err)
+	}
+}
