@@ -49,8 +49,7 @@ func newBackfillCmd() *cobra.Command {
 			"safe to delete from the volume to --verify-out.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			path, _ := cmd.Flags().GetString("config")
-			cfg, err := loadConfig(path, cmd.Flags())
+			cfg, err := commandConfig(cmd)
 			if err != nil {
 				return err
 			}

@@ -14,6 +14,7 @@ import (
 	"github.com/fedicache/fedicache/cache"
 	"github.com/fedicache/fedicache/origin/s3"
 	"github.com/fedicache/fedicache/proxy"
+	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 	"github.com/spf13/viper"
 )
@@ -83,6 +84,12 @@ func addConfigFlags(fs *pflag.FlagSet) {
 	for _, f := range flagKeys {
 		fs.String(f.flag, "", f.usage+" (key "+f.key+")")
 	}
+}
+
+// commandConfig loads the configuration of a command declared with addConfigFlags.
+func commandConfig(cmd *cobra.Command) (Config, error) {
+	path, _ := cmd.Flags().GetString("config")
+	return loadConfig(path, cmd.Flags())
 }
 
 // loadConfig reads the file (when path is not empty), the environment and the flags, in rising

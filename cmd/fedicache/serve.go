@@ -33,8 +33,7 @@ func newServeCmd() *cobra.Command {
 			"variables (FEDICACHE_S3_BUCKET for s3.bucket), then flags; later ones win.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			path, _ := cmd.Flags().GetString("config")
-			cfg, err := loadConfig(path, cmd.Flags())
+			cfg, err := commandConfig(cmd)
 			if err != nil {
 				return err
 			}
