@@ -33,9 +33,10 @@ var (
 // as it grows, so requests are served while the fetch streams. It ends by committing the object
 // to the tiers, or by failing every reader that has not had all its bytes.
 type flight struct {
-	l     *Layered
-	key   string
-	ready chan struct{} // closed once the origin answered (meta known) or failed
+	l      *Layered
+	key    string
+	ready  chan struct{} // closed once the origin answered (meta known) or failed
+	stored chan struct{} // closed once a complete object is in the tiers (or was not kept)
 
 	// Set before ready is closed, read-only afterwards.
 	meta      origin.Meta
@@ -59,7 +60,7 @@ type flight struct {
 }
 
 func newFlight(l *Layered, key string) *flight {
-	f := &flight{l: l, key: key, ready: make(chan struct{})}
+	f := &flight{l: l, key: key, ready: make(chan struct{}), stored: make(chan struct{})}
 	f.cond.L = &f.mu
 	f.ctx, f.cancel = context.WithCancel(l.base)
 	return f
@@ -229,9 +230,21 @@ func (f *flight) run(release func()) {
 		f.finish(err)
 		return
 	}
+	// The readers get their last bytes now; storing (an fsync on disk, the memory tier's
+	// buffers) happens after, off their path. The store holds the spool open as a reader would.
+	f.addReader()
+	f.finish(nil)
 	f.store(e)
 	l.forgetFlight(f) // later requests find the stored entry
-	f.finish(nil)
+	close(f.stored)
+	f.release()
+}
+
+// complete reports whether the fetch has its whole, checked body (it may be storing it).
+func (f *flight) complete() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.done && f.err == nil
 }
 
 // prepare picks where the body goes: the disk tier's spool, plus a memory buffer for a small

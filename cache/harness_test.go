@@ -114,7 +114,8 @@ func (h *harness) get(t *testing.T, key string) ([]byte, origin.Meta, error) {
 	if err != nil {
 		return nil, m, err
 	}
-	defer body.Close()
 	b, err := io.ReadAll(body)
+	body.Close()
+	h.l.Settle() // what a fetch stores, it stores after the client has its bytes
 	return b, m, err
 }

@@ -334,6 +334,13 @@ func (l *Layered) miss(ctx context.Context, key string, r *origin.Range) (io.Rea
 		return body, m, err
 	}
 	f, shared := l.join(key)
+	if f == nil {
+		// A fetch has just completed and is being stored: answer from the tiers once it is.
+		if err := l.waitStored(ctx, key); err != nil {
+			return nil, origin.Meta{}, err
+		}
+		return l.Get(ctx, key, nil)
+	}
 	body, m, err := f.wait(ctx, shared)
 	if errors.Is(err, errNoSpool) {
 		l.stats.originGets.Add(1)
@@ -350,12 +357,30 @@ func (l *Layered) cacheable(size int64) bool {
 	return l.disk != nil && !l.disk.Stats().Disabled || l.mem != nil && size <= l.cfg.MemoryObjectBytes
 }
 
+// waitStored waits until key's completed fetch has been stored.
+func (l *Layered) waitStored(ctx context.Context, key string) error {
+	f := l.flightFor(key)
+	if f == nil {
+		return nil
+	}
+	select {
+	case <-f.stored:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
 // join returns key's fetch, starting it when there is none, and counts the caller as one of
-// its readers; shared reports whether another request had started it.
+// its readers; shared reports whether another request had started it. It returns nil when the
+// fetch has completed and is being stored (see waitStored).
 func (l *Layered) join(key string) (f *flight, shared bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	f = l.flights[key]
+	if f != nil && f.complete() {
+		return nil, false
+	}
 	if f == nil {
 		f = newFlight(l, key)
 		l.flights[key] = f
@@ -396,6 +421,9 @@ func (l *Layered) backgroundFill(key string) {
 // WaitFills returns once the background fills under way have ended.
 func (l *Layered) WaitFills() { l.fills.Wait() }
 
+// Settle returns once every fetch under way has ended: stored in the tiers, or failed.
+func (l *Layered) Settle() { l.runs.Wait() }
+
 func (l *Layered) flightFor(key string) *flight {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -423,11 +451,15 @@ func (l *Layered) dropAll(key string) int {
 }
 
 // Purge removes key from every tier and from the not-found memory, and keeps a fetch under
-// way from storing it. It returns how many entries went.
+// way from storing it (one already storing is waited for, then removed). It returns how many
+// entries went.
 func (l *Layered) Purge(key string) int {
 	l.neg.del(key)
 	if f := l.flightFor(key); f != nil {
 		f.purge()
+		if f.complete() {
+			<-f.stored
+		}
 	}
 	return l.dropAll(key)
 }
@@ -436,13 +468,20 @@ func (l *Layered) Purge(key string) int {
 // entries went.
 func (l *Layered) PurgePrefix(prefix string) int {
 	l.neg.delPrefix(prefix)
+	var storing []*flight
 	l.mu.Lock()
 	for k, f := range l.flights {
 		if len(k) >= len(prefix) && k[:len(prefix)] == prefix {
 			f.purge()
+			if f.complete() {
+				storing = append(storing, f)
+			}
 		}
 	}
 	l.mu.Unlock()
+	for _, f := range storing {
+		<-f.stored
+	}
 	n := 0
 	for _, t := range l.tiers {
 		n += t.DeletePrefix(prefix)
