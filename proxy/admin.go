@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"net/http/pprof"
 	"sync"
 	"time"
 
@@ -63,6 +64,12 @@ func NewAdmin(front *Server, o origin.Origin, cfg AdminConfig) *Admin {
 	a.mux.Handle("GET /metrics", promhttp.HandlerFor(front.metrics.Registry, promhttp.HandlerOpts{}))
 	a.mux.HandleFunc("GET /status", a.status)
 	a.mux.HandleFunc("POST /purge", a.purge)
+	// Profiles, for the admin port only: go tool pprof http://ADMIN/debug/pprof/profile
+	a.mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+	a.mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
+	a.mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+	a.mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
+	a.mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
 	return a
 }
 
