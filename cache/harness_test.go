@@ -48,6 +48,7 @@ type harness struct {
 type harnessOpts struct {
 	noMemory, noDisk bool
 	diskMax          int64
+	requirePublic    bool // hide objects without a public-read ACL
 }
 
 func newHarness(t *testing.T, o harnessOpts) *harness {
@@ -57,6 +58,7 @@ func newHarness(t *testing.T, o harnessOpts) *harness {
 	b, err := s3.New(context.Background(), s3.Config{
 		Endpoint: h.bucket.URL, Bucket: origintest.BucketName, ForcePathStyle: true,
 		AccessKeyID: "AKID", SecretAccessKey: "secret", Timeout: 5 * time.Second,
+		RequirePublicRead: o.requirePublic,
 	})
 	if err != nil {
 		t.Fatal(err)

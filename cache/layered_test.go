@@ -408,3 +408,29 @@ func TestPurge(t *testing.T) {
 		t.Errorf("after prefix purge: Source %q, want the bucket", m.Source)
 	}
 }
+
+// TestHiddenObjectsAreNeverCached: an object whose ACL is private answers not found and is
+// not stored; one cached while public answers not found once the revalidation sees it hidden.
+func TestHiddenObjectsAreNeverCached(t *testing.T) {
+	h := newHarness(t, harnessOpts{requirePublic: true})
+	h.bucket.Put(t, smallKey, []byte("hidden"))
+	h.bucket.SetACL(smallKey, "private")
+	if _, _, err := h.get(t, smallKey); !errors.Is(err, origin.ErrNotFound) {
+		t.Fatalf("a private object: %v, want not found", err)
+	}
+	if st := h.l.Stats(); st.Memory.Entries != 0 || st.Disk.Entries != 0 {
+		t.Errorf("a private object was cached: %+v %+v", st.Memory, st.Disk)
+	}
+	h.bucket.Put(t, bigKey, []byte("public for now")) // public-read
+	if _, m, err := h.get(t, bigKey); err != nil || m.Source != origin.SourceBucket {
+		t.Fatalf("a public object: %v", err)
+	}
+	h.bucket.SetACL(bigKey, "private") // Mastodon suspends the account
+	h.clock.Advance(2 * time.Hour)
+	if _, _, err := h.get(t, bigKey); !errors.Is(err, origin.ErrNotFound) {
+		t.Errorf("after the revalidation of an object hidden since: %v, want not found", err)
+	}
+	if st := h.l.Stats(); st.RevalidatedGone != 1 {
+		t.Errorf("revalidations gone: %d, want 1", st.RevalidatedGone)
+	}
+}

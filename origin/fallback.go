@@ -23,9 +23,10 @@ func Fallback(primary, secondary Origin) Origin {
 }
 
 // useSecondary reports whether a primary error sends the request on to the secondary:
-// anything but success, a range beyond the end (the object exists) and the caller giving up.
+// anything but success, a range beyond the end (the object exists), a hidden object (hidden
+// everywhere) and the caller giving up.
 func useSecondary(ctx context.Context, err error) bool {
-	return err != nil && !errors.Is(err, ErrRangeNotSatisfiable) && ctx.Err() == nil
+	return err != nil && !errors.Is(err, ErrRangeNotSatisfiable) && !errors.Is(err, ErrHidden) && ctx.Err() == nil
 }
 
 // pickErr picks the error to return when the secondary failed too: the primary's when the

@@ -3,6 +3,7 @@ package origin_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"strings"
 	"testing"
@@ -205,5 +206,24 @@ func TestFallbackPing(t *testing.T) {
 	}
 	if err := origin.Fallback(&fakeOrigin{}, p).(origin.Pinger).Ping(context.Background()); err != nil {
 		t.Errorf("Ping with a primary that cannot be pinged: %v, want nil", err)
+	}
+}
+
+func TestFallbackNeverServesWhatThePrimaryHides(t *testing.T) {
+	hidden := fmt.Errorf("acl: %w", origin.ErrHidden)
+	if !errors.Is(hidden, origin.ErrNotFound) {
+		t.Fatal("ErrHidden must count as not found")
+	}
+	p := &fakeOrigin{err: hidden}
+	s := &fakeOrigin{objects: map[string]string{"k": "old copy"}}
+	f := origin.Fallback(p, s)
+	if _, err := f.Stat(context.Background(), "k"); !errors.Is(err, origin.ErrHidden) {
+		t.Errorf("Stat: %v, want ErrHidden", err)
+	}
+	if _, _, err := f.Get(context.Background(), "k", nil); !errors.Is(err, origin.ErrHidden) {
+		t.Errorf("Get: %v, want ErrHidden", err)
+	}
+	if s.calls != 0 {
+		t.Errorf("the secondary was asked %d times for a hidden key", s.calls)
 	}
 }

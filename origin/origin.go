@@ -65,4 +65,13 @@ var (
 	ErrNotFound = errors.New("origin: not found")
 	// ErrRangeNotSatisfiable means the object exists but the range lies wholly beyond its end.
 	ErrRangeNotSatisfiable = errors.New("origin: range not satisfiable")
+	// ErrHidden means the store holds the object but it must not be served: Mastodon hid it
+	// (its ACL grants the public no read) or deleted it (a tombstone). It is also ErrNotFound
+	// for errors.Is, so it is answered as absent, and Fallback never looks further for it.
+	ErrHidden error = hiddenError{}
 )
+
+type hiddenError struct{}
+
+func (hiddenError) Error() string        { return "origin: hidden" }
+func (hiddenError) Is(target error) bool { return target == ErrNotFound }

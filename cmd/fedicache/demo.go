@@ -130,6 +130,7 @@ func demoConfig(listen, adminListen, endpoint, volDir, cacheDir string) (Config,
 	v.Set("s3.bucket", demoBucket)
 	v.Set("s3.access_key_id", "demo")
 	v.Set("s3.secret_access_key", "demo-secret")
+	v.Set("s3.permission", "") // the in-process bucket has no ACLs
 	v.Set("fallback.dir", volDir)
 	v.Set("cache.disk.dir", cacheDir)
 	v.Set("cache.disk.max_bytes", "256MiB")

@@ -69,6 +69,15 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, started func(addrs
 	if err != nil {
 		return fmt.Errorf("bucket: %w", err)
 	}
+	if cfg.S3.RequirePublicRead {
+		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		if has, err := bucket.CheckACLs(cctx); err != nil {
+			log.Warn("could not read the bucket's ACL; hidden media is still checked object by object", "err", err)
+		} else if !has {
+			log.Warn("the bucket's service has no ACLs: s3.permission public-read cannot hide media by ACL; set s3.permission: \"\" to silence this")
+		}
+		cancel()
+	}
 	var fallback origin.Origin
 	var vol *volume.Volume
 	if cfg.FallbackDir != "" {

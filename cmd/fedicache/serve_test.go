@@ -105,6 +105,7 @@ s3:
   access_key_id: AKID
   secret_access_key: secret
   timeout: 10s
+  permission: ""
 `)
 	logs := newLogBuffer()
 	exit := make(chan int, 1)

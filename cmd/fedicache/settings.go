@@ -22,6 +22,7 @@ var settings = []setting{
 	{"s3.access_key_id", "", "access key; empty means the standard AWS chain (AWS_ACCESS_KEY_ID, shared config, web identity)"},
 	{"s3.secret_access_key", "", "secret key, with s3.access_key_id"},
 	{"s3.anonymous", false, "send unsigned requests, for a bucket that allows public reads (no credentials then)"},
+	{"s3.permission", "public-read", "Mastodon's S3_PERMISSION: with public-read, objects whose ACL grants the public no read (hidden media) answer 404; \"\" for no check"},
 	{"s3.acl", "public-read", "canned ACL of objects the backfill stores, Mastodon's S3_PERMISSION; empty sends none (buckets without ACLs, e.g. R2)"},
 	{"s3.conditional_write", false, "the backfill writes with If-None-Match: * so two copiers never overwrite each other (AWS S3, R2, MinIO support it)"},
 	{"s3.content_md5", true, "the backfill sends Content-MD5 so the bucket checks every single-part upload"},

@@ -2,6 +2,7 @@ package origintest
 
 import (
 	"bytes"
+	"cmp"
 	"io"
 	"net"
 	"net/http"
@@ -38,7 +39,9 @@ type FakeBucket struct {
 	every   int // with failStatus: fail one request in every
 	nReqs   int
 	failSt  int
-	failKey map[string]int // bucket key -> status every request for it gets
+	failKey map[string]int    // bucket key -> status every request for it gets
+	acls    map[string]string // bucket key -> canned ACL
+	noACLs  bool              // answer ACL requests NotImplemented, as services without ACLs do
 	gates   map[string]*Gate
 	cuts    map[string]int64
 	sent    atomic.Int64
@@ -79,6 +82,7 @@ func NewFakeBucket(t testing.TB) *FakeBucket {
 		heads:   map[string]int{},
 		puts:    map[string]http.Header{},
 		failKey: map[string]int{},
+		acls:    map[string]string{},
 		gates:   map[string]*Gate{},
 		cuts:    map[string]int64{},
 		ended:   make(chan error, 4096),
@@ -104,6 +108,10 @@ func NewFakeBucket(t testing.TB) *FakeBucket {
 
 func (b *FakeBucket) serve(fake http.Handler, w http.ResponseWriter, r *http.Request) {
 	key := strings.TrimPrefix(r.URL.Path, "/"+BucketName+"/")
+	if _, ok := r.URL.Query()["acl"]; ok {
+		b.serveACL(w, r, key)
+		return
+	}
 	b.mu.Lock()
 	switch r.Method {
 	case http.MethodGet:
@@ -113,6 +121,9 @@ func (b *FakeBucket) serve(fake http.Handler, w http.ResponseWriter, r *http.Req
 	case http.MethodPut:
 		b.puts[key] = r.Header.Clone()
 		b.nPuts++
+		if _, part := r.URL.Query()["partNumber"]; !part {
+			b.acls[key] = cmp.Or(r.Header.Get("X-Amz-Acl"), "private")
+		}
 	}
 	gate, cut := b.gates[key], b.cuts[key]
 	b.nReqs++
@@ -184,6 +195,47 @@ func (b *FakeBucket) FailEvery(n, status int) {
 	b.mu.Unlock()
 }
 
+// SetACL sets the canned ACL of the bucket key key ("public-read", "private").
+func (b *FakeBucket) SetACL(key, acl string) {
+	b.mu.Lock()
+	b.acls[key] = acl
+	b.mu.Unlock()
+}
+
+// NoACLs makes ACL requests answer 501 NotImplemented, as services without ACLs do.
+func (b *FakeBucket) NoACLs(on bool) {
+	b.mu.Lock()
+	b.noACLs = on
+	b.mu.Unlock()
+}
+
+// serveACL answers GetObjectAcl, PutObjectAcl and GetBucketAcl as S3 documents them.
+func (b *FakeBucket) serveACL(w http.ResponseWriter, r *http.Request, key string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.noACLs {
+		http.Error(w, "<Error><Code>NotImplemented</Code></Error>", http.StatusNotImplemented)
+		return
+	}
+	if r.Method == http.MethodPut {
+		b.acls[key] = cmp.Or(r.Header.Get("X-Amz-Acl"), "private")
+		return
+	}
+	acl, ok := b.acls[key]
+	if !ok && key != "" && key != "/"+BucketName {
+		if _, err := b.backend.HeadObject(BucketName, key); err != nil {
+			http.Error(w, "<Error><Code>NoSuchKey</Code></Error>", http.StatusNotFound)
+			return
+		}
+	}
+	grants := `<Grant><Grantee xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" xsi:type="CanonicalUser"><ID>owner</ID></Grantee><Permission>FULL_CONTROL</Permission></Grant>`
+	if acl == "public-read" {
+		grants += `<Grant><Grantee xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" xsi:type="Group"><URI>http://acs.amazonaws.com/groups/global/AllUsers</URI></Grantee><Permission>READ</Permission></Grant>`
+	}
+	w.Header().Set("Content-Type", "application/xml")
+	_, _ = io.WriteString(w, `<?xml version="1.0" encoding="UTF-8"?><AccessControlPolicy xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Owner><ID>owner</ID></Owner><AccessControlList>`+grants+`</AccessControlList></AccessControlPolicy>`)
+}
+
 // FailKey makes every request for the bucket key key answer status (0 stops it).
 func (b *FakeBucket) FailKey(key string, status int) {
 	b.mu.Lock()
@@ -222,6 +274,7 @@ func (b *FakeBucket) Put(t testing.TB, key string, data []byte) {
 	if _, err := b.backend.PutObject(BucketName, key, meta, bytes.NewReader(data), int64(len(data)), nil); err != nil {
 		t.Fatal(err)
 	}
+	b.SetACL(key, "public-read") // as Mastodon stores media by default
 }
 
 // Delete removes the bucket key key.

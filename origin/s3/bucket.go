@@ -26,6 +26,7 @@ type Bucket struct {
 	timeout time.Duration
 	observe func(op string, d time.Duration, err error)
 	writes  writeConfig // how List, Put and AbortStaleUploads send their requests
+	acl     aclCheck
 }
 
 // New returns the bucket cfg describes. It checks cfg and loads the AWS configuration
@@ -45,6 +46,7 @@ func New(ctx context.Context, cfg Config) (*Bucket, error) {
 		timeout: cfg.Timeout,
 		observe: cfg.Observe,
 		writes:  newWriteConfig(cfg),
+		acl:     aclCheck{on: cfg.RequirePublicRead && !cfg.Anonymous},
 	}
 	if cfg.Prefix != "" {
 		b.prefix = cfg.Prefix + "/"
@@ -63,6 +65,11 @@ func (b *Bucket) Stat(ctx context.Context, key string) (origin.Meta, error) {
 		err = fmt.Errorf("s3: stat %q: %w", key, err)
 	}
 	b.observed("HeadObject", start, err)
+	if err == nil {
+		if err = b.checkPublic(ctx, key); err != nil {
+			return origin.Meta{}, err
+		}
+	}
 	return m, err
 }
 
@@ -91,6 +98,12 @@ func (b *Bucket) Get(ctx context.Context, key string, r *origin.Range) (io.ReadC
 		err = fmt.Errorf("s3: get %q: %w", key, err)
 	}
 	b.observed("GetObject", start, err)
+	if err == nil {
+		if err = b.checkPublic(ctx, key); err != nil {
+			body.Close()
+			return nil, origin.Meta{}, err
+		}
+	}
 	return body, m, err
 }
 

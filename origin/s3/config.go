@@ -30,6 +30,12 @@ type Config struct {
 	// means the standard AWS credential chain: the AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY
 	// environment variables, the shared config and credentials files, web identity (IRSA), ...
 	AccessKeyID, SecretAccessKey string
+	// RequirePublicRead hides (answers as absent) every object whose ACL grants the public no
+	// read, as Mastodon's S3_PERMISSION "public-read" expects of a bucket read anonymously: a
+	// suspended account's media has the private ACL. It costs one GetObjectAcl per Get, Stat
+	// and Validate. It is off with Anonymous (the bucket decides then) and turns itself off on
+	// a service without ACLs. False means no check.
+	RequirePublicRead bool
 	// Anonymous sends unsigned requests, for a bucket that allows public reads. False means
 	// requests are signed.
 	Anonymous bool

@@ -22,6 +22,13 @@ func (b *Bucket) Validate(ctx context.Context, key, etag string) (origin.Meta, b
 		err = fmt.Errorf("s3: validate %q: %w", key, err)
 	}
 	b.observed("HeadObject", start, err)
+	if err == nil {
+		// A version that stays may have been hidden meanwhile: the ACL is read on every
+		// revalidation.
+		if err = b.checkPublic(ctx, key); err != nil {
+			return origin.Meta{}, false, err
+		}
+	}
 	return m, unchanged, err
 }
 
