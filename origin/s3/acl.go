@@ -19,7 +19,6 @@ import (
 // allUsers is the grantee S3 names for everyone, anonymous requests included.
 const allUsers = "http://acs.amazonaws.com/groups/global/AllUsers"
 
-
 // aclCheck decides whether objects are hidden by their ACL, when Config.RequirePublicRead asks.
 type aclCheck struct {
 	on          bool
