@@ -307,3 +307,20 @@ func TestVerify(t *testing.T) {
 		t.Errorf("the safe-to-delete list has %d keys and must not name %s or %s", len(listed), changed, missing)
 	}
 }
+
+func TestDeletedKeysAreNotCopied(t *testing.T) {
+	files := mastodonTree(10)
+	w := newWorld(t, files)
+	var deleted string
+	for k := range files {
+		deleted = k
+		break
+	}
+	s := w.run(t, backfill.Config{ACL: "public-read", Skip: func(k string) bool { return k == deleted }})
+	if s.Copied != 9 || s.Excluded != 1 {
+		t.Errorf("%+v", s)
+	}
+	if w.bucket.PutHeader(deleted) != nil {
+		t.Error("a deleted key was copied back into the bucket")
+	}
+}

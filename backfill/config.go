@@ -56,6 +56,8 @@ type Config struct {
 	Include, Exclude []string
 	// DenyPrefixes are key prefixes never copied (user exports, old imports).
 	DenyPrefixes []string
+	// Skip, when set, names keys never copied: those Mastodon deleted (tombstones).
+	Skip func(key string) bool
 	// ACL is the canned ACL of copied objects (Mastodon's S3_PERMISSION, "public-read" by
 	// default there); files hidden on the volume get "private". Empty sends no ACL, for buckets
 	// without ACLs: hidden files are then skipped and listed.

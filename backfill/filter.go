@@ -6,7 +6,7 @@ import (
 )
 
 // selected reports whether key is to be considered at all: not under a denied prefix, matching
-// an include glob when there are some, and no exclude glob.
+// an include glob when there are some, no exclude glob, and not skipped (deleted).
 func (c *Config) selected(key string) bool {
 	for _, d := range c.DenyPrefixes {
 		if strings.HasPrefix(key, d) {
@@ -16,7 +16,10 @@ func (c *Config) selected(key string) bool {
 	if len(c.Include) > 0 && !matchAny(c.Include, key) {
 		return false
 	}
-	return !matchAny(c.Exclude, key)
+	if matchAny(c.Exclude, key) {
+		return false
+	}
+	return c.Skip == nil || !c.Skip(key)
 }
 
 // matchAny reports whether key matches one of globs: a glob with a "/" against the whole key,

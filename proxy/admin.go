@@ -26,6 +26,11 @@ type AdminConfig struct {
 	// Sections are added to /status under their names, each the value its func returns then
 	// (the backfill's progress, say).
 	Sections map[string]func() any
+	// Peers, when set, are the other replicas: a purge received here is passed on to them.
+	Peers *Peers
+	// Remember, when set, records a key a peer tombstoned (POST /purge?key=K&tombstone=1), so
+	// that the old volume's copy is not served before the next refresh of the tombstones.
+	Remember func(key string)
 	// Token authorizes the admin's writes (POST /purge) as "Authorization: Bearer <Token>".
 	// Zero means writes are off (404).
 	Token string

@@ -22,6 +22,7 @@ type Metrics struct {
 	originLatency *prometheus.HistogramVec
 	originErrors  *prometheus.CounterVec
 	inFlight      prometheus.Gauge
+	busts         prometheus.Counter
 
 	// Counters of the memory-hit path, resolved once so that path allocates nothing.
 	hit200, hit206, hit304 prometheus.Counter
@@ -56,6 +57,11 @@ func NewMetrics() *Metrics {
 			Help: "Response bodies streaming from an origin request to a client (files sent with sendfile not counted).",
 		}),
 	}
+	m.busts = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "fedicache_cache_busts_total",
+		Help: "Mastodon cache-buster requests carried out (a deleted or hidden file dropped everywhere).",
+	})
+	m.Registry.MustRegister(m.busts)
 	m.hit200 = m.requests.WithLabelValues("200", string(cache.SourceMemory))
 	m.hit206 = m.requests.WithLabelValues("206", string(cache.SourceMemory))
 	m.hit304 = m.requests.WithLabelValues("304", string(cache.SourceMemory))

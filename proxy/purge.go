@@ -4,6 +4,7 @@ import (
 	"crypto/subtle"
 	"encoding/json"
 	"net/http"
+	"net/url"
 	"strings"
 )
 
@@ -32,17 +33,36 @@ func (a *Admin) purge(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	q := r.URL.Query()
-	key, prefix := q.Get("key"), q.Get("prefix")
-	var n int
+	key, prefix := strings.TrimPrefix(q.Get("key"), "/"), strings.TrimPrefix(q.Get("prefix"), "/")
+	var rep struct {
+		Purged int          `json:"purged"`
+		Peers  []PeerResult `json:"peers,omitempty"`
+	}
 	switch {
 	case key != "" && prefix == "":
-		n = a.purger.Purge(strings.TrimPrefix(key, "/"))
+		rep.Purged = a.purger.Purge(key)
+		if q.Get("tombstone") == "1" && a.cfg.Remember != nil {
+			a.cfg.Remember(key)
+		}
 	case prefix != "" && key == "":
-		n = a.purger.PurgePrefix(strings.TrimPrefix(prefix, "/"))
+		rep.Purged = a.purger.PurgePrefix(prefix)
 	default:
 		http.Error(w, "give exactly one of key or prefix, e.g. POST /purge?key=media_attachments/files/000/000/001/original/0123456789abcdef.jpg", http.StatusBadRequest)
 		return
 	}
+	// A purge sent by a peer stops here; one from outside goes to every peer.
+	if a.cfg.Peers != nil && r.Header.Get(ForwardedHeader) == "" {
+		rep.Peers = a.cfg.Peers.Forward(r.Context(), r.URL.RequestURI())
+	}
 	w.Header().Set("Content-Type", "application/json")
-	_ = json.NewEncoder(w).Encode(map[string]int{"purged": n})
+	_ = json.NewEncoder(w).Encode(rep)
+}
+
+// PurgePath is the admin path that purges key, telling the peer it was tombstoned.
+func PurgePath(key string, tombstoned bool) string {
+	q := url.Values{"key": {key}}
+	if tombstoned {
+		q.Set("tombstone", "1")
+	}
+	return "/purge?" + q.Encode()
 }

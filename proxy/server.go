@@ -4,6 +4,7 @@
 package proxy
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -11,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -47,6 +49,10 @@ type Config struct {
 	// OnFallback, when set, is called with the key of each object answered from the old
 	// volume (the backfill copies those first). It must not block.
 	OnFallback func(key string)
+	// CacheBuster recognises Mastodon's cache-buster requests; Buster carries them out. Zero
+	// (or a nil Buster) means none.
+	CacheBuster BusterConfig
+	Buster      Buster
 }
 
 func (c Config) withDefaults() Config {
@@ -84,6 +90,9 @@ type Server struct {
 	srv     *fasthttp.Server
 	peek    hitPeeker // nil when the origin has no memory tier
 
+	bustHeader             string // "" when the cache buster is off
+	bustMethod, bustSecret []byte
+
 	// base is the parent of every origin request; abort cancels it when a shutdown runs out
 	// of time, so bucket requests still running are dropped.
 	base     context.Context
@@ -105,6 +114,10 @@ func New(o origin.Origin, cfg Config, m *Metrics) *Server {
 		log:     cfg.Logger,
 	}
 	s.peek, _ = o.(hitPeeker)
+	if cb := cfg.CacheBuster; cb.Header != "" && cb.Secret != "" && cfg.Buster != nil {
+		s.bustHeader, s.bustSecret = cb.Header, []byte(cb.Secret)
+		s.bustMethod = []byte(strings.ToUpper(cmp.Or(cb.Method, "GET")))
+	}
 	if c, ok := o.(cacheStatser); ok {
 		m.registerCache(c)
 	}
@@ -149,6 +162,10 @@ func (s *Server) Draining() bool { return s.draining.Load() }
 func (s *Server) Metrics() *Metrics { return s.metrics }
 
 func (s *Server) handle(ctx *fasthttp.RequestCtx) {
+	if s.bustHeader != "" && s.isBust(ctx) {
+		s.bust(ctx)
+		return
+	}
 	if !ctx.IsGet() && !ctx.IsHead() {
 		ctx.Response.Header.Set("Allow", "GET, HEAD")
 		s.fail(ctx, fasthttp.StatusMethodNotAllowed)

@@ -13,6 +13,7 @@ import (
 
 	"github.com/dustin/go-humanize"
 	"github.com/fedicache/fedicache/backfill"
+	"github.com/fedicache/fedicache/origin"
 	"github.com/fedicache/fedicache/origin/s3"
 	"github.com/fedicache/fedicache/origin/volume"
 	"github.com/mattn/go-isatty"
@@ -118,6 +119,11 @@ func runBackfill(ctx context.Context, cfg Config, eng backfill.Config, verify, v
 	if err != nil {
 		return fmt.Errorf("bucket: %w", err)
 	}
+	tombs := origin.NewTombstones(bucket, cfg.StatePrefix)
+	if err := tombs.Load(ctx); err != nil {
+		return fmt.Errorf("loading the tombstones of deleted keys (the backfill never copies those): %w", err)
+	}
+	eng.Skip = tombs.Has
 
 	if verify != "" {
 		f, err := os.Create(verifyOut)

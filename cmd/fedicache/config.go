@@ -29,6 +29,9 @@ type Config struct {
 	Cache         CacheConfig
 	Backfill      BackfillConfig
 	AdminToken    string
+	StatePrefix   string
+	StateRefresh  time.Duration
+	Peers         string
 	ShutdownGrace time.Duration
 	LogLevel      string
 	LogFormat     string
@@ -165,11 +168,31 @@ func configFrom(v *viper.Viper, path string) (Config, error) {
 			},
 		},
 		AdminToken:    r.str("admin.token"),
+		StatePrefix:   r.str("state_prefix"),
+		StateRefresh:  r.duration("state_refresh"),
+		Peers:         r.str("cluster.peers"),
 		ShutdownGrace: r.duration("shutdown_grace"),
 		LogLevel:      r.oneOf("log.level", "debug", "info", "warn", "error"),
 		LogFormat:     r.oneOf("log.format", "json", "text"),
 	}
 	cfg.Proxy.DenyPrefixes = r.keyPrefixes("deny_prefixes", cfg.Proxy.DenyPrefixes)
+	cfg.Proxy.CacheBuster = proxy.BusterConfig{
+		Header: r.str("cache_buster.secret_header"),
+		Secret: r.str("cache_buster.secret"),
+		Method: strings.ToUpper(r.str("cache_buster.method")),
+	}
+	if cb := cfg.Proxy.CacheBuster; (cb.Header == "") != (cb.Secret == "") {
+		r.fail("cache_buster.secret_header and cache_buster.secret go together, as Mastodon's CACHE_BUSTER_SECRET_HEADER and CACHE_BUSTER_SECRET: set both, e.g. cache_buster.secret_header: X-Cache-Buster-Secret")
+	}
+	if cfg.StatePrefix = strings.TrimLeft(cfg.StatePrefix, "/"); cfg.StatePrefix == "" || !strings.HasSuffix(cfg.StatePrefix, "/") {
+		r.fail("state_prefix: %q must be a folder-like prefix ending in /: use e.g. state_prefix: _fedicache/", cfg.StatePrefix)
+	} else {
+		// fedicache's own state is never served nor copied.
+		cfg.Proxy.DenyPrefixes = append(cfg.Proxy.DenyPrefixes, cfg.StatePrefix)
+	}
+	if cfg.Peers != "" && cfg.AdminToken == "" {
+		r.fail("cluster.peers needs admin.token: the replicas authenticate each other with it, e.g. admin.token from a Secret (FEDICACHE_ADMIN_TOKEN)")
+	}
 	cfg.Backfill.Engine.DenyPrefixes = cfg.Proxy.DenyPrefixes
 	switch cfg.Backfill.Engine.ACL {
 	case "", "public-read", "private", "authenticated-read", "bucket-owner-read", "bucket-owner-full-control":

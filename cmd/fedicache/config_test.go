@@ -114,7 +114,7 @@ fallback:
 		{"s3.request_checksum (default)", cfg.S3.RequestChecksum, "when_required"},
 		{"headers.cache_control (default)", cfg.Proxy.CacheControl, "public, max-age=31536000, immutable"},
 		{"strip_prefix (file)", strings.Join(cfg.Proxy.StripPrefixes, ","), "/my-bucket,/system"},
-		{"deny_prefixes (env)", strings.Join(cfg.Proxy.DenyPrefixes, ","), "backups/,imports/,secret/"},
+		{"deny_prefixes (env, then the state prefix)", strings.Join(cfg.Proxy.DenyPrefixes, ","), "backups/,imports/,secret/,_fedicache/"},
 		{"fallback.dir", cfg.FallbackDir, vol},
 		{"shutdown_grace (default)", cfg.ShutdownGrace.String(), "25s"},
 	}

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strconv"
 	"syscall"
 	"time"
 
@@ -21,6 +22,7 @@ import (
 	"github.com/fedicache/fedicache/origin/s3"
 	"github.com/fedicache/fedicache/origin/volume"
 	"github.com/fedicache/fedicache/proxy"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/cobra"
 )
 
@@ -78,6 +80,13 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, started func(addrs
 		}
 		cancel()
 	}
+	tombs := origin.NewTombstones(bucket, cfg.StatePrefix)
+	if err := tombs.Load(ctx); err != nil {
+		log.Warn("could not load the tombstones of deleted keys; retrying in the background", "err", err)
+	}
+	go tombs.Refresh(ctx, cfg.StateRefresh, func(err error) {
+		log.Warn("could not refresh the tombstones of deleted keys", "err", err)
+	})
 	var fallback origin.Origin
 	var vol *volume.Volume
 	if cfg.FallbackDir != "" {
@@ -86,7 +95,7 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, started func(addrs
 			return fmt.Errorf("fallback.dir: %w", err)
 		}
 		defer vol.Close()
-		fallback = vol
+		fallback = origin.Without(vol, tombs.Has) // what Mastodon deleted stays deleted
 	}
 	layered, closeTiers, err := newCache(origin.Fallback(bucket, fallback), cfg, log)
 	if err != nil {
@@ -103,9 +112,14 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, started func(addrs
 
 	pcfg := cfg.Proxy
 	pcfg.Logger = log
+	var peers *proxy.Peers
+	if cfg.Peers != "" {
+		peers = newPeers(cfg, metrics)
+	}
+	pcfg.Buster = &buster{cache: layered, bucket: bucket, tombs: tombs, peers: peers}
 	sections := map[string]func() any{}
 	if cfg.Backfill.Enabled {
-		onFallback, progress, err := startBackfill(ctx, cfg, vol, layered, metrics, log)
+		onFallback, progress, err := startBackfill(ctx, cfg, vol, layered, tombs, metrics, log)
 		if err != nil {
 			tiersInUse = false
 			return err
@@ -120,6 +134,8 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, started func(addrs
 			Info:     statusInfo(cfg),
 			Token:    cfg.AdminToken,
 			Sections: sections,
+			Peers:    peers,
+			Remember: tombs.Remember,
 		}),
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
@@ -175,13 +191,35 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, started func(addrs
 	return nil
 }
 
+// lookupPeers resolves cluster.peers; nil means the system's resolver. Tests replace it.
+var lookupPeers func(ctx context.Context, host string) ([]net.IP, error)
+
+// newPeers returns the other replicas, found by cluster.peers, with their failures counted.
+func newPeers(cfg Config, m *proxy.Metrics) *proxy.Peers {
+	failures := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "fedicache_peer_forward_failures_total",
+		Help: "Purges and cache busts that could not be passed on to a peer replica.",
+	}, []string{"peer"})
+	m.Registry.MustRegister(failures)
+	_, port, _ := net.SplitHostPort(cfg.AdminListen)
+	p, _ := strconv.Atoi(port)
+	return proxy.NewPeers(proxy.PeersConfig{
+		Name: cfg.Peers, Port: p, Token: cfg.AdminToken, Lookup: lookupPeers,
+		OnResult: func(peer string, ok bool) {
+			if !ok {
+				failures.WithLabelValues(peer).Inc()
+			}
+		},
+	})
+}
+
 // backfillQueueSize bounds the keys served from the old volume that wait to be copied.
 const backfillQueueSize = 10_000
 
 // startBackfill runs the copy of the old volume in the background until ctx ends: the walk of
 // the whole volume, and a queue that copies first what was just served from it. It returns the
 // hook that queues a key, and the progress.
-func startBackfill(ctx context.Context, cfg Config, vol *volume.Volume, c *cache.Layered, m *proxy.Metrics, log *slog.Logger) (func(string), *backfill.Progress, error) {
+func startBackfill(ctx context.Context, cfg Config, vol *volume.Volume, c *cache.Layered, tombs *origin.Tombstones, m *proxy.Metrics, log *slog.Logger) (func(string), *backfill.Progress, error) {
 	if vol == nil {
 		return nil, nil, &configError{[]string{"backfill.enabled needs fallback.dir: set it to the old volume, e.g. fallback.dir: /mnt/mastodon-system"}}
 	}
@@ -194,6 +232,7 @@ func startBackfill(ctx context.Context, cfg Config, vol *volume.Volume, c *cache
 	eng := cfg.Backfill.Engine
 	eng.Logger = log
 	eng.OnCopied = c.Forget
+	eng.Skip = tombs.Has
 	p := backfill.NewProgress()
 	registerBackfillMetrics(m, p)
 	q := backfill.NewQueue(vol, bucket, eng, p, backfillQueueSize)

@@ -1,0 +1,174 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/fedicache/fedicache/origin/origintest"
+)
+
+// replica is a serve started in process for a test.
+type replica struct {
+	public, admin string
+	stop          context.CancelFunc
+	done          chan error
+}
+
+func startReplica(t *testing.T, yaml string) *replica {
+	t.Helper()
+	cfg, err := loadConfig(writeConfig(t, yaml), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	r := &replica{stop: cancel, done: make(chan error, 1)}
+	started := make(chan addrs, 1)
+	go func() { r.done <- serve(ctx, cfg, discardLog(), func(a addrs) { started <- a }) }()
+	select {
+	case a := <-started:
+		r.public, r.admin = a.public.String(), a.admin.String()
+	case err := <-r.done:
+		t.Fatalf("serve: %v", err)
+	}
+	t.Cleanup(func() { r.close() })
+	return r
+}
+
+func (r *replica) close() {
+	r.stop()
+	<-r.done
+	r.done <- nil // close is idempotent
+}
+
+func (r *replica) get(t *testing.T, key string, hdr ...string) (int, http.Header, []byte) {
+	t.Helper()
+	req, _ := http.NewRequest("GET", "http://"+r.public+"/"+key, nil)
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, resp.Header, b
+}
+
+// TestCacheBusterAcrossReplicas: Mastodon's cache buster for a key only on the old volume drops
+// it on every replica and tombstones it: 404 from then on, and the backfill never copies it.
+func TestCacheBusterAcrossReplicas(t *testing.T) {
+	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
+	ln, err := net.Listen("tcp", "127.0.0.2:0") // a second loopback address for the second replica
+	if err != nil {
+		t.Skipf("no second loopback address: %v", err)
+	}
+	ln.Close()
+	free, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	adminPort := strconv.Itoa(free.Addr().(*net.TCPAddr).Port)
+	free.Close()
+	lookupPeers = func(context.Context, string) ([]net.IP, error) {
+		return []net.IP{net.ParseIP("127.0.0.1"), net.ParseIP("127.0.0.2")}, nil
+	}
+	t.Cleanup(func() { lookupPeers = nil })
+
+	bucket := origintest.NewFakeBucket(t)
+	vol := t.TempDir()
+	const deleted = "cache/media_attachments/files/000/000/001/original/dddddddddddddddd.jpg"
+	const public = "media_attachments/files/000/000/002/original/pppppppppppppppp.jpg"
+	secretBytes := []byte("a deleted post's photo")
+	if err := os.MkdirAll(filepath.Dir(filepath.Join(vol, deleted)), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(vol, deleted), secretBytes, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	bucket.Put(t, public, []byte("public photo"))
+	base := `
+s3:
+  endpoint: ` + bucket.URL + `
+  bucket: ` + origintest.BucketName + `
+  access_key_id: AKID
+  secret_access_key: secret
+fallback:
+  dir: ` + vol + `
+cache_buster:
+  secret_header: X-Cache-Buster-Secret
+  secret: s3cret
+cluster:
+  peers: fedicache-peers
+admin:
+  token: t0ken
+`
+	a := startReplica(t, base+"listen: \"127.0.0.1:0\"\nadmin_listen: \"127.0.0.1:"+adminPort+"\"\n")
+	b := startReplica(t, base+"listen: \"127.0.0.2:0\"\nadmin_listen: \"127.0.0.2:"+adminPort+"\"\n")
+
+	for _, r := range []*replica{a, b} {
+		if st, h, body := r.get(t, deleted); st != 200 || h.Get("X-Cache") != "FALLBACK" || !bytes.Equal(body, secretBytes) {
+			t.Fatalf("before the buster: %d %q", st, h.Get("X-Cache"))
+		}
+	}
+	// A wrong secret is an ordinary request: no purge.
+	if st, h, _ := a.get(t, deleted, "X-Cache-Buster-Secret", "guess"); st != 200 || h.Get("X-Cache") != "HIT" {
+		t.Errorf("wrong secret: %d, X-Cache %q; want an ordinary hit", st, h.Get("X-Cache"))
+	}
+	st, _, body := a.get(t, deleted, "X-Cache-Buster-Secret", "s3cret")
+	var rep struct {
+		Purged     int
+		Tombstoned bool
+		Peers      []struct {
+			Peer string
+			Err  string `json:"error"`
+		}
+	}
+	_ = json.Unmarshal(body, &rep)
+	if st != 200 || bytes.Contains(body, secretBytes) || !rep.Tombstoned || rep.Purged < 1 || len(rep.Peers) != 1 || rep.Peers[0].Err != "" {
+		t.Fatalf("buster: %d %s", st, body)
+	}
+	for name, r := range map[string]*replica{"this replica": a, "the other replica": b} {
+		if st, _, body := r.get(t, deleted); st != 404 || bytes.Contains(body, secretBytes) {
+			t.Errorf("%s after the buster: %d", name, st)
+		}
+	}
+	// A new replica learns the tombstone from the bucket.
+	bucket.Put(t, "unrelated.png", []byte("x"))
+	code, out, errOut := runCLI(t, "backfill", "--config", writeConfig(t, base))
+	if code != 0 || !strings.Contains(out, "copied           0 files") {
+		t.Errorf("backfill after the buster: exit %d\n%s%s", code, out, errOut)
+	}
+	if bucket.PutHeader(deleted) != nil {
+		t.Error("the backfill copied a deleted key back into the bucket")
+	}
+
+	// A peer down: the purge still happens here and the failure is reported.
+	b.close()
+	a.get(t, public)
+	start := time.Now()
+	st, _, body = a.get(t, public, "X-Cache-Buster-Secret", "s3cret")
+	_ = json.Unmarshal(body, &rep)
+	if st != 200 || rep.Tombstoned || len(rep.Peers) != 1 || rep.Peers[0].Err == "" {
+		t.Errorf("buster with a peer down: %d %s", st, body)
+	}
+	if time.Since(start) > 20*time.Second {
+		t.Errorf("a peer down held the buster for %v", time.Since(start))
+	}
+	if _, h, _ := a.get(t, public); h.Get("X-Cache") != "MISS" {
+		t.Errorf("after the buster: X-Cache %q, want MISS (purged)", h.Get("X-Cache"))
+	}
+}
+
+func discardLog() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
