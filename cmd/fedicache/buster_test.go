@@ -169,6 +169,21 @@ admin:
 	if _, h, _ := a.get(t, public); h.Get("X-Cache") != "MISS" {
 		t.Errorf("after the buster: X-Cache %q, want MISS (purged)", h.Get("X-Cache"))
 	}
+
+	// Mastodon hides the (cached) object: 404 at once after its buster, and no tombstone, as
+	// an unsuspension may bring it back.
+	bucket.SetACL(public, "private")
+	if _, h, _ := a.get(t, public); h.Get("X-Cache") != "HIT" {
+		t.Fatalf("before the buster: X-Cache %q", h.Get("X-Cache"))
+	}
+	_, _, body = a.get(t, public, "X-Cache-Buster-Secret", "s3cret")
+	_ = json.Unmarshal(body, &rep)
+	if rep.Tombstoned {
+		t.Errorf("a hidden object was tombstoned: %s", body)
+	}
+	if st, _, body := a.get(t, public); st != 404 || bytes.Contains(body, []byte("public photo")) {
+		t.Errorf("a hidden object after its buster: %d", st)
+	}
 }
 
 func discardLog() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
