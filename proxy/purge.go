@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"context"
 	"crypto/subtle"
 	"encoding/json"
 	"net/http"
@@ -52,7 +53,8 @@ func (a *Admin) purge(w http.ResponseWriter, r *http.Request) {
 	}
 	// A purge sent by a peer stops here; one from outside goes to every peer.
 	if a.cfg.Peers != nil && r.Header.Get(ForwardedHeader) == "" {
-		rep.Peers = a.cfg.Peers.Forward(r.Context(), r.URL.RequestURI())
+		// A caller that hangs up must not leave some peers unpurged; Forward bounds its time.
+		rep.Peers = a.cfg.Peers.Forward(context.WithoutCancel(r.Context()), r.URL.RequestURI())
 	}
 	w.Header().Set("Content-Type", "application/json")
 	_ = json.NewEncoder(w).Encode(rep)

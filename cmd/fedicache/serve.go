@@ -196,18 +196,19 @@ var lookupPeers func(ctx context.Context, host string) ([]net.IP, error)
 
 // newPeers returns the other replicas, found by cluster.peers, with their failures counted.
 func newPeers(cfg Config, m *proxy.Metrics) *proxy.Peers {
-	failures := prometheus.NewCounterVec(prometheus.CounterOpts{
+	// No label per peer: pod addresses change with every rollout. The JSON answer names them.
+	failures := prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "fedicache_peer_forward_failures_total",
 		Help: "Purges and cache busts that could not be passed on to a peer replica.",
-	}, []string{"peer"})
+	})
 	m.Registry.MustRegister(failures)
 	_, port, _ := net.SplitHostPort(cfg.AdminListen)
 	p, _ := strconv.Atoi(port)
 	return proxy.NewPeers(proxy.PeersConfig{
 		Name: cfg.Peers, Port: p, Token: cfg.AdminToken, Lookup: lookupPeers,
-		OnResult: func(peer string, ok bool) {
+		OnResult: func(_ string, ok bool) {
 			if !ok {
-				failures.WithLabelValues(peer).Inc()
+				failures.Inc()
 			}
 		},
 	})
