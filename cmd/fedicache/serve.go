@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"strconv"
 	"syscall"
 	"time"
@@ -65,6 +66,7 @@ type addrs struct{ public, admin net.Addr }
 // readiness fails at once, the public listener stops accepting, and answers under way get
 // cfg.ShutdownGrace to finish. started, when not nil, is called once both listeners are bound.
 func serve(ctx context.Context, cfg Config, log *slog.Logger, started func(addrs)) error {
+	setMemoryLimit(cfg, log)
 	metrics := proxy.NewMetrics()
 	cfg.S3.Observe = metrics.ObserveBucket
 	bucket, err := s3.New(ctx, cfg.S3)
@@ -189,6 +191,22 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, started func(addrs
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// memoryHeadroom is what the process may use beyond the memory tier before the garbage
+// collector works harder: buffers, bodies in flight, the disk index, the runtime.
+const memoryHeadroom = 48 << 20
+
+// setMemoryLimit sets the Go runtime's soft memory limit to the memory tier plus headroom, unless
+// GOMEMLIMIT says otherwise: without it the heap may grow to twice what the tier holds before a
+// collection, and a container's memory limit must cover that.
+func setMemoryLimit(cfg Config, log *slog.Logger) {
+	if os.Getenv("GOMEMLIMIT") != "" || cfg.Cache.MemoryMaxBytes <= 0 {
+		return
+	}
+	limit := cfg.Cache.MemoryMaxBytes + memoryHeadroom
+	debug.SetMemoryLimit(limit)
+	log.Debug("memory limit set", "bytes", limit)
 }
 
 // lookupPeers resolves cluster.peers; nil means the system's resolver. Tests replace it.
