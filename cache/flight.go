@@ -1,7 +1,6 @@
 package cache
 
 import (
-	"bytes"
 	"context"
 	"crypto/md5"
 	"encoding/hex"
@@ -470,10 +469,3 @@ func (s *tempSpool) ReadAt(p []byte, off int64) (int, error) { return s.f.ReadAt
 func (s *tempSpool) Commit() error                           { return nil }
 func (s *tempSpool) Abort()                                  {}
 func (s *tempSpool) Close() error                            { return s.f.Close() }
-
-// failingReader returns err on every read.
-type failingReader struct{ err error }
-
-func (r *failingReader) Read([]byte) (int, error) { return 0, r.err }
-
-func newBytesReader(b []byte) *bytes.Reader { return bytes.NewReader(b) }

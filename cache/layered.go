@@ -4,11 +4,15 @@ package cache
 // have locks of their own, never taken while holding these.
 
 import (
+	"bytes"
 	"context"
+	"crypto/md5"
+	"encoding/hex"
 	"errors"
 	"io"
 	"log/slog"
 	"os"
+	"strings"
 	"sync"
 	"time"
 
@@ -241,30 +245,45 @@ func (l *Layered) fromTier(ctx context.Context, t Tier, key string, r *origin.Ra
 		l.stats.staleServed.Add(1)
 	}
 	if t == Tier(l.disk) {
-		l.stats.diskHits.Add(1)
 		if r == nil {
-			body = l.promote(e, body)
+			var ok bool
+			if body, ok = l.promote(e, body); !ok {
+				return l.miss(ctx, key, r) // dropped as damaged: fetch it again
+			}
 		}
+		l.stats.diskHits.Add(1)
 	} else {
 		l.stats.memoryHits.Add(1)
 	}
 	return body, m, nil
 }
 
-// promote copies a small object read from disk into the memory tier and serves it from there.
-func (l *Layered) promote(e Entry, body io.ReadCloser) io.ReadCloser {
-	if l.mem == nil || e.Meta.Size > l.cfg.MemoryObjectBytes {
-		return body
+// verifyMaxBytes bounds the disk hits read whole into memory to be checked (and promoted to the
+// memory tier): larger ones go out by sendfile, unchecked.
+const verifyMaxBytes = 1 << 20
+
+// promote reads a small object from disk, checks it against its MD5 ETag (bytes can rot in
+// place on a disk), copies it into the memory tier, and returns a body serving it from memory.
+// It reports false, having dropped the entry, when the object is unreadable or damaged.
+func (l *Layered) promote(e Entry, body io.ReadCloser) (io.ReadCloser, bool) {
+	if e.Meta.Size > max(l.cfg.MemoryObjectBytes, verifyMaxBytes) {
+		return body, true
 	}
 	defer body.Close()
 	buf := make([]byte, e.Meta.Size)
-	if _, err := io.ReadFull(body, buf); err != nil {
-		l.log.Warn("cache: reading a disk entry failed", "key", e.Key, "err", err)
-		l.disk.Delete(e.Key)
-		return io.NopCloser(&failingReader{err})
+	_, err := io.ReadFull(body, buf)
+	if err == nil && isMD5ETag(e.Meta.ETag) && hex.EncodeToString(md5Sum(buf)) != strings.Trim(e.Meta.ETag, `"`) {
+		err = errChecksum // damaged on disk since it was stored
 	}
-	l.mem.Put(e, buf)
-	return io.NopCloser(newBytesReader(buf))
+	if err != nil {
+		l.log.Warn("cache: a disk entry is unreadable or damaged; dropped", "key", e.Key, "err", err)
+		l.disk.Delete(e.Key)
+		return nil, false
+	}
+	if l.mem != nil && e.Meta.Size <= l.cfg.MemoryObjectBytes {
+		l.mem.Put(e, buf)
+	}
+	return io.NopCloser(bytes.NewReader(buf)), true
 }
 
 // Stat implements origin.Origin.
@@ -492,5 +511,10 @@ func (l *Layered) PurgePrefix(prefix string) int {
 // Forget drops what the cache remembers of key being absent, so an object that has just been
 // stored (say by the backfill) is served at once.
 func (l *Layered) Forget(key string) { l.neg.del(key) }
+
+func md5Sum(b []byte) []byte {
+	s := md5.Sum(b)
+	return s[:]
+}
 
 var _ origin.Origin = (*Layered)(nil)

@@ -65,15 +65,21 @@ func (f *FallbackOrigin) Get(ctx context.Context, key string, r *Range) (io.Read
 }
 
 // Validate implements Validator: the primary decides unless it lacks the key or fails, and
-// then the secondary does, as for Stat.
+// then the secondary does, as for Stat. While the primary fails (rather than lacks the key),
+// the secondary may only confirm the version: another version there is the primary's error, so
+// that a cache keeps serving what the primary gave it (stale) rather than swapping it for the
+// secondary's copy during an outage.
 func (f *FallbackOrigin) Validate(ctx context.Context, key, etag string) (Meta, bool, error) {
 	m, same, err := Validate(ctx, f.Primary, key, etag)
 	if !useSecondary(ctx, err) {
 		return m, same, err
 	}
 	m, same, err2 := Validate(ctx, f.Secondary, key, etag)
-	if err2 != nil {
+	switch {
+	case err2 != nil:
 		return Meta{}, false, pickErr(err, err2)
+	case !same && !errors.Is(err, ErrNotFound):
+		return Meta{}, false, err
 	}
 	return m, same, nil
 }

@@ -79,6 +79,9 @@ func serveOnce(tb testing.TB, s *Server, ctx *fasthttp.RequestCtx, want int, hdr
 }
 
 func TestMemoryHitAllocatesNothing(t *testing.T) {
+	if raceDetector {
+		t.Skip("allocation counts mean nothing under the race detector")
+	}
 	s := hitServer(t, "memory", 30_000)
 	var ctx fasthttp.RequestCtx
 	for _, hdr := range [][]string{nil, {"Range", "bytes=100-199"}, {"If-None-Match", tiertest.NewEntry(hitKey, tiertest.Blob(1, 30_000)).Meta.ETag}} {

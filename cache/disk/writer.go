@@ -204,12 +204,16 @@ func (w *Writer) Commit() error {
 	}
 	d := w.d
 	p := pathOf(d.dir, key)
-	if err := os.MkdirAll(filepath.Dir(p), 0o750); err != nil {
-		return w.failLocked(err)
-	}
 	now := minutes(d.now())
 	d.mu.Lock()
-	if err := os.Rename(w.tmp, p); err != nil {
+	err := os.Rename(w.tmp, p)
+	if errors.Is(err, fs.ErrNotExist) {
+		// The hash folders are made on the first entry that needs them, not on every commit.
+		if err = os.MkdirAll(filepath.Dir(p), 0o750); err == nil {
+			err = os.Rename(w.tmp, p)
+		}
+	}
+	if err != nil {
 		d.mu.Unlock()
 		return w.failLocked(err)
 	}

@@ -5,48 +5,68 @@ import (
 	"os"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 )
 
-// Leak margins: what a test may leave above its baseline without failing. Process-wide
-// goroutines and descriptors started once on first use (the signal watcher, the network
-// poller's descriptors, a library's clock) would otherwise fail whichever test came first.
-const (
-	GoroutineMargin = 4
-	FDMargin        = 4
-)
+// FDMargin is how many more file descriptors than at its start a test may leave open: the
+// network poller opens its own once, on first use, in whichever test that is.
+const FDMargin = 4
 
-// settleTime bounds how long Resources.Settled waits for goroutines and descriptors to go.
-const settleTime = 15 * time.Second
-
-// Resources is a count of the process's goroutines and open file descriptors.
-type Resources struct {
-	Goroutines int
-	// FDs is the number of open file descriptors, -1 where it cannot be counted (only Linux
-	// exposes them in /proc/self/fd).
-	FDs int
+// notLeaks are functions whose goroutines are no test's leak: those a process starts once and
+// keeps (a library's clock, the signal watcher), whichever test started them, and those that
+// end on their own, later than a test should wait, after their owner stopped (fasthttp's
+// worker-pool cleaner sleeps 10 s between looks; a server left running is still caught by its
+// accept loop).
+var notLeaks = []string{
+	"github.com/valyala/fasthttp.updateServerDate",
+	"github.com/valyala/fasthttp.(*workerPool).Start.func2",
+	"os/signal.loop",
+	"os/signal.watchSignalLoop",
+	"runtime.ensureSigM",
 }
 
-// CountResources counts the goroutines and open file descriptors now.
+// settleTime bounds how long the checks wait for goroutines and descriptors to go.
+const settleTime = 15 * time.Second
+
+// Resources is what a test holds of the process at one moment: its goroutines and its open
+// file descriptors.
+type Resources struct {
+	// Goroutines is the number of goroutines.
+	Goroutines int
+	// FDs is the number of open file descriptors, -1 where it cannot be counted (only Linux
+	// lists them, in /proc/self/fd).
+	FDs int
+
+	ids map[uint64]bool // the goroutines, by ID
+}
+
+// CountResources records the goroutines and open file descriptors now.
 func CountResources() Resources {
-	return Resources{Goroutines: runtime.NumGoroutine(), FDs: countFDs()}
+	gs := goroutines()
+	ids := make(map[uint64]bool, len(gs))
+	for _, g := range gs {
+		ids[g.id] = true
+	}
+	return Resources{Goroutines: len(gs), FDs: countFDs(), ids: ids}
 }
 
 // CheckLeaks records the goroutines and file descriptors at the start of a test and, once the
-// test and every cleanup registered after this call have run, fails it unless they came back
-// to within GoroutineMargin and FDMargin of that start, waiting a bounded time for them to
-// end. Call it first in a test, before anything it must see closed.
+// test and every cleanup registered after this call have run, fails it if a goroutine started
+// since still runs or more than FDMargin more descriptors are open, after waiting a bounded
+// time for them to end. Call it first in a test, before anything it must see closed.
 func CheckLeaks(t testing.TB) {
 	t.Helper()
 	base := CountResources()
 	t.Cleanup(func() { base.Settled(t, "at the end of the test") })
 }
 
-// Settled waits until the process's goroutines and descriptors are back to within the margins
-// of r, and fails t, listing what still runs or is open, when they are not within a bounded
-// time. when says at which point of the test the check runs, for the message.
+// Settled waits until every goroutine started since r was recorded has ended (but for those
+// that are no leak, see notLeaks) and the open descriptors are back to within FDMargin of r, and fails t,
+// listing what still runs or is open, when they are not within a bounded time. when says at
+// which point of the test the check runs, for the message.
 func (r Resources) Settled(t testing.TB, when string) {
 	t.Helper()
 	r.settled(t, when, true)
@@ -59,32 +79,99 @@ func (r Resources) FDsSettled(t testing.TB, when string) {
 	r.settled(t, when, false)
 }
 
-func (r Resources) settled(t testing.TB, when string, goroutines bool) {
+func (r Resources) settled(t testing.TB, when string, checkGoroutines bool) {
 	t.Helper()
 	deadline := time.Now().Add(settleTime)
 	tick := time.NewTicker(10 * time.Millisecond)
 	defer tick.Stop()
 	for {
-		now := CountResources()
-		goOK := !goroutines || now.Goroutines <= r.Goroutines+GoroutineMargin
-		fdOK := r.FDs < 0 || now.FDs <= r.FDs+FDMargin
-		if goOK && fdOK {
+		var extra []goroutine
+		if checkGoroutines {
+			extra = r.newGoroutines()
+		}
+		fds := countFDs()
+		fdOK := r.FDs < 0 || fds <= r.FDs+FDMargin
+		if len(extra) == 0 && fdOK {
 			return
 		}
 		if time.Now().After(deadline) {
-			if !goOK {
-				t.Errorf("goroutine leak %s: %d goroutines, %d at the start (margin %d); still running:\n%s",
-					when, now.Goroutines, r.Goroutines, GoroutineMargin, goroutineSummary())
+			if len(extra) > 0 {
+				t.Errorf("goroutine leak %s: %d goroutines started since the start still run:\n%s",
+					when, len(extra), summarizeGoroutines(extra))
 			}
 			if !fdOK {
 				t.Errorf("file descriptor leak %s: %d open, %d at the start (margin %d); open now:\n%s",
-					when, now.FDs, r.FDs, FDMargin, fdSummary())
+					when, fds, r.FDs, FDMargin, fdSummary())
 			}
 			return
 		}
 		runtime.GC() // lets finalizers close what only they still hold
 		<-tick.C
 	}
+}
+
+// newGoroutines returns the goroutines that run now but did not when r was recorded, but for
+// those of notLeaks.
+func (r Resources) newGoroutines() []goroutine {
+	var extra []goroutine
+	for _, g := range goroutines() {
+		if r.ids[g.id] || slices.ContainsFunc(notLeaks, func(f string) bool { return strings.Contains(g.stack, f) }) {
+			continue
+		}
+		extra = append(extra, g)
+	}
+	return extra
+}
+
+// goroutine is one goroutine of a stack dump.
+type goroutine struct {
+	id    uint64
+	stack string // the dump's lines after the first
+}
+
+// goroutines returns the goroutines running now, from a dump of all their stacks.
+func goroutines() []goroutine {
+	buf := make([]byte, 1<<20)
+	for {
+		n := runtime.Stack(buf, true)
+		if n < len(buf) {
+			buf = buf[:n]
+			break
+		}
+		buf = make([]byte, 2*len(buf))
+	}
+	var gs []goroutine
+	for block := range strings.SplitSeq(string(buf), "\n\n") {
+		head, stack, _ := strings.Cut(strings.TrimSpace(block), "\n")
+		// head: "goroutine 42 [chan receive]:"
+		fields := strings.Fields(head)
+		if len(fields) < 2 || fields[0] != "goroutine" {
+			continue
+		}
+		id, err := strconv.ParseUint(fields[1], 10, 64)
+		if err != nil {
+			continue
+		}
+		gs = append(gs, goroutine{id: id, stack: stack})
+	}
+	return gs
+}
+
+// summarizeGoroutines groups goroutines by where they are and what created them.
+func summarizeGoroutines(gs []goroutine) string {
+	counts := map[string]int{}
+	for _, g := range gs {
+		lines := strings.Split(g.stack, "\n")
+		where := lines[0] // the innermost function
+		for _, l := range lines {
+			if strings.HasPrefix(l, "created by ") {
+				where += " <- " + strings.TrimPrefix(l, "created by ")
+				break
+			}
+		}
+		counts[where]++
+	}
+	return summarize(counts)
 }
 
 // countFDs returns the number of open file descriptors, -1 when they cannot be listed.
@@ -97,28 +184,6 @@ func countFDs() int {
 		return -1
 	}
 	return len(ents)
-}
-
-// goroutineSummary groups the running goroutines by the function that created them.
-func goroutineSummary() string {
-	buf := make([]byte, 4<<20)
-	buf = buf[:runtime.Stack(buf, true)]
-	counts := map[string]int{}
-	for g := range strings.SplitSeq(string(buf), "\n\n") {
-		lines := strings.Split(strings.TrimSpace(g), "\n")
-		if len(lines) < 2 {
-			continue
-		}
-		where := lines[1] // the innermost function
-		for i, l := range lines {
-			if strings.HasPrefix(l, "created by ") && i+1 < len(lines) {
-				where = strings.TrimSpace(lines[1]) + " <- " + strings.TrimPrefix(l, "created by ")
-				break
-			}
-		}
-		counts[where]++
-	}
-	return summarize(counts)
 }
 
 // fdSummary groups the open descriptors by what they point at.
@@ -141,6 +206,7 @@ func fdSummary() string {
 	return summarize(counts)
 }
 
+// summarize lists counts, largest first, at most 40 lines.
 func summarize(counts map[string]int) string {
 	lines := make([]string, 0, len(counts))
 	for k, n := range counts {
