@@ -34,6 +34,8 @@
 #   BENCH_KEEP [0]             1 keeps the work directory (logs, configurations, data)
 #   BENCH_RESULTS [bench/backfill-results-latest.md]
 set -euo pipefail
+# shellcheck source=bench/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 cd "$(dirname "$0")/.."
 REPO=$PWD
@@ -50,9 +52,6 @@ TOOLS=(aws rclone fedicache)
 TARGET_SPEEDUP=2
 TARGET_RSS_MIB=100
 
-log() { printf '== %s %s\n' "$(date +%T)" "$*" >&2; }
-die() { printf 'bench: %s\n' "$*" >&2; exit 1; }
-
 for n in "$FILES" "$CONCURRENCY" "$FILES_LARGE" "$SAMPLE"; do
   [[ $n =~ ^[0-9]+$ ]] || die "BENCH_FILES, BENCH_CONCURRENCY, BENCH_FILES_LARGE and BENCH_SAMPLE take whole numbers, not \"$n\""
 done
@@ -60,14 +59,6 @@ if [ "$FILES" -lt 1 ] || [ "$CONCURRENCY" -lt 1 ]; then die "BENCH_FILES and BEN
 
 # ---------------------------------------------------------------------------------------------
 # Tools: install what is missing.
-
-as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
-
-apt_install() {
-  log "installing $* with apt-get"
-  as_root apt-get install -y "$@" >&2 ||
-    { as_root apt-get update >&2 && as_root apt-get install -y "$@" >&2; }
-}
 
 command -v go >/dev/null || die "go is needed (the version in go.mod)"
 for tool in awk ps; do command -v "$tool" >/dev/null || die "$tool is needed"; done
@@ -90,100 +81,12 @@ WORK=$(mktemp -d "${BENCH_DIR:-${TMPDIR:-/tmp}}/fedicache-backfill.XXXXXX")
 mkdir -p "$WORK"/{logs,gw,aws,fc}
 declare -A PIDS=() # name -> pid of each process this script started and has not stopped
 
-# tree_of PID: PID and its descendants, children first.
-tree_of() {
-  local child
-  for child in $(ps -o pid= --ppid "$1" 2>/dev/null || true); do tree_of "$child"; done
-  echo "$1"
-}
-
-# stop NAME: stop the process started under NAME and its children (a tool run under GNU time
-# is time's child): TERM, then KILL after 10 s; reap it.
-stop() {
-  local pid=${PIDS[$1]:-} p
-  [ -n "$pid" ] || return 0
-  unset "PIDS[$1]"
-  local pids
-  pids=$(tree_of "$pid")
-  for p in $pids; do kill -TERM "$p" 2>/dev/null || true; done
-  for _ in $(seq 100); do
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.1
-  done
-  for p in $pids; do kill -KILL "$p" 2>/dev/null || true; done
-  wait "$pid" 2>/dev/null || true
-}
-
-cleanup() {
-  local status=$?
-  trap - EXIT INT TERM
-  local name
-  for name in "${!PIDS[@]}"; do stop "$name"; done
-  if [ "${BENCH_KEEP:-0}" = 1 ]; then
-    log "work directory kept: $WORK"
-  else
-    rm -rf "$WORK"
-  fi
-  exit "$status"
-}
 trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-# start NAME COMMAND...: run COMMAND in the background, output added to logs/NAME.log.
-start() {
-  local name=$1
-  shift
-  echo "== $(date +%T) $*" >>"$WORK/logs/$name.log"
-  "$@" >>"$WORK/logs/$name.log" 2>&1 &
-  PIDS[$name]=$!
-}
-
-# run NAME COMMAND...: run COMMAND and wait for it with the wait builtin, so that Ctrl-C or a
-# TERM reaches the trap at once rather than when COMMAND ends; cleanup then stops COMMAND by
-# its PID.
-run() {
-  local name=$1 status=0
-  shift
-  "$@" &
-  PIDS[$name]=$!
-  wait "${PIDS[$name]}" || status=$?
-  unset "PIDS[$name]"
-  return "$status"
-}
-
-# wait_port NAME PORT: wait up to 30 s until something listens on 127.0.0.1:PORT.
-wait_port() {
-  local i
-  for i in $(seq 300); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$2") 2>/dev/null && return 0
-    kill -0 "${PIDS[$1]}" 2>/dev/null || break
-    [ "$i" -lt 300 ] && sleep 0.1
-  done
-  tail -n 20 "$WORK/logs/$1.log" >&2
-  die "$1 did not listen on port $2 (log above)"
-}
-
-# free_port: a TCP port on 127.0.0.1 nothing listens on, below the ephemeral range.
-free_port() {
-  local port
-  while :; do
-    port=$((20000 + (RANDOM * 32768 + RANDOM) % 10000))
-    if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-      echo "$port"
-      return
-    fi
-  done
-}
-
 # parse_result LINE: the key=value pairs of a RESULT line, into R.
 declare -A R=()
-parse_result() {
-  R=()
-  local kv
-  for kv in ${1#RESULT }; do R[${kv%%=*}]=${kv#*=}; done
-}
-
 # ---------------------------------------------------------------------------------------------
 # Build, start the bucket server, write the old volume.
 
@@ -344,11 +247,6 @@ check() {
 mb() { awk -v b="$1" 'BEGIN { printf "%.1f", b / 1e6 }'; }
 # per_second N SECONDS: N / SECONDS, one decimal.
 per_second() { awk -v n="$1" -v s="$2" 'BEGIN { printf "%.1f", (s > 0 ? n / s : 0) }'; }
-# ratio A B: A/B as "1.23x", "-" when B is 0.
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b == 0) print "-"; else printf "%.2fx", a / b }'; }
-# ge A B: true when A >= B (decimals).
-ge() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a >= b) }'; }
-
 # bench TOOL BUCKET VOLUME FILES: TOOL's full copy into an empty BUCKET, the check, the rerun.
 bench() {
   run mkbucket "$WORK/backfillgen" mkbucket -endpoint "$ENDPOINT" -bucket "$2"

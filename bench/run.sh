@@ -24,6 +24,8 @@
 #   BENCH_KEEP [0]               1 keeps the work directory (logs, configurations, data)
 #   BENCH_RESULTS [bench/results-latest.md]
 set -euo pipefail
+# shellcheck source=bench/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 cd "$(dirname "$0")/.."
 REPO=$PWD
@@ -45,9 +47,6 @@ RESULTS=${BENCH_RESULTS:-$REPO/bench/results-latest.md}
 BUCKET=mastodon-media
 VERSITYGW_VERSION=v1.8.0
 
-log() { printf '== %s %s\n' "$(date +%T)" "$*" >&2; }
-die() { printf 'bench: %s\n' "$*" >&2; exit 1; }
-
 # bytes SIZE: SIZE ("256MiB", "10GiB", "1048576") in bytes.
 bytes() {
   local n=${1%%[!0-9]*} unit=${1##*[0-9]}
@@ -64,14 +63,6 @@ DISK_BYTES=$(bytes "$DISK")
 
 # ---------------------------------------------------------------------------------------------
 # Tools: install what is missing.
-
-as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
-
-apt_install() {
-  log "installing $* with apt-get"
-  as_root apt-get install -y "$@" >&2 ||
-    { as_root apt-get update >&2 && as_root apt-get install -y "$@" >&2; }
-}
 
 command -v go >/dev/null || die "go is needed (the version in go.mod)"
 for tool in curl awk ps; do command -v "$tool" >/dev/null || die "$tool is needed"; done
@@ -97,57 +88,9 @@ WORK=$(mktemp -d "${BENCH_DIR:-${TMPDIR:-/tmp}}/fedicache-bench.XXXXXX")
 mkdir -p "$WORK"/{bin,logs,keys,volume,gw,nginx,fc}
 declare -A PIDS=() # name -> pid of each process this script started and has not stopped
 
-# stop NAME: stop the process started under NAME (TERM, then KILL after 10 s) and reap it.
-stop() {
-  local pid=${PIDS[$1]:-}
-  [ -n "$pid" ] || return 0
-  unset "PIDS[$1]"
-  kill -TERM "$pid" 2>/dev/null || return 0
-  for _ in $(seq 100); do
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.1
-  done
-  kill -KILL "$pid" 2>/dev/null || true
-  wait "$pid" 2>/dev/null || true
-}
-
-cleanup() {
-  local status=$?
-  trap - EXIT INT TERM
-  local name
-  for name in "${!PIDS[@]}"; do stop "$name"; done
-  if [ "${BENCH_KEEP:-0}" = 1 ]; then
-    log "work directory kept: $WORK"
-  else
-    rm -rf "$WORK"
-  fi
-  exit "$status"
-}
 trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
-
-# start NAME COMMAND...: run COMMAND in the background, output added to logs/NAME.log.
-start() {
-  local name=$1
-  shift
-  echo "== $(date +%T) $*" >>"$WORK/logs/$name.log"
-  "$@" >>"$WORK/logs/$name.log" 2>&1 &
-  PIDS[$name]=$!
-}
-
-# run NAME COMMAND...: run COMMAND and wait for it with the wait builtin, so that Ctrl-C or a
-# TERM reaches the trap at once rather than when COMMAND ends; cleanup then stops COMMAND by
-# its PID.
-run() {
-  local name=$1 status=0
-  shift
-  "$@" &
-  PIDS[$name]=$!
-  wait "${PIDS[$name]}" || status=$?
-  unset "PIDS[$name]"
-  return "$status"
-}
 
 # wait_http NAME URL: wait up to 30 s until URL answers 2xx, while NAME still runs.
 wait_http() {
@@ -161,33 +104,7 @@ wait_http() {
   die "$1 did not come up at $2 (log above)"
 }
 
-# wait_port NAME PORT: wait up to 30 s until something listens on 127.0.0.1:PORT.
-wait_port() {
-  local i
-  for i in $(seq 300); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$2") 2>/dev/null && return 0
-    kill -0 "${PIDS[$1]}" 2>/dev/null || break
-    [ "$i" -lt 300 ] && sleep 0.1
-  done
-  tail -n 20 "$WORK/logs/$1.log" >&2
-  die "$1 did not listen on port $2 (log above)"
-}
-
 # free_port: a TCP port on 127.0.0.1 nothing listens on, below the ephemeral range.
-USED_PORTS=" "
-free_port() {
-  local port
-  while :; do
-    port=$((20000 + (RANDOM * 32768 + RANDOM) % 10000))
-    case $USED_PORTS in *" $port "*) continue ;; esac
-    if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-      USED_PORTS+="$port "
-      echo "$port"
-      return
-    fi
-  done
-}
-
 # peak_mib PID: the peak resident memory (VmHWM) of PID and of its children, in MiB.
 # Each server is started afresh for each run, so this is the peak of that run.
 peak_mib() {
@@ -429,12 +346,6 @@ declare -A M=() # the last measurement: requests bytes seconds p50_ms p99_ms err
 
 # parse_result LINE: the key=value pairs of a RESULT line, into R.
 declare -A R=()
-parse_result() {
-  R=()
-  local kv
-  for kv in ${1#RESULT }; do R[${kv%%=*}]=${kv#*=}; done
-}
-
 # load_wrk NAME SERVER MEDIA.LUA-ARGS...: one wrk run against SERVER; its output in logs/.
 load_wrk() {
   local out=$WORK/logs/wrk-$1.txt
@@ -600,11 +511,6 @@ done
 
 # ---------------------------------------------------------------------------------------------
 # The table and the targets.
-
-# ratio A B: A/B as "1.23x", "-" when B is 0.
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b == 0) print "-"; else printf "%.2fx", a / b }'; }
-# ge A B: true when A >= B (decimals).
-ge() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a >= b) }'; }
 
 MEMORY_MIB=$((MEMORY_BYTES >> 20))
 report() {

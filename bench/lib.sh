@@ -1,0 +1,116 @@
+# shellcheck shell=bash disable=SC2004,SC2034 # PIDS and R are associative arrays of the including script
+# Shared helpers of the bench scripts, sourced by them: logging, installing, starting and
+# stopping processes by PID, ports, and number formatting. The including script declares
+# WORK (its work directory) and PIDS (an associative array: name -> PID) before it uses them.
+
+USED_PORTS=" " # ports free_port has handed out
+
+log() { printf '== %s %s\n' "$(date +%T)" "$*" >&2; }
+
+die() { printf 'bench: %s\n' "$*" >&2; exit 1; }
+
+as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
+
+apt_install() {
+  log "installing $* with apt-get"
+  as_root apt-get install -y "$@" >&2 ||
+    { as_root apt-get update >&2 && as_root apt-get install -y "$@" >&2; }
+}
+
+cleanup() {
+  local status=$?
+  trap - EXIT INT TERM
+  local name
+  for name in "${!PIDS[@]}"; do stop "$name"; done
+  if [ "${BENCH_KEEP:-0}" = 1 ]; then
+    log "work directory kept: $WORK"
+  else
+    rm -rf "$WORK"
+  fi
+  exit "$status"
+}
+
+# start NAME COMMAND...: run COMMAND in the background, output added to logs/NAME.log.
+start() {
+  local name=$1
+  shift
+  echo "== $(date +%T) $*" >>"$WORK/logs/$name.log"
+  "$@" >>"$WORK/logs/$name.log" 2>&1 &
+  PIDS[$name]=$!
+}
+
+# run NAME COMMAND...: run COMMAND and wait for it with the wait builtin, so that Ctrl-C or a
+# TERM reaches the trap at once rather than when COMMAND ends; cleanup then stops COMMAND by
+# its PID.
+run() {
+  local name=$1 status=0
+  shift
+  "$@" &
+  PIDS[$name]=$!
+  wait "${PIDS[$name]}" || status=$?
+  unset "PIDS[$name]"
+  return "$status"
+}
+
+# wait_port NAME PORT: wait up to 30 s until something listens on 127.0.0.1:PORT.
+wait_port() {
+  local i
+  for i in $(seq 300); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$2") 2>/dev/null && return 0
+    kill -0 "${PIDS[$1]}" 2>/dev/null || break
+    [ "$i" -lt 300 ] && sleep 0.1
+  done
+  tail -n 20 "$WORK/logs/$1.log" >&2
+  die "$1 did not listen on port $2 (log above)"
+}
+
+# parse_result LINE: the key=value pairs of a "RESULT k=v ..." line, into R (declared by the
+# including script as an associative array).
+parse_result() {
+  R=()
+  local kv
+  for kv in ${1#RESULT }; do R[${kv%%=*}]=${kv#*=}; done
+}
+
+# ratio A B: A/B as "1.23x", "-" when B is 0.
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b == 0) print "-"; else printf "%.2fx", a / b }'; }
+
+# ge A B: true when A >= B (decimals).
+ge() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a >= b) }'; }
+
+free_port() {
+  local port
+  while :; do
+    port=$((20000 + (RANDOM * 32768 + RANDOM) % 10000))
+    case $USED_PORTS in *" $port "*) continue ;; esac
+    if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+      USED_PORTS+="$port "
+      echo "$port"
+      return
+    fi
+  done
+}
+
+# tree_of PID: PID and its descendants, children first.
+tree_of() {
+  local child
+  for child in $(ps -o pid= --ppid "$1" 2>/dev/null || true); do tree_of "$child"; done
+  echo "$1"
+}
+
+# stop NAME: stop the process started under NAME and its children (a tool run under GNU time
+# is time's child): TERM, then KILL after 10 s; reap it.
+stop() {
+  local pid=${PIDS[$1]:-} p
+  [ -n "$pid" ] || return 0
+  unset "PIDS[$1]"
+  local pids
+  pids=$(tree_of "$pid")
+  for p in $pids; do kill -TERM "$p" 2>/dev/null || true; done
+  for _ in $(seq 100); do
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  for p in $pids; do kill -KILL "$p" 2>/dev/null || true; done
+  wait "$pid" 2>/dev/null || true
+}
