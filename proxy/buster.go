@@ -21,10 +21,10 @@ type BusterConfig struct {
 	Method string
 }
 
-// Buster drops a key everywhere: every cache tier of every replica, and, when the bucket no
-// longer holds it, the old volume's copy (a tombstone).
+// Buster drops a key everywhere: every cache tier of every replica, the CDN's copy of its
+// public URL, and, when the bucket no longer holds it, the old volume's copy (a tombstone).
 type Buster interface {
-	Bust(ctx context.Context, key string) (BustReport, error)
+	Bust(ctx context.Context, key, publicURL string) (BustReport, error)
 }
 
 // BustReport says what a cache-buster request did.
@@ -35,8 +35,20 @@ type BustReport struct {
 	Tombstoned bool `json:"tombstoned"`
 	// Peers are the other replicas' answers.
 	Peers []PeerResult `json:"peers,omitempty"`
+	// CDNQueued is true when the public URL was queued for a purge at the CDN.
+	CDNQueued bool `json:"cdn_purge_queued,omitempty"`
 	// Error says what failed, when something did (the purge still happened).
 	Error string `json:"error,omitempty"`
+}
+
+// publicURL is the URL the request was made for, as a CDN in front (TLS) caches it: https,
+// the Host, the path as sent, no query.
+func publicURL(ctx *fasthttp.RequestCtx) string {
+	target := ctx.Request.Header.RequestURI()
+	if i := bytes.IndexByte(target, '?'); i >= 0 {
+		target = target[:i]
+	}
+	return "https://" + string(ctx.Host()) + string(stripAbsoluteForm(target))
 }
 
 // isBust reports whether the request is Mastodon's cache buster with the right secret
@@ -58,7 +70,7 @@ func (s *Server) bust(ctx *fasthttp.RequestCtx) {
 	}
 	c, cancel := context.WithTimeout(s.base, 30*time.Second)
 	defer cancel()
-	rep, err := s.cfg.Buster.Bust(c, key)
+	rep, err := s.cfg.Buster.Bust(c, key, publicURL(ctx))
 	if err != nil {
 		rep.Error = err.Error()
 		s.log.Warn("cache buster: not everything was done", "key", key, "err", err)

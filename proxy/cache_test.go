@@ -42,8 +42,11 @@ func TestCacheHitHeadersAndTiers(t *testing.T) {
 			if resp.StatusCode != 200 || !bytes.Equal(body, want) || resp.ContentLength != int64(len(tc.data)) {
 				t.Errorf("%s %s from the cache: %d, %d bytes, Content-Length %d", m, tc.key, resp.StatusCode, len(body), resp.ContentLength)
 			}
-			if resp.Header.Get("X-Cache") != "HIT" || resp.Header.Get("X-Cache-Tier") != tc.tier {
-				t.Errorf("%s %s: X-Cache %q, X-Cache-Tier %q; want HIT from %s", m, tc.key, resp.Header.Get("X-Cache"), resp.Header.Get("X-Cache-Tier"), tc.tier)
+			tier := resp.Header.Get("X-Cache-Tier")
+			// The memory tier (ristretto) may drop a write under load; the disk tier then
+			// answers and puts the object back in memory.
+			if resp.Header.Get("X-Cache") != "HIT" || tier != tc.tier && !(tc.tier == "memory" && tier == "disk") {
+				t.Errorf("%s %s: X-Cache %q, X-Cache-Tier %q; want HIT from %s", m, tc.key, resp.Header.Get("X-Cache"), tier, tc.tier)
 			}
 			for _, h := range []string{"ETag", "Last-Modified", "Cache-Control", "Access-Control-Allow-Origin", "Content-Security-Policy", "X-Content-Type-Options"} {
 				if resp.Header.Get(h) == "" {

@@ -12,19 +12,23 @@ import (
 )
 
 // buster carries out Mastodon's cache-buster requests for serve: it drops the key from this
-// replica's tiers, records a tombstone when the bucket no longer holds it (so the old volume's
+// replica's tiers, queues the public URL for a purge at Cloudflare, records a tombstone when the bucket no longer holds it (so the old volume's
 // copy is never served again, here or by the backfill), and passes the word to the other
 // replicas.
 type buster struct {
 	cache  *cache.Layered
 	bucket origin.Origin
 	tombs  *origin.Tombstones
-	peers  *proxy.Peers // nil without cluster.peers
+	peers  *proxy.Peers      // nil without cluster.peers
+	cdn    *proxy.Cloudflare // nil without cloudflare.zone_id
 }
 
 // Bust implements proxy.Buster.
-func (b *buster) Bust(ctx context.Context, key string) (proxy.BustReport, error) {
+func (b *buster) Bust(ctx context.Context, key, publicURL string) (proxy.BustReport, error) {
 	rep := proxy.BustReport{Purged: b.cache.Purge(key)}
+	if b.cdn != nil {
+		rep.CDNQueued = b.cdn.Purge(publicURL)
+	}
 	var errs []error
 	_, err := b.bucket.Stat(ctx, key)
 	switch {

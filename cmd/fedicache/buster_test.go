@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -187,3 +188,62 @@ admin:
 }
 
 func discardLog() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+// TestCacheBusterPurgesCloudflare: with cloudflare.zone_id and api_token, a cache-buster request
+// purges its public URL at Cloudflare (a stand-in answering as Cloudflare documents).
+func TestCacheBusterPurgesCloudflare(t *testing.T) {
+	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
+	got := make(chan string, 4)
+	cf := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var body struct{ Files []string }
+		_ = json.NewDecoder(r.Body).Decode(&body)
+		if r.URL.Path != "/zones/zone42/purge_cache" || r.Header.Get("Authorization") != "Bearer cf-token" {
+			http.Error(w, `{"success":false,"errors":[{"code":10000,"message":"Authentication error"}]}`, http.StatusForbidden)
+			return
+		}
+		got <- strings.Join(body.Files, ",")
+		_, _ = io.WriteString(w, `{"success":true,"errors":[],"messages":[],"result":{"id":"zone42"}}`)
+	}))
+	defer cf.Close()
+	cloudflareAPI = cf.URL
+	t.Cleanup(func() { cloudflareAPI = "" })
+
+	bucket := origintest.NewFakeBucket(t)
+	const key = "media_attachments/files/000/000/003/original/cccccccccccccccc.png"
+	bucket.Put(t, key, []byte("photo"))
+	r := startReplica(t, `
+listen: "127.0.0.1:0"
+admin_listen: "127.0.0.1:0"
+s3:
+  endpoint: `+bucket.URL+`
+  bucket: `+origintest.BucketName+`
+  access_key_id: AKID
+  secret_access_key: secret
+cache_buster:
+  secret_header: X-Cache-Buster-Secret
+  secret: s3cret
+cloudflare:
+  zone_id: zone42
+  api_token: cf-token
+`)
+	req, _ := http.NewRequest("GET", "http://"+r.public+"/"+key+"?1600000000", nil)
+	req.Host = "media.example.social"
+	req.Header.Set("X-Cache-Buster-Secret", "s3cret")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(body), `"cdn_purge_queued":true`) {
+		t.Fatalf("buster: %d %s", resp.StatusCode, body)
+	}
+	select {
+	case files := <-got:
+		if files != "https://media.example.social/"+key {
+			t.Errorf("Cloudflare was asked to purge %q", files)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("Cloudflare was never asked to purge")
+	}
+}

@@ -29,6 +29,7 @@ type Config struct {
 	Cache         CacheConfig
 	Backfill      BackfillConfig
 	AdminToken    string
+	Cloudflare    proxy.CloudflareConfig
 	StatePrefix   string
 	StateRefresh  time.Duration
 	Peers         string
@@ -189,6 +190,10 @@ func configFrom(v *viper.Viper, path string) (Config, error) {
 	} else {
 		// fedicache's own state is never served nor copied.
 		cfg.Proxy.DenyPrefixes = append(cfg.Proxy.DenyPrefixes, cfg.StatePrefix)
+	}
+	cfg.Cloudflare = proxy.CloudflareConfig{ZoneID: r.str("cloudflare.zone_id"), APIToken: r.str("cloudflare.api_token")}
+	if (cfg.Cloudflare.ZoneID == "") != (cfg.Cloudflare.APIToken == "") {
+		r.fail("cloudflare.zone_id and cloudflare.api_token go together: set both (a token with Zone > Cache Purge), or neither")
 	}
 	if cfg.Peers != "" && cfg.AdminToken == "" {
 		r.fail("cluster.peers needs admin.token: the replicas authenticate each other with it, e.g. admin.token from a Secret (FEDICACHE_ADMIN_TOKEN)")

@@ -118,7 +118,12 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, started func(addrs
 	if cfg.Peers != "" {
 		peers = newPeers(cfg, metrics)
 	}
-	pcfg.Buster = &buster{cache: layered, bucket: bucket, tombs: tombs, peers: peers}
+	bust := &buster{cache: layered, bucket: bucket, tombs: tombs, peers: peers}
+	if cfg.Cloudflare.ZoneID != "" {
+		bust.cdn = newCloudflare(cfg, metrics, log)
+		go bust.cdn.Run(ctx)
+	}
+	pcfg.Buster = bust
 	sections := map[string]func() any{}
 	if cfg.Backfill.Enabled {
 		onFallback, progress, err := startBackfill(ctx, cfg, vol, layered, tombs, metrics, log)
@@ -207,6 +212,31 @@ func setMemoryLimit(cfg Config, log *slog.Logger) {
 	limit := cfg.Cache.MemoryMaxBytes + memoryHeadroom
 	debug.SetMemoryLimit(limit)
 	log.Debug("memory limit set", "bytes", limit)
+}
+
+// cloudflareAPI is Cloudflare's API base; "" means the real one. Tests replace it.
+var cloudflareAPI string
+
+// newCloudflare returns the purger of public URLs at Cloudflare, with its outcomes counted.
+func newCloudflare(cfg Config, m *proxy.Metrics, log *slog.Logger) *proxy.Cloudflare {
+	purged := prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "fedicache_cdn_purged_urls_total", Help: "URLs purged from Cloudflare's cache.",
+	})
+	failed := prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "fedicache_cdn_purge_failures_total", Help: "URLs Cloudflare's purge API did not take, after retries.",
+	})
+	m.Registry.MustRegister(purged, failed)
+	cc := cfg.Cloudflare
+	cc.Logger = log
+	cc.BaseURL = cloudflareAPI
+	cc.OnResult = func(urls int, err error) {
+		if err != nil {
+			failed.Add(float64(urls))
+		} else {
+			purged.Add(float64(urls))
+		}
+	}
+	return proxy.NewCloudflare(cc)
 }
 
 // lookupPeers resolves cluster.peers; nil means the system's resolver. Tests replace it.

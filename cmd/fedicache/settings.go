@@ -50,6 +50,8 @@ var settings = []setting{
 	{"cache_buster.secret", "", "Mastodon's CACHE_BUSTER_SECRET"},
 	{"cache_buster.method", "GET", "Mastodon's CACHE_BUSTER_HTTP_METHOD"},
 	{"cluster.peers", "", "DNS name whose A/AAAA records are the replicas (a headless Service); purges and busts reach them all"},
+	{"cloudflare.zone_id", "", "with cloudflare.api_token: a cache-buster request also purges the URL from Cloudflare's cache"},
+	{"cloudflare.api_token", "", "Cloudflare API token with the Cache Purge permission for the zone"},
 	{"admin.token", "", "bearer token for the admin listener's writes (POST /purge); empty turns them off"},
 	{"shutdown_grace", "25s", "how long answers under way may take to finish after SIGTERM"},
 	{"server.read_timeout", "30s", "limit on reading a request's headers"},
