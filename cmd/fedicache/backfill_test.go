@@ -32,24 +32,11 @@ func TestServeBackfillsWhatItServesFromTheVolume(t *testing.T) {
 		"accounts/avatars/000/000/002/original/aaaaaaaaaaaaaaaa.png":        bytes.Repeat([]byte("b"), 3_000),
 		"backups/dumps/000/000/003/original/export.zip":                     []byte("never copied"),
 	}
-	for k, v := range files {
-		p := filepath.Join(vol, filepath.FromSlash(k))
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, v, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	writeTree(t, vol, files)
 	cfgPath := writeConfig(t, `
 listen: "127.0.0.1:0"
 admin_listen: "127.0.0.1:0"
-s3:
-  endpoint: `+bucket.URL+`
-  bucket: `+origintest.BucketName+`
-  access_key_id: AKID
-  secret_access_key: secret
-fallback:
+`+bucketYAML(bucket)+`fallback:
   dir: `+vol+`
 backfill:
   enabled: true
@@ -122,24 +109,15 @@ func TestFallbackIsQueuedFirst(t *testing.T) {
 	bucket := origintest.NewFakeBucket(t)
 	vol := t.TempDir()
 	const key = "media_attachments/files/000/000/009/original/9999999999999999.jpg"
+	files := map[string][]byte{}
 	for i, k := range []string{"a/1.jpg", "a/2.jpg", "a/3.jpg", key} {
-		p := filepath.Join(vol, filepath.FromSlash(k))
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, bytes.Repeat([]byte{byte(i)}, 1000), 0o644); err != nil {
-			t.Fatal(err)
-		}
+		files[k] = bytes.Repeat([]byte{byte(i)}, 1000)
 	}
+	writeTree(t, vol, files)
 	cfgPath := writeConfig(t, `
 listen: "127.0.0.1:0"
 admin_listen: "127.0.0.1:0"
-s3:
-  endpoint: `+bucket.URL+`
-  bucket: `+origintest.BucketName+`
-  access_key_id: AKID
-  secret_access_key: secret
-fallback:
+`+bucketYAML(bucket)+`fallback:
   dir: `+vol+`
 backfill:
   enabled: true
@@ -193,21 +171,10 @@ func backfillWorld(t *testing.T, n int, extra string) (*origintest.FakeBucket, m
 	for i := range n {
 		k := fmt.Sprintf("media_attachments/files/000/%03d/%03d/original/%016x.png", i/100, i%100, i)
 		files[k] = bytes.Repeat([]byte{byte(i)}, 2_000+i*13)
-		p := filepath.Join(vol, filepath.FromSlash(k))
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, files[k], 0o644); err != nil {
-			t.Fatal(err)
-		}
 	}
+	writeTree(t, vol, files)
 	cfg := writeConfig(t, `
-s3:
-  endpoint: `+bucket.URL+`
-  bucket: `+origintest.BucketName+`
-  access_key_id: AKID
-  secret_access_key: secret
-fallback:
+`+bucketYAML(bucket)+`fallback:
   dir: `+vol+`
 log:
   level: warn
@@ -309,4 +276,24 @@ func newTestBucketClient(t *testing.T, bucket *origintest.FakeBucket) *s3.Bucket
 		t.Fatal(err)
 	}
 	return b
+}
+
+// bucketYAML is the s3 section of a configuration for the fake bucket.
+func bucketYAML(bucket *origintest.FakeBucket) string {
+	return "s3:\n  endpoint: " + bucket.URL + "\n  bucket: " + origintest.BucketName +
+		"\n  access_key_id: AKID\n  secret_access_key: secret\n"
+}
+
+// writeTree writes files (key -> bytes) under dir, as an old volume holds them.
+func writeTree(t *testing.T, dir string, files map[string][]byte) {
+	t.Helper()
+	for k, v := range files {
+		p := filepath.Join(dir, filepath.FromSlash(k))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, v, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
 }

@@ -100,12 +100,7 @@ func TestCacheBusterAcrossReplicas(t *testing.T) {
 	}
 	bucket.Put(t, public, []byte("public photo"))
 	base := `
-s3:
-  endpoint: ` + bucket.URL + `
-  bucket: ` + origintest.BucketName + `
-  access_key_id: AKID
-  secret_access_key: secret
-fallback:
+` + bucketYAML(bucket) + `fallback:
   dir: ` + vol + `
 cache_buster:
   secret_header: X-Cache-Buster-Secret
@@ -214,12 +209,7 @@ func TestCacheBusterPurgesCloudflare(t *testing.T) {
 	r := startReplica(t, `
 listen: "127.0.0.1:0"
 admin_listen: "127.0.0.1:0"
-s3:
-  endpoint: `+bucket.URL+`
-  bucket: `+origintest.BucketName+`
-  access_key_id: AKID
-  secret_access_key: secret
-cache_buster:
+`+bucketYAML(bucket)+`cache_buster:
   secret_header: X-Cache-Buster-Secret
   secret: s3cret
 cloudflare:

@@ -48,12 +48,7 @@ func TestFaultSIGTERMDrains200Downloads(t *testing.T) {
 listen: "127.0.0.1:0"
 admin_listen: "127.0.0.1:0"
 shutdown_grace: 30s
-s3:
-  endpoint: `+bucket.URL+`
-  bucket: `+origintest.BucketName+`
-  access_key_id: AKID
-  secret_access_key: secret
-  timeout: 20s
+`+bucketYAML(bucket)+`  timeout: 20s
   permission: ""
 cache:
   memory:
