@@ -9,8 +9,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -92,12 +90,7 @@ func TestCacheBusterAcrossReplicas(t *testing.T) {
 	const deleted = "cache/media_attachments/files/000/000/001/original/dddddddddddddddd.jpg"
 	const public = "media_attachments/files/000/000/002/original/pppppppppppppppp.jpg"
 	secretBytes := []byte("a deleted post's photo")
-	if err := os.MkdirAll(filepath.Dir(filepath.Join(vol, deleted)), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(vol, deleted), secretBytes, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	writeTree(t, vol, map[string][]byte{deleted: secretBytes})
 	bucket.Put(t, public, []byte("public photo"))
 	base := `
 ` + bucketYAML(bucket) + `fallback:
