@@ -5,13 +5,11 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"testing"
 
@@ -28,55 +26,14 @@ func (h *harness) checkTiers(t *testing.T, objects map[string][]byte) {
 	t.Helper()
 	h.l.WaitFills()
 	h.l.Close()
-	var tiers []cache.Tier
+	var mem, disk cache.Tier
 	if h.mem != nil {
-		tiers = append(tiers, h.mem)
+		mem = h.mem
 	}
 	if h.disk != nil {
-		tiers = append(tiers, h.disk)
+		disk = h.disk
 	}
-	onDisk := 0
-	for key, want := range objects {
-		for _, tier := range tiers {
-			body, e, err := tier.Open(key, nil)
-			if errors.Is(err, origin.ErrNotFound) {
-				continue
-			}
-			if err != nil {
-				t.Errorf("%s tier, %s: %v", tier.Name(), key, err)
-				continue
-			}
-			got, err := io.ReadAll(body)
-			body.Close()
-			if err != nil || !bytes.Equal(got, want) || e.Meta.Size != int64(len(want)) {
-				t.Errorf("%s tier holds %s half-written or wrong: %d bytes (size %d), %v; want the %d stored",
-					tier.Name(), key, len(got), e.Meta.Size, err, len(want))
-			}
-			if tier == cache.Tier(h.disk) {
-				onDisk++
-			}
-		}
-	}
-	if h.disk == nil {
-		return
-	}
-	tmp := filepath.Join(h.diskDir, "tmp")
-	files := 0
-	_ = filepath.WalkDir(h.diskDir, func(p string, d fs.DirEntry, err error) error {
-		rel, _ := filepath.Rel(h.diskDir, p)
-		if err == nil && d.Type().IsRegular() && len(strings.Split(rel, string(filepath.Separator))) == 3 {
-			files++ // where entries are filed: ab/cd/abcd...
-		}
-		return nil
-	})
-	if files != onDisk {
-		t.Errorf("the disk folder holds %d entry files, of which %d are whole entries of known keys", files, onDisk)
-	}
-	for _, dir := range []string{tmp, h.cfg.SpoolDir} {
-		if ents, err := os.ReadDir(dir); err == nil && len(ents) != 0 {
-			t.Errorf("%d temporary files left in %s after the fills ended", len(ents), dir)
-		}
-	}
+	tiertest.CheckKept(t, objects, mem, disk, h.diskDir, h.cfg.SpoolDir)
 }
 
 // faultObjects stores objects of the given sizes in the bucket and returns them by key.

@@ -3,17 +3,14 @@ package proxy_test
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"log/slog"
 	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"path/filepath"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -155,43 +152,7 @@ func (c *cachedEnv) checkCache(t *testing.T, objects map[string][]byte) {
 	}
 	c.cache.WaitFills()
 	c.cache.Close()
-	onDisk := 0
-	for key, want := range objects {
-		for _, tier := range []cache.Tier{c.mem, c.disk} {
-			body, e, err := tier.Open(key, nil)
-			if errors.Is(err, origin.ErrNotFound) {
-				continue
-			}
-			if err != nil {
-				t.Errorf("%s tier, %s: %v", tier.Name(), key, err)
-				continue
-			}
-			got, err := io.ReadAll(body)
-			body.Close()
-			if err != nil || !bytes.Equal(got, want) || e.Meta.Size != int64(len(want)) {
-				t.Errorf("%s tier holds %s half-written or wrong: %d bytes (size %d), %v; want the %d stored",
-					tier.Name(), key, len(got), e.Meta.Size, err, len(want))
-			}
-			if tier == cache.Tier(c.disk) {
-				onDisk++
-			}
-		}
-	}
-	files := 0
-	_ = filepath.WalkDir(c.diskDir, func(p string, d fs.DirEntry, err error) error {
-		if err == nil && !d.IsDir() && filepath.Dir(p) != filepath.Join(c.diskDir, "tmp") {
-			files++
-		}
-		return nil
-	})
-	if files != onDisk {
-		t.Errorf("the disk folder holds %d files, of which %d are whole entries of known keys", files, onDisk)
-	}
-	for _, dir := range []string{filepath.Join(c.diskDir, "tmp"), c.spoolDir} {
-		if ents, err := os.ReadDir(dir); err != nil || len(ents) != 0 {
-			t.Errorf("%d temporary files left in %s after the fills ended (%v)", len(ents), filepath.Base(dir), err)
-		}
-	}
+	tiertest.CheckKept(t, objects, c.mem, c.disk, c.diskDir, c.spoolDir)
 }
 
 // fetch sends a GET with the given headers through client and returns the response, its body
