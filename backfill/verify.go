@@ -9,7 +9,6 @@ import (
 	"io"
 	"io/fs"
 	"iter"
-	"strings"
 
 	"github.com/fedicache/fedicache/origin"
 	"golang.org/x/sync/errgroup"
@@ -144,8 +143,8 @@ func compareHash(ctx context.Context, vol Volume, bucket origin.Origin, key, eta
 		return err
 	}
 	fileSum := hex.EncodeToString(h.Sum(nil))
-	if tag := strings.Trim(etag, `"`); len(tag) == 32 && !strings.Contains(tag, "-") {
-		if tag != fileSum {
+	if want, ok := origin.ETagMD5(etag); ok {
+		if want != fileSum {
 			return errMismatch
 		}
 		return nil

@@ -9,7 +9,6 @@ import (
 	"hash"
 	"io"
 	"os"
-	"strings"
 	"sync"
 
 	"github.com/fedicache/fedicache/origin"
@@ -280,7 +279,8 @@ func (f *flight) prepare(e Entry) error {
 // and checks the length (and the MD5 where the ETag is one).
 func (f *flight) copy(body io.Reader, m origin.Meta) error {
 	var sum hash.Hash
-	if isMD5ETag(m.ETag) {
+	wantSum, checked := origin.ETagMD5(m.ETag)
+	if checked {
 		sum = md5.New()
 	}
 	bufp := copyBufs.Get().(*[]byte)
@@ -333,7 +333,7 @@ func (f *flight) copy(body io.Reader, m origin.Meta) error {
 	if total != m.Size {
 		return fmt.Errorf("%w: %d of %d bytes", errShortBody, total, m.Size)
 	}
-	if sum != nil && hex.EncodeToString(sum.Sum(nil)) != strings.Trim(m.ETag, `"`) {
+	if sum != nil && hex.EncodeToString(sum.Sum(nil)) != wantSum {
 		return errChecksum
 	}
 	return nil
@@ -377,16 +377,6 @@ func (f *flight) store(e Entry) {
 			l.mem.Wait()
 		}
 	}
-}
-
-// isMD5ETag reports whether etag is a plain MD5 of the body (a single-part upload's ETag).
-func isMD5ETag(etag string) bool {
-	s := strings.Trim(etag, `"`)
-	if len(s) != 32 || strings.HasPrefix(etag, "W/") {
-		return false
-	}
-	_, err := hex.DecodeString(s)
-	return err == nil
 }
 
 var copyBufs = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}

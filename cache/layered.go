@@ -12,7 +12,6 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"strings"
 	"sync"
 	"time"
 
@@ -272,8 +271,10 @@ func (l *Layered) promote(e Entry, body io.ReadCloser) (io.ReadCloser, bool) {
 	defer body.Close()
 	buf := make([]byte, e.Meta.Size)
 	_, err := io.ReadFull(body, buf)
-	if err == nil && isMD5ETag(e.Meta.ETag) && hex.EncodeToString(md5Sum(buf)) != strings.Trim(e.Meta.ETag, `"`) {
-		err = errChecksum // damaged on disk since it was stored
+	if want, ok := origin.ETagMD5(e.Meta.ETag); err == nil && ok {
+		if sum := md5.Sum(buf); hex.EncodeToString(sum[:]) != want {
+			err = errChecksum // damaged on disk since it was stored
+		}
 	}
 	if err != nil {
 		l.log.Warn("cache: a disk entry is unreadable or damaged; dropped", "key", e.Key, "err", err)
@@ -511,10 +512,5 @@ func (l *Layered) PurgePrefix(prefix string) int {
 // Forget drops what the cache remembers of key being absent, so an object that has just been
 // stored (say by the backfill) is served at once.
 func (l *Layered) Forget(key string) { l.neg.del(key) }
-
-func md5Sum(b []byte) []byte {
-	s := md5.Sum(b)
-	return s[:]
-}
 
 var _ origin.Origin = (*Layered)(nil)

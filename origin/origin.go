@@ -5,8 +5,10 @@ package origin
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
 	"io"
+	"strings"
 	"time"
 )
 
@@ -75,3 +77,19 @@ type hiddenError struct{}
 
 func (hiddenError) Error() string        { return "origin: hidden" }
 func (hiddenError) Is(target error) bool { return target == ErrNotFound }
+
+// ETagMD5 returns the hex MD5 that etag carries when it is a plain MD5 of the body (the ETag
+// of a single-part upload in S3), and false for any other tag (weak, multipart, a volume's).
+func ETagMD5(etag string) (string, bool) {
+	if strings.HasPrefix(etag, "W/") {
+		return "", false
+	}
+	s := strings.Trim(etag, `"`)
+	if len(s) != 32 {
+		return "", false
+	}
+	if _, err := hex.DecodeString(s); err != nil {
+		return "", false
+	}
+	return strings.ToLower(s), true
+}

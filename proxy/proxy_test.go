@@ -3,7 +3,6 @@ package proxy_test
 import (
 	"bytes"
 	"fmt"
-	"math/rand/v2"
 	"net/http"
 	"net/url"
 	"os"
@@ -13,19 +12,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fedicache/fedicache/cache/tiertest"
 	"github.com/fedicache/fedicache/origin"
 	"github.com/fedicache/fedicache/origin/origintest"
 	"github.com/fedicache/fedicache/proxy"
 )
-
-func blob(seed uint64, n int) []byte {
-	r := rand.New(rand.NewPCG(seed, 99))
-	b := make([]byte, n)
-	for i := range b {
-		b[i] = byte(r.UintN(256))
-	}
-	return b
-}
 
 const (
 	bucketKey = "media_attachments/files/109/852/623/730/091/815/original/0123456789abcdef.jpg"
@@ -36,15 +27,15 @@ const (
 func seeded(t *testing.T, opts ...envOption) (*env, map[string][]byte, map[string][]byte) {
 	e := newEnv(t, opts...)
 	inBucket := map[string][]byte{
-		bucketKey: blob(1, 200_000),
-		"accounts/avatars/000/000/001/original/aaaaaaaaaaaaaaaa.png":     blob(2, 5_000),
-		"cache/custom_emojis/images/000/000/007/static/émoji 1.webp":     blob(3, 777),
+		bucketKey: tiertest.Blob(1, 200_000),
+		"accounts/avatars/000/000/001/original/aaaaaaaaaaaaaaaa.png":     tiertest.Blob(2, 5_000),
+		"cache/custom_emojis/images/000/000/007/static/émoji 1.webp":     tiertest.Blob(3, 777),
 		"media_attachments/files/000/000/002/original/empty00000000.gif": {},
 	}
 	onVolume := map[string][]byte{
-		volumeKey: blob(4, 300_000),
-		"accounts/headers/000/000/001/original/bbbbbbbbbbbbbbbb.jpeg":     blob(5, 40_000),
-		"media_attachments/files/000/000/043/small/cccccccccccccccc.avif": blob(6, 9_000),
+		volumeKey: tiertest.Blob(4, 300_000),
+		"accounts/headers/000/000/001/original/bbbbbbbbbbbbbbbb.jpeg":     tiertest.Blob(5, 40_000),
+		"media_attachments/files/000/000/043/small/cccccccccccccccc.avif": tiertest.Blob(6, 9_000),
 	}
 	for k, v := range inBucket {
 		e.bucket.Put(t, k, v)
