@@ -34,10 +34,13 @@ type AdminConfig struct {
 	// Token authorizes the admin's writes (POST /purge) as "Authorization: Bearer <Token>".
 	// Zero means writes are off (404).
 	Token string
+	// Migration, when set, reports the copy of the old volume into the bucket, for /status and
+	// the status page.
+	Migration func() Migration
 }
 
-// Admin serves the admin listener: /healthz, /readyz, /metrics and /status. It belongs on a
-// port of its own that is never exposed to the public.
+// Admin serves the admin listener: the status page (/), /healthz, /readyz, /metrics, /status
+// and /purge. It belongs on a port of its own that is never exposed to the public.
 type Admin struct {
 	cfg     AdminConfig
 	front   *Server
@@ -50,6 +53,7 @@ type Admin struct {
 	mu        sync.Mutex // held while a readiness check runs, so checks never pile up
 	checkedAt time.Time
 	pingErr   error
+	answered  bool // the bucket answered a check once
 }
 
 // NewAdmin returns the admin handler of front. Readiness asks o's Ping when o is a Pinger.
@@ -64,6 +68,7 @@ func NewAdmin(front *Server, o origin.Origin, cfg AdminConfig) *Admin {
 	a.pinger, _ = o.(origin.Pinger)
 	a.purger, _ = o.(purger)
 	a.stats, _ = o.(cacheStatser)
+	a.mux.HandleFunc("GET /{$}", a.page)
 	a.mux.HandleFunc("GET /healthz", a.healthz)
 	a.mux.HandleFunc("GET /readyz", a.readyz)
 	a.mux.Handle("GET /metrics", promhttp.HandlerFor(front.metrics.Registry, promhttp.HandlerOpts{}))
@@ -86,6 +91,11 @@ func (a *Admin) healthz(w http.ResponseWriter, _ *http.Request) {
 	_, _ = w.Write([]byte("ok\n"))
 }
 
+// readyz answers 503 while the replica shuts down, and until the bucket has answered once: a
+// replica with a wrong endpoint or credentials never joins the Service, so a rollout stops
+// before it replaces a working one. Once the bucket has answered, its later failures keep
+// the replica ready: the cache and the old volume still serve, and failing every replica's
+// readiness at once would take even those answers away. /status and the metrics report them.
 func (a *Admin) readyz(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
@@ -94,29 +104,35 @@ func (a *Admin) readyz(w http.ResponseWriter, r *http.Request) {
 		_, _ = w.Write([]byte("shutting down\n"))
 		return
 	}
-	if err := a.check(r.Context()); err != nil {
+	err, answered := a.check(r.Context())
+	switch {
+	case err == nil:
+		_, _ = w.Write([]byte("ready\n"))
+	case answered:
+		_, _ = w.Write([]byte("ready; the bucket is failing, serving from the cache and the old volume: " + err.Error() + "\n"))
+	default:
 		w.WriteHeader(http.StatusServiceUnavailable)
 		_, _ = w.Write([]byte("bucket not answering: " + err.Error() + "\n"))
-		return
 	}
-	_, _ = w.Write([]byte("ready\n"))
 }
 
-// check returns the bucket's last readiness result, asking it again once ReadyTTL has passed.
-func (a *Admin) check(ctx context.Context) error {
+// check returns the bucket's last readiness result, asking it again once ReadyTTL has passed,
+// and whether the bucket has ever answered.
+func (a *Admin) check(ctx context.Context) (err error, answered bool) {
 	if a.pinger == nil {
-		return nil
+		return nil, true
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if time.Since(a.checkedAt) < a.cfg.ReadyTTL {
-		return a.pingErr
+		return a.pingErr, a.answered
 	}
 	c, cancel := context.WithTimeout(context.WithoutCancel(ctx), a.cfg.PingTimeout)
 	defer cancel()
 	a.pingErr = a.pinger.Ping(c)
 	a.checkedAt = time.Now()
-	return a.pingErr
+	a.answered = a.answered || a.pingErr == nil
+	return a.pingErr, a.answered
 }
 
 // Status is the document /status returns.
@@ -130,6 +146,7 @@ type Status struct {
 	Cache         *cache.Stats `json:"cache,omitempty"`
 	// EgressSavedBytes counts bytes served from the cache that the bucket did not send.
 	EgressSavedBytes uint64         `json:"egress_saved_bytes"`
+	Migration        *Migration     `json:"migration,omitempty"`
 	Sections         map[string]any `json:"sections,omitempty"`
 	Info             map[string]any `json:"info,omitempty"`
 }
@@ -141,8 +158,9 @@ type BucketStatus struct {
 	CheckedAt time.Time `json:"checked_at"`
 }
 
-func (a *Admin) status(w http.ResponseWriter, r *http.Request) {
-	err := a.check(r.Context())
+// snapshot gathers what /status and the status page show.
+func (a *Admin) snapshot(ctx context.Context) Status {
+	err, answered := a.check(ctx)
 	a.mu.Lock()
 	checked := a.checkedAt
 	a.mu.Unlock()
@@ -163,13 +181,22 @@ func (a *Admin) status(w http.ResponseWriter, r *http.Request) {
 		st.Cache = &cs
 		st.EgressSavedBytes += cs.SharedBytes
 	}
-	st.Ready = st.Bucket.OK && !st.Draining
+	st.Ready = answered && !st.Draining
+	if a.cfg.Migration != nil {
+		m := a.cfg.Migration()
+		st.Migration = &m
+	}
 	if len(a.cfg.Sections) > 0 {
 		st.Sections = map[string]any{}
 		for name, f := range a.cfg.Sections {
 			st.Sections[name] = f()
 		}
 	}
+	return st
+}
+
+func (a *Admin) status(w http.ResponseWriter, r *http.Request) {
+	st := a.snapshot(r.Context())
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
 	enc := json.NewEncoder(w)

@@ -125,6 +125,7 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, started func(addrs
 	}
 	pcfg.Buster = bust
 	sections := map[string]func() any{}
+	var migration func() proxy.Migration
 	if cfg.Backfill.Enabled {
 		onFallback, progress, err := startBackfill(ctx, cfg, vol, layered, tombs, metrics, log)
 		if err != nil {
@@ -133,16 +134,18 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, started func(addrs
 		}
 		pcfg.OnFallback = onFallback
 		sections["backfill"] = func() any { return progress.Snapshot() }
+		migration = func() proxy.Migration { return migrationOf(progress.Snapshot()) }
 	}
 	front := proxy.New(o, pcfg, metrics)
 	admin := &http.Server{
 		Handler: proxy.NewAdmin(front, o, proxy.AdminConfig{
-			Version:  buildVersion(),
-			Info:     statusInfo(cfg),
-			Token:    cfg.AdminToken,
-			Sections: sections,
-			Peers:    peers,
-			Remember: tombs.Remember,
+			Version:   buildVersion(),
+			Info:      statusInfo(cfg),
+			Token:     cfg.AdminToken,
+			Sections:  sections,
+			Peers:     peers,
+			Remember:  tombs.Remember,
+			Migration: migration,
 		}),
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
