@@ -1,6 +1,7 @@
 package main
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -23,6 +24,7 @@ import (
 type Config struct {
 	Listen        string
 	AdminListen   string
+	TLS           TLSConfig
 	S3            s3.Config
 	FallbackDir   string
 	Proxy         proxy.Config
@@ -36,6 +38,13 @@ type Config struct {
 	ShutdownGrace time.Duration
 	LogLevel      string
 	LogFormat     string
+}
+
+// TLSConfig configures TLS on the public listener.
+type TLSConfig struct {
+	CertFile       string
+	KeyFile        string
+	ReloadInterval time.Duration
 }
 
 // CacheConfig configures the cache tiers.
@@ -121,6 +130,11 @@ func configFrom(v *viper.Viper, path string) (Config, error) {
 	cfg := Config{
 		Listen:      r.hostPort("listen"),
 		AdminListen: r.hostPort("admin_listen"),
+		TLS: TLSConfig{
+			CertFile:       r.str("tls.cert_file"),
+			KeyFile:        r.str("tls.key_file"),
+			ReloadInterval: r.duration("tls.reload_interval"),
+		},
 		S3: s3.Config{
 			Endpoint:          r.str("s3.endpoint"),
 			Region:            r.str("s3.region"),
@@ -208,6 +222,14 @@ func configFrom(v *viper.Viper, path string) (Config, error) {
 	if cfg.FallbackDir != "" {
 		if fi, err := os.Stat(cfg.FallbackDir); err != nil || !fi.IsDir() {
 			r.fail("fallback.dir: %q is not a readable folder: set it to the old volume's mount, e.g. fallback.dir: /mnt/mastodon-system, or leave it empty", cfg.FallbackDir)
+		}
+	}
+	switch t := cfg.TLS; {
+	case (t.CertFile == "") != (t.KeyFile == ""):
+		r.fail("tls.cert_file and tls.key_file go together: set both (e.g. tls.cert_file: /etc/fedicache/tls/tls.crt and tls.key_file: /etc/fedicache/tls/tls.key), or neither for plain HTTP")
+	case t.CertFile != "":
+		if _, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile); err != nil {
+			r.fail("tls.cert_file, tls.key_file: %v: give a PEM certificate and its matching private key", err)
 		}
 	}
 	if c := cfg.Cache; c.MemoryMaxBytes > 0 && c.MemoryMaxObjectBytes > c.MemoryMaxBytes {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -156,6 +157,24 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, started func(addrs
 		tiersInUse = false
 		return fmt.Errorf("listen: %w", err)
 	}
+	scheme := "http"
+	if cfg.TLS.CertFile != "" {
+		cert, err := proxy.LoadCertificate(cfg.TLS.CertFile, cfg.TLS.KeyFile)
+		if err != nil {
+			ln.Close()
+			tiersInUse = false
+			return fmt.Errorf("tls.cert_file: %w", err)
+		}
+		go cert.Watch(ctx, cfg.TLS.ReloadInterval, func(err error) {
+			if err != nil {
+				log.Error("TLS certificate not reloaded; serving the previous one", "cert_file", cfg.TLS.CertFile, "err", err)
+			} else {
+				log.Info("TLS certificate reloaded", "cert_file", cfg.TLS.CertFile)
+			}
+		})
+		ln = tls.NewListener(ln, cert.TLSConfig())
+		scheme = "https"
+	}
 	aln, err := net.Listen("tcp", cfg.AdminListen)
 	if err != nil {
 		ln.Close()
@@ -169,7 +188,7 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, started func(addrs
 			errc <- err
 		}
 	}()
-	log.Info("fedicache serving", "version", buildVersion(), "listen", ln.Addr().String(),
+	log.Info("fedicache serving", "version", buildVersion(), "listen", ln.Addr().String(), "scheme", scheme,
 		"admin_listen", aln.Addr().String(), "bucket", cfg.S3.Bucket, "endpoint", cfg.S3.Endpoint,
 		"prefix", cfg.S3.Prefix, "fallback_dir", cfg.FallbackDir)
 	if started != nil {

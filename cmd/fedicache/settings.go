@@ -14,6 +14,9 @@ const defaultCacheControl = "public, max-age=31536000, immutable"
 var settings = []setting{
 	{"listen", ":8080", "public listener (host:port); Mastodon's S3_ALIAS_HOST points here"},
 	{"admin_listen", ":9090", "admin listener (host:port) for /healthz, /readyz, /metrics, /status; never expose it publicly"},
+	{"tls.cert_file", "", "PEM certificate (with its chain) for TLS on listen, e.g. a Cloudflare origin certificate; empty serves plain HTTP"},
+	{"tls.key_file", "", "PEM private key of tls.cert_file"},
+	{"tls.reload_interval", "10s", "how often the certificate files are checked; a changed pair is served to new connections"},
 	{"s3.endpoint", "", "S3-compatible endpoint URL; empty means AWS S3"},
 	{"s3.region", "us-east-1", "bucket region"},
 	{"s3.bucket", "", "bucket name (required)"},
