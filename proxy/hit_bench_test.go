@@ -99,6 +99,11 @@ func TestMemoryHitAllocatesNothing(t *testing.T) {
 	if got := string(ctx.Response.Header.Peek("X-Cache-Tier")); got != "memory" {
 		t.Errorf("X-Cache-Tier %q", got)
 	}
+	// The sampled access log costs the requests it skips nothing.
+	s.access = newAccessLog(slog.New(slog.NewJSONHandler(io.Discard, nil)), 1000)
+	if n := testing.AllocsPerRun(200, func() { serveOnce(t, s, &ctx, 200) }); n != 0 {
+		t.Errorf("a memory hit with the access log sampled allocates %.1f times per request, want 0", n)
+	}
 }
 
 func benchmarkHit(b *testing.B, tier string, size int, hdr ...string) {

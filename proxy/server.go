@@ -46,6 +46,9 @@ type Config struct {
 	MaxConns int
 	// Logger receives errors with their cause and key. Zero means slog.Default().
 	Logger *slog.Logger
+	// RequestSample logs one request in RequestSample at info; at debug every request is
+	// logged. Zero means none at info.
+	RequestSample int
 	// OnFallback, when set, is called with the key of each object answered from the old
 	// volume (the backfill copies those first). It must not block.
 	OnFallback func(key string)
@@ -88,7 +91,8 @@ type Server struct {
 	metrics *Metrics
 	log     *slog.Logger
 	srv     *fasthttp.Server
-	peek    hitPeeker // nil when the origin has no memory tier
+	peek    hitPeeker  // nil when the origin has no memory tier
+	access  *accessLog // nil when no request is logged
 
 	bustHeader             string // "" when the cache buster is off
 	bustMethod, bustSecret []byte
@@ -114,6 +118,7 @@ func New(o origin.Origin, cfg Config, m *Metrics) *Server {
 		log:     cfg.Logger,
 	}
 	s.peek, _ = o.(hitPeeker)
+	s.access = newAccessLog(cfg.Logger, cfg.RequestSample)
 	if cb := cfg.CacheBuster; cb.Header != "" && cb.Secret != "" && cfg.Buster != nil {
 		s.bustHeader, s.bustSecret = cb.Header, []byte(cb.Secret)
 		s.bustMethod = []byte(strings.ToUpper(cmp.Or(cb.Method, "GET")))
@@ -136,6 +141,9 @@ func New(o origin.Origin, cfg Config, m *Metrics) *Server {
 		CloseOnShutdown:               true,
 		DisableHeaderNamesNormalizing: false,
 		Logger:                        fasthttpLogger{cfg.Logger},
+		// fasthttp's messages about a request it could not parse quote its bytes, headers
+		// and all (a cache-buster secret among them): redact them.
+		SecureErrorLogMessage: true,
 	}
 	return s
 }
@@ -162,6 +170,14 @@ func (s *Server) Draining() bool { return s.draining.Load() }
 func (s *Server) Metrics() *Metrics { return s.metrics }
 
 func (s *Server) handle(ctx *fasthttp.RequestCtx) {
+	s.route(ctx)
+	if s.access != nil {
+		s.access.record(ctx)
+	}
+}
+
+// route answers one request.
+func (s *Server) route(ctx *fasthttp.RequestCtx) {
 	if s.bustHeader != "" && s.isBust(ctx) {
 		s.bust(ctx)
 		return

@@ -159,6 +159,7 @@ func configFrom(v *viper.Viper, path string) (Config, error) {
 			IdleTimeout:    r.duration("server.idle_timeout"),
 			MaxHeaderBytes: r.positiveInt("server.max_header_bytes", 1024, "16384"),
 			MaxConns:       r.positiveInt("server.max_conns", 1, "10000"),
+			RequestSample:  r.positiveInt("log.request_sample", 0, "100"),
 		},
 		Cache: CacheConfig{
 			MemoryMaxBytes:       r.size("cache.memory.max_bytes", 0),

@@ -64,6 +64,7 @@ var settings = []setting{
 	{"server.max_conns", 10000, "connections served at once"},
 	{"log.level", "info", "debug, info, warn or error"},
 	{"log.format", "json", "json or text"},
+	{"log.request_sample", 100, "at info, one request in this many is logged (0: none); at debug, every request"},
 }
 
 // flagKeys are the keys that command-line flags may set; flags win over the environment and
