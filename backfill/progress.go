@@ -81,6 +81,7 @@ type Snapshot struct {
 	BytesToCopy    int64         `json:"bytes_to_copy"`
 	BytesRead      int64         `json:"bytes_read"`
 	BytesCopied    int64         `json:"bytes_copied"`
+	BytesScanned   int64         `json:"bytes_scanned"` // size of the files scanned so far
 	TotalFiles     int64         `json:"total_files"`
 	TotalBytes     int64         `json:"total_bytes"`
 	Remaining      int64         `json:"remaining_files"`
@@ -104,7 +105,7 @@ func (p *Progress) Snapshot() Snapshot {
 		Exists: p.Exists.Load(), Failed: p.Failed.Load(), Private: p.Private.Load(),
 		PrivateSkipped: p.PrivateSkipped.Load(), Changed: p.Changed.Load(),
 		BytesToCopy: p.BytesToCopy.Load(), BytesRead: p.BytesRead.Load(), BytesCopied: p.BytesCopied.Load(),
-		TotalFiles: p.TotalFiles.Load(), TotalBytes: p.TotalBytes.Load(),
+		BytesScanned: p.BytesScanned.Load(), TotalFiles: p.TotalFiles.Load(), TotalBytes: p.TotalBytes.Load(),
 		Started: p.started, ETA: -1,
 	}
 	end := time.Now()

@@ -43,7 +43,8 @@ type AdminConfig struct {
 // and /purge. It belongs on a port of its own that is never exposed to the public.
 type Admin struct {
 	cfg     AdminConfig
-	front   *Server
+	front   *Server  // nil in a process that serves no media (NewBackfillAdmin)
+	metrics *Metrics // front's, or the backfill's
 	pinger  origin.Pinger
 	purger  purger       // nil when the origin has no cache
 	stats   cacheStatser // nil when the origin has no cache
@@ -58,20 +59,36 @@ type Admin struct {
 
 // NewAdmin returns the admin handler of front. Readiness asks o's Ping when o is a Pinger.
 func NewAdmin(front *Server, o origin.Origin, cfg AdminConfig) *Admin {
+	return newAdmin(front, front.metrics, o, cfg)
+}
+
+// NewBackfillAdmin returns the admin handler of a process that copies the old volume into the
+// bucket and serves no media (fedicache backfill): the status page, /status (the migration and
+// the bucket's health), /healthz, /readyz and m's /metrics; /purge answers 404. Readiness and
+// the bucket's health ask bucket's Ping when it is a Pinger (bucket may be nil). A nil m means
+// a registry of its own.
+func NewBackfillAdmin(bucket origin.Origin, m *Metrics, cfg AdminConfig) *Admin {
+	if m == nil {
+		m = NewMetrics()
+	}
+	return newAdmin(nil, m, bucket, cfg)
+}
+
+func newAdmin(front *Server, m *Metrics, o origin.Origin, cfg AdminConfig) *Admin {
 	if cfg.ReadyTTL <= 0 {
 		cfg.ReadyTTL = 5 * time.Second
 	}
 	if cfg.PingTimeout <= 0 {
 		cfg.PingTimeout = 3 * time.Second
 	}
-	a := &Admin{cfg: cfg, front: front, started: time.Now(), mux: http.NewServeMux()}
+	a := &Admin{cfg: cfg, front: front, metrics: m, started: time.Now(), mux: http.NewServeMux()}
 	a.pinger, _ = o.(origin.Pinger)
 	a.purger, _ = o.(purger)
 	a.stats, _ = o.(cacheStatser)
 	a.mux.HandleFunc("GET /{$}", a.page)
 	a.mux.HandleFunc("GET /healthz", a.healthz)
 	a.mux.HandleFunc("GET /readyz", a.readyz)
-	a.mux.Handle("GET /metrics", promhttp.HandlerFor(front.metrics.Registry, promhttp.HandlerOpts{}))
+	a.mux.Handle("GET /metrics", promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{}))
 	a.mux.HandleFunc("GET /status", a.status)
 	a.mux.HandleFunc("POST /purge", a.purge)
 	// Profiles, for the admin port only: go tool pprof http://ADMIN/debug/pprof/profile
@@ -99,7 +116,7 @@ func (a *Admin) healthz(w http.ResponseWriter, _ *http.Request) {
 func (a *Admin) readyz(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
-	if a.front.Draining() {
+	if a.draining() {
 		w.WriteHeader(http.StatusServiceUnavailable)
 		_, _ = w.Write([]byte("shutting down\n"))
 		return
@@ -115,6 +132,9 @@ func (a *Admin) readyz(w http.ResponseWriter, r *http.Request) {
 		_, _ = w.Write([]byte("bucket not answering: " + err.Error() + "\n"))
 	}
 }
+
+// draining reports whether the front shuts down; a process without a front never drains.
+func (a *Admin) draining() bool { return a.front != nil && a.front.Draining() }
 
 // check returns the bucket's last readiness result, asking it again once ReadyTTL has passed,
 // and whether the bucket has ever answered.
@@ -168,14 +188,14 @@ func (a *Admin) snapshot(ctx context.Context) Status {
 		Version:       a.cfg.Version,
 		StartedAt:     a.started.UTC(),
 		UptimeSeconds: time.Since(a.started).Seconds(),
-		Draining:      a.front.Draining(),
+		Draining:      a.draining(),
 		Bucket:        BucketStatus{OK: err == nil, CheckedAt: checked.UTC()},
 		Info:          a.cfg.Info,
 	}
 	if err != nil {
 		st.Bucket.Error = err.Error()
 	}
-	st.EgressSavedBytes = uint64(a.front.metrics.hitBytes.Load())
+	st.EgressSavedBytes = uint64(a.metrics.hitBytes.Load())
 	if a.stats != nil {
 		cs := a.stats.Stats()
 		st.Cache = &cs

@@ -1,8 +1,22 @@
 package proxy
 
 import (
+	"bytes"
+	"crypto/sha256"
+	_ "embed"
+	"encoding/base64"
+	"fmt"
+	"html/template"
+	"math"
 	"net/http"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
 	"time"
+
+	"github.com/dustin/go-humanize"
+	"github.com/fedicache/fedicache/cache"
 )
 
 // Migration is the copy of the old volume into the bucket, as /status and the status page
@@ -11,11 +25,15 @@ type Migration struct {
 	Running bool      `json:"running"` // the copy is under way (false once done or stopped)
 	Done    bool      `json:"done"`    // the walk of the old volume has ended
 	Started time.Time `json:"started"`
+	// Elapsed is the time the copy has taken so far, or took once done.
+	Elapsed time.Duration `json:"elapsed_ns"`
 
 	// FilesTotal and BytesTotal are the old volume's files and bytes; -1 while they are
 	// still being counted.
 	FilesTotal int64 `json:"files_total"`
 	BytesTotal int64 `json:"bytes_total"`
+	// FilesScanned is how many of the volume's files the copy has looked at.
+	FilesScanned int64 `json:"files_scanned"`
 	// FilesDone and BytesDone are what the bucket holds of them: copied now, or there already.
 	FilesDone int64 `json:"files_done"`
 	BytesDone int64 `json:"bytes_done"`
@@ -27,13 +45,464 @@ type Migration struct {
 	ETA            time.Duration `json:"eta_ns"` // -1 while unknown
 	Conflicts      int64         `json:"conflicts"`
 	Errors         int64         `json:"errors"`
+	// Excluded are files the include and exclude filters leave out; Skipped are files left
+	// where they are for another reason (hidden files with no ACLs to hide them, files that
+	// changed while they were read). Neither counts as done.
+	Excluded int64 `json:"excluded"`
+	Skipped  int64 `json:"skipped"`
 	// RecentErrors are a few of the failures, each "key: cause".
 	RecentErrors []string `json:"recent_errors,omitempty"`
 	// ConflictKeys are a few of the keys the bucket holds with other bytes.
 	ConflictKeys []string `json:"conflict_keys,omitempty"`
 }
 
-// page serves the status page.
+// The status page: one HTML document rendered on the server, readable without JavaScript.
+// Its inline script fetches the page again every few seconds and swaps the live part in
+// place; with scripts off, a meta refresh reloads it. The style sheet and the script are
+// embedded and allowed by their hashes in the Content-Security-Policy: the page loads
+// nothing from anywhere.
+var (
+	//go:embed statuspage.html
+	pageHTML string
+	//go:embed statuspage.css
+	pageCSS string
+	//go:embed statuspage.js
+	pageJS string
+
+	pageTemplate = template.Must(template.New("statuspage.html").Parse(pageHTML))
+	pageCSP      = strings.Join([]string{
+		"default-src 'none'",
+		"style-src " + cspHash(pageCSS),
+		"script-src " + cspHash(pageJS),
+		"connect-src 'self'",
+		"img-src data:",
+		"base-uri 'none'",
+		"form-action 'none'",
+		"frame-ancestors 'none'",
+	}, "; ")
+)
+
+const (
+	// pageRefresh is how often the page refreshes its figures unless ?refresh=N says otherwise.
+	pageRefresh = 5 * time.Second
+	// pageMaxRefresh bounds ?refresh=N.
+	pageMaxRefresh = time.Hour
+	// pageListed is how many errors and conflicting keys the page lists.
+	pageListed = 5
+)
+
+// cspHash is a Content-Security-Policy source allowing the inline element whose text is s.
+func cspHash(s string) string {
+	sum := sha256.Sum256([]byte(s))
+	return "'sha256-" + base64.StdEncoding.EncodeToString(sum[:]) + "'"
+}
+
+// page serves the status page. GET /?refresh=N refreshes it every N seconds instead of 5.
 func (a *Admin) page(w http.ResponseWriter, r *http.Request) {
-	http.Redirect(w, r, "/status", http.StatusFound)
+	refresh := pageRefresh
+	if s := r.URL.Query().Get("refresh"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 || time.Duration(n)*time.Second > pageMaxRefresh {
+			http.Error(w, "refresh: give whole seconds from 1 to 3600, e.g. /?refresh=10", http.StatusBadRequest)
+			return
+		}
+		refresh = time.Duration(n) * time.Second
+	}
+	v := newPageView(a.snapshot(r.Context()), a.front == nil, refresh, time.Now())
+	// The page is a few kilobytes: rendered whole, so that a failure is a clean 500.
+	var buf bytes.Buffer
+	if err := pageTemplate.Execute(&buf, v); err != nil {
+		http.Error(w, "status page: "+err.Error(), http.StatusInternalServerError)
+		return
+	}
+	h := w.Header()
+	h.Set("Content-Type", "text/html; charset=utf-8")
+	h.Set("Content-Security-Policy", pageCSP)
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("X-Frame-Options", "DENY")
+	h.Set("Referrer-Policy", "no-referrer")
+	_, _ = buf.WriteTo(w)
+}
+
+// pageView is what the template renders: every figure formatted already.
+type pageView struct {
+	Title, Host, Version, Uptime, Role string
+	Health                             badge
+	RefreshSeconds                     int
+	Updated, UpdatedISO                string
+
+	Bucket    bucketView
+	Cache     *cacheView
+	NoCache   string // why there is no cache section
+	Migration *migrationView
+	Info      []infoItem
+
+	CSS template.CSS
+	JS  template.JS
+}
+
+// badge is a state as a word and its colour class (ok, warn, bad, idle).
+type badge struct{ Class, Label string }
+
+type bucketView struct {
+	State                         badge
+	Checked, CheckedAt, CheckedTS string
+	Error, Note                   string
+	Name, Endpoint                string
+}
+
+type cacheView struct {
+	Answers  string
+	HitRatio string // "" before the first answer
+	Split    []splitPart
+	Saved    string
+	Tiers    []tierView
+	Extra    []stat
+}
+
+// splitPart is one share of the cache's answers, and its place in the bar (0-100).
+type splitPart struct {
+	Class, Label, Count, Percent string
+	X, Width                     string
+}
+
+type tierView struct {
+	Name, Used, Capacity, Percent string
+	Value, Max                    int64
+	Entries, Evictions            string
+	Warning                       string
+}
+
+type stat struct{ Label, Value string }
+
+type migrationView struct {
+	State          badge
+	Counting       bool
+	Percent        string
+	BarKnown       bool
+	BarValue       int64
+	BarMax         int64
+	Files, Bytes   string
+	Rate, ETA      string
+	Elapsed        string
+	Started        string
+	StartedTS      string
+	Copied         string
+	CopiedBytes    string
+	Conflicts      int64
+	Errors         int64
+	ConflictsText  string
+	ErrorsText     string
+	NotCopied      string
+	RecentErrors   []string
+	MoreErrors     string
+	ConflictKeys   []string
+	MoreConflicts  string
+	PercentOfFiles string
+	PercentOfBytes string
+}
+
+type infoItem struct{ Key, Value string }
+
+// newPageView formats st for the page, as of now.
+func newPageView(st Status, backfillOnly bool, refresh time.Duration, now time.Time) pageView {
+	v := pageView{
+		Version:        st.Version,
+		Uptime:         humanDuration(time.Duration(st.UptimeSeconds * float64(time.Second))),
+		Role:           "serving media",
+		RefreshSeconds: int(refresh / time.Second),
+		Updated:        now.UTC().Format("15:04:05 UTC"),
+		UpdatedISO:     now.UTC().Format(time.RFC3339),
+		Bucket:         newBucketView(st, now),
+		CSS:            template.CSS(pageCSS),
+		JS:             template.JS(pageJS),
+	}
+	if v.Version == "" {
+		v.Version = "unknown"
+	}
+	v.Host, _ = st.Info["host"].(string)
+	if v.Host == "" {
+		v.Host, _ = os.Hostname()
+	}
+	if backfillOnly {
+		v.Role = "backfill only"
+	}
+	switch {
+	case st.Draining:
+		v.Health = badge{"warn", "draining"}
+	case !st.Ready:
+		v.Health = badge{"bad", "not ready"}
+	case !st.Bucket.OK:
+		v.Health = badge{"warn", "ready, bucket failing"}
+	default:
+		v.Health = badge{"ok", "ready"}
+	}
+	switch {
+	case st.Cache != nil:
+		v.Cache = newCacheView(st.Cache, st.EgressSavedBytes)
+	case backfillOnly:
+		v.NoCache = "This process copies the old volume and serves no media: it has no cache."
+	default:
+		v.NoCache = "No cache in front of the bucket."
+	}
+	v.Title = "fedicache · " + v.Host
+	if st.Migration != nil {
+		v.Migration = newMigrationView(st.Migration, now)
+		if v.Migration.Percent != "" && st.Migration.Running {
+			v.Title = v.Migration.Percent + " copied · " + v.Title
+		}
+	}
+	for k, val := range st.Info {
+		if k == "host" {
+			continue
+		}
+		v.Info = append(v.Info, infoItem{k, infoValue(val)})
+	}
+	sort.Slice(v.Info, func(i, j int) bool { return v.Info[i].Key < v.Info[j].Key })
+	return v
+}
+
+func newBucketView(st Status, now time.Time) bucketView {
+	b := bucketView{Error: st.Bucket.Error}
+	b.Name, _ = st.Info["bucket"].(string)
+	b.Endpoint, _ = st.Info["endpoint"].(string)
+	switch {
+	case st.Bucket.CheckedAt.IsZero():
+		b.State = badge{"idle", "not checked"}
+		b.Checked = "never"
+		b.Note = "This process has no health check of the bucket."
+		return b
+	case st.Bucket.OK:
+		b.State = badge{"ok", "ok"}
+	case !st.Ready && !st.Draining:
+		b.State = badge{"bad", "not answering"}
+	default:
+		b.State = badge{"bad", "failing"}
+	}
+	b.Checked = humanDuration(now.Sub(st.Bucket.CheckedAt)) + " ago"
+	b.CheckedAt = st.Bucket.CheckedAt.UTC().Format("2006-01-02 15:04:05 UTC")
+	b.CheckedTS = st.Bucket.CheckedAt.UTC().Format(time.RFC3339)
+	return b
+}
+
+func newCacheView(cs *cache.Stats, saved uint64) *cacheView {
+	hits := cs.MemoryHits + cs.DiskHits
+	answers := hits + cs.Misses
+	c := &cacheView{
+		Answers: humanize.Comma(int64(answers)),
+		Saved:   humanize.IBytes(saved),
+	}
+	if answers > 0 {
+		c.HitRatio = percent(int64(hits), int64(answers))
+	}
+	x := 0.0
+	for _, p := range []struct {
+		class, label string
+		n            uint64
+	}{
+		{"mem", "memory hits", cs.MemoryHits},
+		{"disk", "disk hits", cs.DiskHits},
+		{"miss", "misses", cs.Misses},
+	} {
+		part := splitPart{Class: p.class, Label: p.label, Count: humanize.Comma(int64(p.n)), Percent: "–"}
+		if answers > 0 {
+			w := 100 * float64(p.n) / float64(answers)
+			part.Percent = percent(int64(p.n), int64(answers))
+			part.X, part.Width = strconv.FormatFloat(x, 'f', 3, 64), strconv.FormatFloat(w, 'f', 3, 64)
+			x += w
+		}
+		c.Split = append(c.Split, part)
+	}
+	for _, t := range []struct {
+		name string
+		st   *cache.TierStats
+	}{{"Memory", cs.Memory}, {"Disk", cs.Disk}} {
+		if t.st != nil {
+			c.Tiers = append(c.Tiers, newTierView(t.name, t.st))
+		}
+	}
+	c.Extra = []stat{
+		{"requests to the origin", humanize.Comma(int64(cs.OriginGets))},
+		{"shared fetches", humanize.Comma(int64(cs.SharedWaiters))},
+		{"not-found answers remembered", humanize.Comma(int64(cs.NegativeHits))},
+		{"stale answers while the bucket failed", humanize.Comma(int64(cs.StaleServed))},
+		{"failed fetches", humanize.Comma(int64(cs.FillErrors))},
+	}
+	return c
+}
+
+func newTierView(name string, st *cache.TierStats) tierView {
+	t := tierView{
+		Name:      name,
+		Used:      humanize.IBytes(uint64(max(st.Bytes, 0))),
+		Capacity:  humanize.IBytes(uint64(max(st.MaxBytes, 0))),
+		Value:     max(st.Bytes, 0),
+		Max:       max(st.MaxBytes, 1),
+		Entries:   entries(st.Entries),
+		Evictions: humanize.Comma(int64(st.Evictions)),
+	}
+	t.Value = min(t.Value, t.Max)
+	t.Percent = percent(st.Bytes, st.MaxBytes)
+	var warn []string
+	if st.Disabled {
+		warn = append(warn, "writes are off (the disk is full or read-only)")
+	}
+	if st.WriteErrors > 0 {
+		warn = append(warn, humanize.Comma(int64(st.WriteErrors))+" failed writes")
+	}
+	if st.Dropped > 0 {
+		warn = append(warn, humanize.Comma(int64(st.Dropped))+" corrupt entries dropped")
+	}
+	t.Warning = strings.Join(warn, "; ")
+	return t
+}
+
+func newMigrationView(m *Migration, now time.Time) *migrationView {
+	v := &migrationView{
+		Counting:    m.FilesTotal < 0 || m.BytesTotal < 0,
+		Rate:        humanize.IBytes(uint64(max(m.BytesPerSecond, 0))) + "/s",
+		Elapsed:     humanDuration(m.Elapsed),
+		Copied:      files(m.FilesCopied),
+		CopiedBytes: humanize.IBytes(uint64(max(m.BytesCopied, 0))),
+		Conflicts:   m.Conflicts,
+		Errors:      m.Errors,
+	}
+	v.ConflictsText = humanize.Comma(m.Conflicts)
+	v.ErrorsText = humanize.Comma(m.Errors)
+	if !m.Started.IsZero() {
+		v.Started = m.Started.UTC().Format("2006-01-02 15:04 UTC")
+		v.StartedTS = m.Started.UTC().Format(time.RFC3339)
+	}
+	switch {
+	case m.Done:
+		v.State = badge{"ok", "done"}
+	case !m.Running:
+		v.State = badge{"warn", "stopped"}
+	case v.Counting:
+		v.State = badge{"idle", "counting…"}
+	default:
+		v.State = badge{"run", "copying"}
+	}
+	switch {
+	case m.Done:
+		v.ETA = "finished"
+	case m.ETA < 0 || v.Counting:
+		v.ETA = "estimating…"
+	default:
+		v.ETA = humanDuration(m.ETA)
+	}
+
+	if v.Counting {
+		v.Files = files(m.FilesDone) + " in the bucket so far; counting the volume…"
+		v.Bytes = humanize.IBytes(uint64(max(m.BytesDone, 0))) + " so far"
+	} else {
+		done, bytesDone := min(m.FilesDone, m.FilesTotal), min(m.BytesDone, m.BytesTotal)
+		v.Files = humanize.Comma(done) + " of " + files(m.FilesTotal)
+		v.Bytes = humanize.IBytes(uint64(max(bytesDone, 0))) + " of " + humanize.IBytes(uint64(m.BytesTotal))
+		v.PercentOfFiles = percent(done, m.FilesTotal)
+		v.PercentOfBytes = percent(bytesDone, m.BytesTotal)
+		// The bar follows the bytes, which the time left depends on; the files when the
+		// volume holds only empty ones.
+		v.BarKnown = true
+		switch {
+		case m.BytesTotal > 0:
+			v.BarValue, v.BarMax, v.Percent = max(bytesDone, 0), m.BytesTotal, v.PercentOfBytes
+		case m.FilesTotal > 0:
+			v.BarValue, v.BarMax, v.Percent = max(done, 0), m.FilesTotal, v.PercentOfFiles
+		default:
+			v.BarValue, v.BarMax, v.Percent = 1, 1, "100%"
+		}
+	}
+
+	var left []string
+	if m.Excluded > 0 {
+		left = append(left, humanize.Comma(m.Excluded)+" excluded by the filters")
+	}
+	if m.Skipped > 0 {
+		left = append(left, humanize.Comma(m.Skipped)+" skipped (hidden with no ACLs, or changed while read)")
+	}
+	v.NotCopied = strings.Join(left, "; ")
+	v.RecentErrors, v.MoreErrors = listed(m.RecentErrors, m.Errors)
+	v.ConflictKeys, v.MoreConflicts = listed(m.ConflictKeys, m.Conflicts)
+	return v
+}
+
+// listed returns at most pageListed of items, and how many of total it leaves out, in words.
+func listed(items []string, total int64) ([]string, string) {
+	if len(items) > pageListed {
+		items = items[len(items)-pageListed:]
+	}
+	if more := total - int64(len(items)); more > 0 && len(items) > 0 {
+		return items, "and " + humanize.Comma(more) + " more"
+	}
+	return items, ""
+}
+
+// entries is n cache entries, in words.
+func entries(n int64) string {
+	if n == 1 {
+		return "1 entry"
+	}
+	return humanize.Comma(n) + " entries"
+}
+
+// files is n files, in words.
+func files(n int64) string {
+	if n == 1 {
+		return "1 file"
+	}
+	return humanize.Comma(n) + " files"
+}
+
+// percent is part of whole as a percentage with one decimal, rounded, but never to 100% short
+// of the whole nor to 0% above nothing.
+func percent(part, whole int64) string {
+	switch {
+	case whole <= 0 || part >= whole:
+		return "100%"
+	case part <= 0:
+		return "0%"
+	}
+	tenths := min(max(int64(math.Round(float64(part)/float64(whole)*1000)), 1), 999)
+	if tenths%10 == 0 {
+		return strconv.FormatInt(tenths/10, 10) + "%"
+	}
+	return fmt.Sprintf("%d.%d%%", tenths/10, tenths%10)
+}
+
+// humanDuration is d to the second, in its two largest units: "45s", "3m 05s", "2h 07m",
+// "3d 04h".
+func humanDuration(d time.Duration) string {
+	s := int64(max(d, 0).Round(time.Second) / time.Second)
+	switch {
+	case s < 60:
+		return fmt.Sprintf("%ds", s)
+	case s < 3600:
+		return fmt.Sprintf("%dm %02ds", s/60, s%60)
+	case s < 48*3600:
+		return fmt.Sprintf("%dh %02dm", s/3600, s%3600/60)
+	default:
+		return fmt.Sprintf("%dd %02dh", s/86400, s%86400/3600)
+	}
+}
+
+// infoValue is a value of AdminConfig.Info as the page shows it.
+func infoValue(v any) string {
+	switch v := v.(type) {
+	case nil:
+		return "–"
+	case string:
+		if v == "" {
+			return "–"
+		}
+		return v
+	case []string:
+		if len(v) == 0 {
+			return "–"
+		}
+		return strings.Join(v, ", ")
+	default:
+		return fmt.Sprint(v)
+	}
 }
