@@ -513,4 +513,16 @@ func (l *Layered) PurgePrefix(prefix string) int {
 // stored (say by the backfill) is served at once.
 func (l *Layered) Forget(key string) { l.neg.del(key) }
 
-var _ origin.Origin = (*Layered)(nil)
+// Ping implements origin.Pinger by pinging the origin, when it can be pinged: the cache's
+// health is its origin's.
+func (l *Layered) Ping(ctx context.Context) error {
+	if p, ok := l.origin.(origin.Pinger); ok {
+		return p.Ping(ctx)
+	}
+	return nil
+}
+
+var (
+	_ origin.Origin = (*Layered)(nil)
+	_ origin.Pinger = (*Layered)(nil)
+)
