@@ -71,7 +71,14 @@ const (
 	// memoryHeadroomMin is what the container's memory must hold beyond the memory tier: the
 	// runtime's soft limit adds memoryHeadroom (48 MiB), and the process needs a little more.
 	memoryHeadroomMin = 64 << 20
+	hostnameKey       = "kubernetes.io/hostname"
 )
+
+// noObjectACLs are the overlays for services that keep no object ACLs.
+var noObjectACLs = map[string]bool{"cloudflare-r2": true, "minio": true}
+
+// mastodonWebLabels select Mastodon's web pods in its Helm chart.
+var mastodonWebLabels = map[string]string{"app.kubernetes.io/name": "mastodon", "app.kubernetes.io/component": "web"}
 
 // manifests are the objects of one render, by type.
 type manifests struct {
@@ -252,6 +259,23 @@ func checkManifests(t *testing.T, c manifestCase, m *manifests) {
 	checkPodSecurity(t, "Deployment", pod.Spec, ctr)
 	checkOldVolume(t, "Deployment", pod.Spec, ctr, fallbackDir)
 
+	// Placement: spread over nodes, unless a ReadWriteOnce volume ties the pods to one node.
+	switch {
+	case slices.Contains(c.components, "same-node-as-mastodon"):
+		checkSameNode(t, "Deployment", pod.Spec, mastodonWebLabels)
+	case slices.Contains(c.components, "single-node"):
+		checkSameNode(t, "Deployment", pod.Spec, pod.Labels)
+	default:
+		// Soft: a one-node cluster must still run both replicas.
+		ok := slices.ContainsFunc(pod.Spec.TopologySpreadConstraints, func(c corev1.TopologySpreadConstraint) bool {
+			return c.TopologyKey == hostnameKey && c.WhenUnsatisfiable == corev1.ScheduleAnyway &&
+				c.LabelSelector != nil && selects(c.LabelSelector.MatchLabels, pod.Labels)
+		})
+		if !ok || pod.Spec.Affinity != nil {
+			t.Errorf("want the replicas spread softly over nodes and no affinity; got %+v, %+v", pod.Spec.TopologySpreadConstraints, pod.Spec.Affinity)
+		}
+	}
+
 	// The disk tier on an emptyDir larger than cache.disk.max_bytes: entries being written count
 	// too, and an emptyDir outgrowing its sizeLimit gets the pod evicted.
 	if cfg.Cache.DiskDir == "" {
@@ -273,6 +297,22 @@ func checkManifests(t *testing.T, c manifestCase, m *manifests) {
 	}
 	if _, ok := res.Requests[corev1.ResourceCPU]; !ok {
 		t.Error("no CPU request: the scheduler and the HPA need one")
+	}
+	// The node must have room for the emptyDirs it may be asked to hold.
+	var scratch int64
+	for _, v := range pod.Spec.Volumes {
+		if v.EmptyDir != nil && v.EmptyDir.SizeLimit != nil {
+			scratch += v.EmptyDir.SizeLimit.Value()
+		}
+	}
+	if es := res.Requests[corev1.ResourceEphemeralStorage]; es.Value() < scratch {
+		t.Errorf("ephemeral-storage request %s, want at least the emptyDirs' sizeLimits (%d bytes)", es.String(), scratch)
+	}
+
+	// Services without object ACLs: an ACL check would hide every object (MinIO reports all as
+	// owner-only) and an ACL header may be refused.
+	if noObjectACLs[filepath.Base(c.dir)] && (cfg.S3.RequirePublicRead || cfg.Backfill.Engine.ACL != "") {
+		t.Errorf("%s has no object ACLs: want s3.permission and s3.acl \"\"", filepath.Base(c.dir))
 	}
 
 	// Graceful shutdown: the preStop pause, then shutdown_grace, within the grace period.
@@ -351,12 +391,12 @@ func checkManifests(t *testing.T, c manifestCase, m *manifests) {
 	}
 
 	if withJob {
-		checkBackfillJob(t, m, m.jobs[0], ctr, pod.Spec, fallbackDir)
+		checkBackfillJob(t, m, m.jobs[0], ctr, pod, fallbackDir)
 	}
 }
 
 // checkBackfillJob checks the one-shot copy against the Deployment it runs beside.
-func checkBackfillJob(t *testing.T, m *manifests, j *batchv1.Job, server corev1.Container, serverPod corev1.PodSpec, fallbackDir string) {
+func checkBackfillJob(t *testing.T, m *manifests, j *batchv1.Job, server corev1.Container, serverPod corev1.PodTemplateSpec, fallbackDir string) {
 	spec := j.Spec.Template.Spec
 	ctr := onlyContainer(t, "Job", spec)
 	_, jobFallback := podConfig(t, m, "backfill", spec, ctr)
@@ -365,7 +405,9 @@ func checkBackfillJob(t *testing.T, m *manifests, j *batchv1.Job, server corev1.
 	}
 	checkPodSecurity(t, "Job", spec, ctr)
 	checkOldVolume(t, "Job", spec, ctr, fallbackDir)
-	if a, b := claimOf(spec), claimOf(serverPod); a != b {
+	// Beside a replica, where a ReadWriteOnce volume is attached already.
+	checkSameNode(t, "Job", spec, serverPod.Labels)
+	if a, b := claimOf(spec), claimOf(serverPod.Spec); a != b {
 		t.Errorf("the Job mounts claim %q, the Deployment %q", a, b)
 	}
 	if !reflect.DeepEqual(ctr.Env, server.Env) {
@@ -374,7 +416,7 @@ func checkBackfillJob(t *testing.T, m *manifests, j *batchv1.Job, server corev1.
 	if ctr.Image != server.Image {
 		t.Errorf("the Job runs image %s, the Deployment %s", ctr.Image, server.Image)
 	}
-	if a, b := configVolume(spec), configVolume(serverPod); a != b || a == "" {
+	if a, b := configVolume(spec), configVolume(serverPod.Spec); a != b || a == "" {
 		t.Errorf("the Job reads ConfigMap %q, the Deployment %q", a, b)
 	}
 	// Mastodon hides media by making its files 0600 (owner: Mastodon's user); the copy must
@@ -585,6 +627,25 @@ func checkPodSecurity(t *testing.T, what string, spec corev1.PodSpec, ctr corev1
 		if v := podVolume(spec, mnt.Name); v == nil || v.EmptyDir == nil || v.EmptyDir.SizeLimit == nil {
 			t.Errorf("%s: %s is writable and not an emptyDir with a sizeLimit", what, mnt.MountPath)
 		}
+	}
+}
+
+// checkSameNode checks that the pod must run on a node running pods labelled want, with a single
+// term: the scheduler counts a pod for a node only when it matches every required term, so two
+// terms selecting different pods could never be met together.
+func checkSameNode(t *testing.T, what string, spec corev1.PodSpec, want map[string]string) {
+	t.Helper()
+	a := spec.Affinity
+	if a == nil || a.PodAffinity == nil || len(a.PodAffinity.RequiredDuringSchedulingIgnoredDuringExecution) != 1 {
+		t.Errorf("%s: want exactly one required pod affinity term, got %+v", what, a)
+		return
+	}
+	term := a.PodAffinity.RequiredDuringSchedulingIgnoredDuringExecution[0]
+	if term.TopologyKey != hostnameKey || term.LabelSelector == nil || !reflect.DeepEqual(term.LabelSelector.MatchLabels, want) {
+		t.Errorf("%s: pod affinity %+v, want pods labelled %v on the same node", what, term, want)
+	}
+	if len(spec.TopologySpreadConstraints) > 0 {
+		t.Errorf("%s: spread constraints on pods bound to one node", what)
 	}
 }
 
