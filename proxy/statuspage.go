@@ -186,6 +186,7 @@ type migrationView struct {
 	Files, Bytes   string
 	Rate, ETA      string
 	Elapsed        string
+	ElapsedLabel   string
 	Started        string
 	StartedTS      string
 	Copied         string
@@ -291,7 +292,7 @@ func newCacheView(cs *cache.Stats, saved uint64) *cacheView {
 	answers := hits + cs.Misses
 	c := &cacheView{
 		Answers: humanize.Comma(int64(answers)),
-		Saved:   humanize.IBytes(saved),
+		Saved:   humanBytes(int64(min(saved, math.MaxInt64))),
 	}
 	if answers > 0 {
 		c.HitRatio = percent(int64(hits), int64(answers))
@@ -335,8 +336,8 @@ func newCacheView(cs *cache.Stats, saved uint64) *cacheView {
 func newTierView(name string, st *cache.TierStats) tierView {
 	t := tierView{
 		Name:      name,
-		Used:      humanize.IBytes(uint64(max(st.Bytes, 0))),
-		Capacity:  humanize.IBytes(uint64(max(st.MaxBytes, 0))),
+		Used:      humanBytes(st.Bytes),
+		Capacity:  humanBytes(st.MaxBytes),
 		Value:     max(st.Bytes, 0),
 		Max:       max(st.MaxBytes, 1),
 		Entries:   entries(st.Entries),
@@ -361,10 +362,10 @@ func newTierView(name string, st *cache.TierStats) tierView {
 func newMigrationView(m *Migration, now time.Time) *migrationView {
 	v := &migrationView{
 		Counting:    m.FilesTotal < 0 || m.BytesTotal < 0,
-		Rate:        humanize.IBytes(uint64(max(m.BytesPerSecond, 0))) + "/s",
+		Rate:        humanBytes(int64(m.BytesPerSecond)) + "/s",
 		Elapsed:     humanDuration(m.Elapsed),
 		Copied:      files(m.FilesCopied),
-		CopiedBytes: humanize.IBytes(uint64(max(m.BytesCopied, 0))),
+		CopiedBytes: humanBytes(m.BytesCopied),
 		Conflicts:   m.Conflicts,
 		Errors:      m.Errors,
 	}
@@ -374,9 +375,12 @@ func newMigrationView(m *Migration, now time.Time) *migrationView {
 		v.Started = m.Started.UTC().Format("2006-01-02 15:04 UTC")
 		v.StartedTS = m.Started.UTC().Format(time.RFC3339)
 	}
+	v.ElapsedLabel = "running for"
 	switch {
+	case m.Done && m.Errors+m.Conflicts > 0:
+		v.State, v.ElapsedLabel = badge{"warn", "done"}, "took" // with files left for an admin's eye
 	case m.Done:
-		v.State = badge{"ok", "done"}
+		v.State, v.ElapsedLabel = badge{"ok", "done"}, "took"
 	case !m.Running:
 		v.State = badge{"warn", "stopped"}
 	case v.Counting:
@@ -389,17 +393,19 @@ func newMigrationView(m *Migration, now time.Time) *migrationView {
 		v.ETA = "finished"
 	case m.ETA < 0 || v.Counting:
 		v.ETA = "estimating…"
+	case m.ETA < time.Second:
+		v.ETA = "any moment"
 	default:
 		v.ETA = humanDuration(m.ETA)
 	}
 
 	if v.Counting {
 		v.Files = files(m.FilesDone) + " in the bucket so far; counting the volume…"
-		v.Bytes = humanize.IBytes(uint64(max(m.BytesDone, 0))) + " so far"
+		v.Bytes = humanBytes(m.BytesDone) + " so far"
 	} else {
 		done, bytesDone := min(m.FilesDone, m.FilesTotal), min(m.BytesDone, m.BytesTotal)
 		v.Files = humanize.Comma(done) + " of " + files(m.FilesTotal)
-		v.Bytes = humanize.IBytes(uint64(max(bytesDone, 0))) + " of " + humanize.IBytes(uint64(m.BytesTotal))
+		v.Bytes = humanBytes(bytesDone) + " of " + humanBytes(m.BytesTotal)
 		v.PercentOfFiles = percent(done, m.FilesTotal)
 		v.PercentOfBytes = percent(bytesDone, m.BytesTotal)
 		// The bar follows the bytes, which the time left depends on; the files when the
@@ -470,6 +476,29 @@ func percent(part, whole int64) string {
 	}
 	return fmt.Sprintf("%d.%d%%", tenths/10, tenths%10)
 }
+
+// humanBytes is n bytes in binary units to three significant digits ("812 KiB", "2.50 GiB",
+// "10.0 TiB"): enough to tell a copy's progress from its total.
+func humanBytes(n int64) string {
+	if n < 1024 {
+		return strconv.FormatInt(max(n, 0), 10) + " B"
+	}
+	v, unit := float64(n), 0
+	for v >= 999.5 && unit < len(byteUnits)-1 {
+		v /= 1024
+		unit++
+	}
+	switch {
+	case v < 9.995:
+		return fmt.Sprintf("%.2f %s", v, byteUnits[unit])
+	case v < 99.95:
+		return fmt.Sprintf("%.1f %s", v, byteUnits[unit])
+	default:
+		return fmt.Sprintf("%.0f %s", v, byteUnits[unit])
+	}
+}
+
+var byteUnits = []string{"B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"}
 
 // humanDuration is d to the second, in its two largest units: "45s", "3m 05s", "2h 07m",
 // "3d 04h".

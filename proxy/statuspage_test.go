@@ -16,7 +16,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/dustin/go-humanize"
 	"github.com/fedicache/fedicache/cache"
 	"github.com/fedicache/fedicache/origin/origintest"
 	"github.com/fedicache/fedicache/origin/s3"
@@ -76,6 +75,20 @@ func checkContains(t *testing.T, body string, want ...string) {
 			t.Errorf("the page lacks %q", w)
 		}
 	}
+}
+
+// kib and mib write n bytes as the page does in those ranges: three significant digits.
+func kib(n int64) string { return sigFigs(float64(n)/(1<<10)) + " KiB" }
+func mib(n int64) string { return sigFigs(float64(n)/(1<<20)) + " MiB" }
+
+func sigFigs(v float64) string {
+	switch {
+	case v < 9.995:
+		return fmt.Sprintf("%.2f", v)
+	case v < 99.95:
+		return fmt.Sprintf("%.1f", v)
+	}
+	return fmt.Sprintf("%.0f", v)
 }
 
 // containsAll reports whether body holds every one of want.
@@ -173,15 +186,14 @@ func TestStatusPageShowsMigrationCacheAndBucket(t *testing.T) {
 	tierFigures := func(s cache.Stats) []string {
 		return []string{
 			fmt.Sprintf("memory hits <b>%d</b>", s.MemoryHits), fmt.Sprintf("disk hits <b>%d</b>", s.DiskHits),
-			fmt.Sprintf("<b>%s</b> of 64 MiB", humanize.IBytes(uint64(s.Memory.Bytes))),
-			fmt.Sprintf("<b>%s</b> of 1.0 GiB", humanize.IBytes(uint64(s.Disk.Bytes))),
+			fmt.Sprintf("<b>%s</b> of 64.0 MiB", kib(s.Memory.Bytes)), fmt.Sprintf("<b>%s</b> of 1.00 GiB", mib(s.Disk.Bytes)),
 			fmt.Sprintf("%d entries", s.Disk.Entries),
 		}
 	}
 	if !containsAll(body, tierFigures(before)) && !containsAll(body, tierFigures(after)) {
 		t.Errorf("the page shows neither %q nor %q", tierFigures(before), tierFigures(after))
 	}
-	if hits := after.MemoryHits + after.DiskHits; hits != 2 || after.Misses < 2 || after.Disk.Bytes < 2<<20 {
+	if hits := after.MemoryHits + after.DiskHits; hits != 2 || after.Misses < 2 || after.Disk.Bytes < 2<<20 || after.Memory.Bytes >= 1<<20 {
 		t.Fatalf("the cache's figures: %+v, want 2 hits", after)
 	}
 	answers := 2 + after.Misses
@@ -192,14 +204,14 @@ func TestStatusPageShowsMigrationCacheAndBucket(t *testing.T) {
 		"media-7f9c", "v1.2.3", "serving media", `class="pill ok">ready<`,
 		// the migration: counts, percentages, humanized bytes, the bar, rate, ETA, problems
 		`class="pill run">copying<`,
-		"300 of 1,200 files", "(25%)", "2.5 GiB of 10 GiB", `<progress id="migration-progress" value="2684354560" max="10737418240"`,
-		">25%<", "3.5 MiB/s", "3h 25m", "1h 30m", `280 files <span class="unit">1.5 GiB</span>`,
+		"300 of 1,200 files", "(25%)", "2.50 GiB of 10.0 GiB", `<progress id="migration-progress" value="2684354560" max="10737418240"`,
+		">25%<", "3.50 MiB/s", "3h 25m", "1h 30m", `280 files <span class="unit">1.50 GiB</span>`,
 		`id="migration-conflicts" class="warn">2<`, `id="migration-errors" class="bad">7<`,
 		"accounts/headers/000/000/001/original/b.png", "a/5.png: s3: put: SlowDown", "and 2 more",
 		// the hostile key, as text
 		"&lt;script&gt;alert(1)&lt;/script&gt;.png: s3: put: AccessDenied",
 		// the cache: hit ratio by tier, bytes saved, the tiers' use
-		`id="cache-saved">2.1 MiB<`,
+		`id="cache-saved">2.10 MiB<`,
 		`id="tier-Memory"`, `id="tier-Disk"`,
 		// the bucket, and the configuration without a link
 		"<code>mastodon-media</code>", "<code>https://s3.example</code>", "<code>/media</code>",
@@ -272,10 +284,10 @@ func TestStatusPageMigrationStates(t *testing.T) {
 		{"counting", &counting,
 			[]string{`class="pill idle">counting…<`, `id="migration-percent">counting…<`,
 				`<progress id="migration-progress" aria-label="counting the volume">`,
-				"35 files in the bucket so far; counting the volume…", "3.0 MiB so far", "estimating…"},
+				"35 files in the bucket so far; counting the volume…", "3.00 MiB so far", "estimating…"},
 			[]string{"of -1", "-1 files"}},
 		{"done", &done,
-			[]string{`class="pill ok">done<`, "4,990 of 5,000 files", "(99.8%)", "finished", "1h 01m",
+			[]string{`class="pill warn">done<`, "4,990 of 5,000 files", "(99.8%)", "of 7.00 GiB", "finished", "<dt>took</dt>", "1h 01m",
 				"4 excluded by the filters", "1 skipped", `id="migration-errors" class="bad">5<`,
 				`id="migration-conflicts" class="">0<`},
 			[]string{"copying"}},

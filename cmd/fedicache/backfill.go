@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"syscall"
@@ -16,6 +18,7 @@ import (
 	"github.com/fedicache/fedicache/origin"
 	"github.com/fedicache/fedicache/origin/s3"
 	"github.com/fedicache/fedicache/origin/volume"
+	"github.com/fedicache/fedicache/proxy"
 	"github.com/mattn/go-isatty"
 	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
@@ -85,15 +88,26 @@ func newBackfillCmd() *cobra.Command {
 			if verify != "" && verify != string(backfill.VerifySize) && verify != string(backfill.VerifyHash) {
 				return &configError{[]string{fmt.Sprintf("--verify=%s: use e.g. --verify (sizes) or --verify=hash (contents)", verify)}}
 			}
+			// The backfill serves an admin listener only when asked on its command line: the
+			// admin_listen of a configuration shared with serve does not turn it on.
+			adminListen := ""
+			if fl.Changed("admin-listen") {
+				adminListen = cfg.AdminListen
+				if verify != "" {
+					return &configError{[]string{"--admin-listen shows the copy's progress, and --verify copies nothing: drop one of them"}}
+				}
+			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGTERM, syscall.SIGINT)
 			defer stop()
 			log := newLogger(cfg, cmd.ErrOrStderr())
 			eng.Logger = log
-			return runBackfill(ctx, cfg, eng, verify, verifyOut, cmd.OutOrStdout(), cmd.ErrOrStderr(), log)
+			return runBackfill(ctx, cfg, eng, verify, verifyOut, adminListen, cmd.OutOrStdout(), cmd.ErrOrStderr(), log)
 		},
 	}
 	addConfigFlags(cmd.Flags())
 	f := cmd.Flags()
+	f.Lookup("admin-listen").Usage = "serve the status page, /status and /metrics on this host:port while copying, " +
+		"e.g. :9090 to watch a Job through kubectl port-forward; off unless given"
 	f.BoolVar(&dryRun, "dry-run", false, "print what would be copied and the totals; write nothing")
 	f.StringVar(&verify, "verify", "", "compare every file with the bucket: size (--verify) or hash (--verify=hash)")
 	f.Lookup("verify").NoOptDefVal = string(backfill.VerifySize)
@@ -106,8 +120,9 @@ func newBackfillCmd() *cobra.Command {
 	return cmd
 }
 
-// runBackfill opens the volume and the bucket and runs the copy or the verification.
-func runBackfill(ctx context.Context, cfg Config, eng backfill.Config, verify, verifyOut string, out, errOut io.Writer, log *slog.Logger) error {
+// runBackfill opens the volume and the bucket and runs the copy or the verification. With
+// adminListen set, it serves the copy's status page, /status and /metrics there while it runs.
+func runBackfill(ctx context.Context, cfg Config, eng backfill.Config, verify, verifyOut, adminListen string, out, errOut io.Writer, log *slog.Logger) error {
 	vol, err := volume.Open(cfg.FallbackDir)
 	if err != nil {
 		return fmt.Errorf("fallback.dir: %w", err)
@@ -115,9 +130,22 @@ func runBackfill(ctx context.Context, cfg Config, eng backfill.Config, verify, v
 	defer vol.Close()
 	scfg := cfg.S3
 	scfg.MaxAttempts = backfillMaxAttempts
+	var metrics *proxy.Metrics
+	if adminListen != "" {
+		metrics = proxy.NewMetrics()
+		scfg.Observe = metrics.ObserveBucket
+	}
 	bucket, err := s3.New(ctx, scfg)
 	if err != nil {
 		return fmt.Errorf("bucket: %w", err)
+	}
+	p := backfill.NewProgress()
+	if adminListen != "" {
+		stopAdmin, err := serveBackfillAdmin(adminListen, cfg, eng, bucket, metrics, p, log)
+		if err != nil {
+			return err
+		}
+		defer stopAdmin()
 	}
 	tombs := origin.NewTombstones(bucket, cfg.StatePrefix)
 	if err := tombs.Load(ctx); err != nil {
@@ -148,7 +176,6 @@ func runBackfill(ctx context.Context, cfg Config, eng backfill.Config, verify, v
 		return nil
 	}
 
-	p := backfill.NewProgress()
 	if eng.DryRun {
 		eng.OnPlan = func(key string, size int64, acl string) {
 			fmt.Fprintf(out, "would copy %s (%s, acl %q)\n", key, humanize.IBytes(uint64(size)), acl)
@@ -166,6 +193,45 @@ func runBackfill(ctx context.Context, cfg Config, eng backfill.Config, verify, v
 		return errIncomplete
 	}
 	return nil
+}
+
+// serveBackfillAdmin serves the copy's admin listener on addr (the status page, /status,
+// /healthz, /readyz, /metrics) until the returned func is called.
+func serveBackfillAdmin(addr string, cfg Config, eng backfill.Config, bucket *s3.Bucket, m *proxy.Metrics, p *backfill.Progress, log *slog.Logger) (func(), error) {
+	registerBackfillMetrics(m, p)
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("--admin-listen: %w", err)
+	}
+	host, _ := os.Hostname()
+	srv := &http.Server{
+		Handler: proxy.NewBackfillAdmin(bucket, m, proxy.AdminConfig{
+			Version: buildVersion(),
+			Info: map[string]any{
+				"host": host, "bucket": cfg.S3.Bucket, "endpoint": cfg.S3.Endpoint, "region": cfg.S3.Region,
+				"prefix": cfg.S3.Prefix, "fallback_dir": cfg.FallbackDir, "concurrency": eng.Concurrency,
+				"rate": eng.Rate, "bandwidth": eng.Bandwidth, "dry_run": eng.DryRun,
+			},
+			Sections:  map[string]func() any{"backfill": func() any { return p.Snapshot() }},
+			Migration: func() proxy.Migration { return migrationOf(p.Snapshot()) },
+		}),
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			log.Error("backfill admin listener failed", "err", err)
+		}
+	}()
+	log.Info("backfill status page", "admin_listen", ln.Addr().String())
+	return func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(ctx)
+		<-done
+	}, nil
 }
 
 // showProgress shows a progress bar on a terminal, else a log line every 10 s, until the
