@@ -50,7 +50,8 @@ func newBackfillCmd() *cobra.Command {
 			"another size is a conflict: reported, never overwritten. Rerun it at will: it copies\n" +
 			"only what is still missing. Nothing is ever written to or deleted from the volume.\n\n" +
 			"--verify compares every file with the bucket instead and writes the keys that are\n" +
-			"safe to delete from the volume to --verify-out.",
+			"safe to delete from the volume to --verify-out. It exits 0 only when every file is\n" +
+			"in the bucket and equal (files of keys Mastodon deleted excepted).",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := commandConfig(cmd)
@@ -170,7 +171,12 @@ func runBackfill(ctx context.Context, cfg Config, eng backfill.Config, verify, v
 		if err != nil {
 			return err
 		}
-		if rep.Mismatched+rep.Errors > 0 {
+		if rep.Missing > 0 {
+			// Retiring the volume now would lose them: they are neither in the bucket nor
+			// deleted by Mastodon (a tombstone).
+			fmt.Fprintf(out, "  %d files are not in the bucket yet: run fedicache backfill, then verify again\n", rep.Missing)
+		}
+		if rep.Missing+rep.Mismatched+rep.Errors > 0 {
 			return errIncomplete
 		}
 		return nil
