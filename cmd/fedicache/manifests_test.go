@@ -430,6 +430,26 @@ func checkBackfillJob(t *testing.T, m *manifests, j *batchv1.Job, server corev1.
 	if j.Spec.BackoffLimit == nil {
 		t.Error("the Job has no backoffLimit")
 	}
+	// Its status page and metrics: --admin-listen, the port named admin and the scrape
+	// annotations agree.
+	i := slices.Index(ctr.Args, "--admin-listen")
+	if i < 0 || i+1 >= len(ctr.Args) {
+		t.Fatalf("the Job's args %q have no --admin-listen: its progress would not be visible", ctr.Args)
+	}
+	_, port, err := net.SplitHostPort(ctr.Args[i+1])
+	if err != nil {
+		t.Fatalf("the Job's --admin-listen %q: %v", ctr.Args[i+1], err)
+	}
+	var named string
+	for _, p := range ctr.Ports {
+		if p.Name == "admin" {
+			named = strconv.Itoa(int(p.ContainerPort))
+		}
+	}
+	ann := j.Spec.Template.Annotations
+	if named != port || ann["prometheus.io/port"] != port || ann["prometheus.io/scrape"] != "true" || ann["prometheus.io/path"] != "/metrics" {
+		t.Errorf("the Job's --admin-listen port %s, its port named admin %q and its scrape annotations %v disagree", port, named, ann)
+	}
 }
 
 // podConfig runs the container's command line through fedicache's own command (serve or
