@@ -102,7 +102,7 @@ func (a *Admin) page(w http.ResponseWriter, r *http.Request) {
 	refresh := pageRefresh
 	if s := r.URL.Query().Get("refresh"); s != "" {
 		n, err := strconv.Atoi(s)
-		if err != nil || n < 1 || time.Duration(n)*time.Second > pageMaxRefresh {
+		if err != nil || n < 1 || n > int(pageMaxRefresh/time.Second) {
 			http.Error(w, "refresh: give whole seconds from 1 to 3600, e.g. /?refresh=10", http.StatusBadRequest)
 			return
 		}
@@ -145,6 +145,7 @@ type pageView struct {
 // badge is a state as a word and its colour class (ok, warn, bad, idle).
 type badge struct{ Class, Label string }
 
+// bucketView is the bucket's health as of its last check.
 type bucketView struct {
 	State                         badge
 	Checked, CheckedAt, CheckedTS string
@@ -152,6 +153,7 @@ type bucketView struct {
 	Name, Endpoint                string
 }
 
+// cacheView is the cache's answers by tier, the bytes it saved and the tiers' use.
 type cacheView struct {
 	Answers  string
 	HitRatio string // "" before the first answer
@@ -167,6 +169,7 @@ type splitPart struct {
 	X, Width                     string
 }
 
+// tierView is one tier's use of its capacity; Value and Max feed its bar.
 type tierView struct {
 	Name, Used, Capacity, Percent string
 	Value, Max                    int64
@@ -174,8 +177,11 @@ type tierView struct {
 	Warning                       string
 }
 
+// stat is one figure with its label.
 type stat struct{ Label, Value string }
 
+// migrationView is the copy of the old volume: BarKnown is false while the volume is counted
+// (the bar then has no value: it shows work without a measure).
 type migrationView struct {
 	State          badge
 	Counting       bool
@@ -204,6 +210,7 @@ type migrationView struct {
 	PercentOfBytes string
 }
 
+// infoItem is one entry of the configuration summary.
 type infoItem struct{ Key, Value string }
 
 // newPageView formats st for the page, as of now.
@@ -249,7 +256,7 @@ func newPageView(st Status, backfillOnly bool, refresh time.Duration, now time.T
 	}
 	v.Title = "fedicache · " + v.Host
 	if st.Migration != nil {
-		v.Migration = newMigrationView(st.Migration, now)
+		v.Migration = newMigrationView(st.Migration)
 		if v.Migration.Percent != "" && st.Migration.Running {
 			v.Title = v.Migration.Percent + " copied · " + v.Title
 		}
@@ -264,6 +271,7 @@ func newPageView(st Status, backfillOnly bool, refresh time.Duration, now time.T
 	return v
 }
 
+// newBucketView is st's bucket check, its age measured at now.
 func newBucketView(st Status, now time.Time) bucketView {
 	b := bucketView{Error: st.Bucket.Error}
 	b.Name, _ = st.Info["bucket"].(string)
@@ -287,6 +295,7 @@ func newBucketView(st Status, now time.Time) bucketView {
 	return b
 }
 
+// newCacheView formats the cache's figures, with saved the bytes the bucket did not send.
 func newCacheView(cs *cache.Stats, saved uint64) *cacheView {
 	hits := cs.MemoryHits + cs.DiskHits
 	answers := hits + cs.Misses
@@ -333,6 +342,7 @@ func newCacheView(cs *cache.Stats, saved uint64) *cacheView {
 	return c
 }
 
+// newTierView formats a tier's figures, with a warning when it is in trouble.
 func newTierView(name string, st *cache.TierStats) tierView {
 	t := tierView{
 		Name:      name,
@@ -359,7 +369,8 @@ func newTierView(name string, st *cache.TierStats) tierView {
 	return t
 }
 
-func newMigrationView(m *Migration, now time.Time) *migrationView {
+// newMigrationView formats the copy's figures.
+func newMigrationView(m *Migration) *migrationView {
 	v := &migrationView{
 		Counting:    m.FilesTotal < 0 || m.BytesTotal < 0,
 		Rate:        humanBytes(int64(m.BytesPerSecond)) + "/s",

@@ -1,0 +1,66 @@
+package main
+
+import (
+	"fmt"
+	"slices"
+	"testing"
+
+	"github.com/fedicache/fedicache/backfill"
+)
+
+func TestMigrationOf(t *testing.T) {
+	var failures []backfill.Failure
+	for i := range 7 {
+		failures = append(failures, backfill.Failure{Key: fmt.Sprintf("k/%d.png", i), Err: "s3: put: AccessDenied"})
+	}
+	tests := []struct {
+		name                    string
+		s                       backfill.Snapshot
+		filesDone, bytesDone    int64
+		running                 bool
+		recentErrors, conflicts []string
+	}{
+		{
+			name: "counting",
+			s: backfill.Snapshot{TotalFiles: -1, TotalBytes: -1, Scanned: 10, BytesScanned: 1000,
+				Present: 4, ToCopy: 6, BytesToCopy: 600, Copied: 5, BytesCopied: 500},
+			// The 400 bytes not queued are the 4 present files'.
+			filesDone: 9, bytesDone: 900, running: true,
+		},
+		{
+			name: "conflicts, exclusions and another copier",
+			s: backfill.Snapshot{TotalFiles: 20, TotalBytes: 2000, Scanned: 20, BytesScanned: 2000,
+				Present: 6, Conflicts: 1, Excluded: 2, PrivateSkipped: 1, ToCopy: 10, BytesToCopy: 1000,
+				Copied: 8, BytesCopied: 800, Exists: 1, Failed: 1, Done: true,
+				Failures: failures, ConflictKeys: []string{"c/1.png"}},
+			// 1000 bytes not queued, shared by 10 files of which 6 are present: 600; the one
+			// stored by another copier: a tenth of the 1000 queued.
+			filesDone: 15, bytesDone: 600 + 800 + 100,
+			recentErrors: []string{"k/2.png: s3: put: AccessDenied", "k/3.png: s3: put: AccessDenied",
+				"k/4.png: s3: put: AccessDenied", "k/5.png: s3: put: AccessDenied", "k/6.png: s3: put: AccessDenied"},
+			conflicts: []string{"c/1.png"},
+		},
+		{
+			name: "copies from serve's queue counted again by the walk",
+			s: backfill.Snapshot{TotalFiles: 3, TotalBytes: 300, Scanned: 3, BytesScanned: 300,
+				Present: 3, Copied: 2, BytesCopied: 200},
+			filesDone: 3, bytesDone: 300, running: true,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m := migrationOf(tt.s)
+			if m.FilesDone != tt.filesDone || m.BytesDone != tt.bytesDone || m.Running != tt.running || m.Done == tt.running {
+				t.Errorf("files %d, bytes %d, running %v, done %v; want %d, %d, %v",
+					m.FilesDone, m.BytesDone, m.Running, m.Done, tt.filesDone, tt.bytesDone, tt.running)
+			}
+			if !slices.Equal(m.RecentErrors, tt.recentErrors) || !slices.Equal(m.ConflictKeys, tt.conflicts) {
+				t.Errorf("errors %q, conflicts %q", m.RecentErrors, m.ConflictKeys)
+			}
+			if m.FilesTotal != tt.s.TotalFiles || m.BytesTotal != tt.s.TotalBytes || m.Errors != tt.s.Failed ||
+				m.Conflicts != tt.s.Conflicts || m.Excluded != tt.s.Excluded || m.Skipped != tt.s.PrivateSkipped+tt.s.Changed {
+				t.Errorf("counts: %+v from %+v", m, tt.s)
+			}
+		})
+	}
+}
