@@ -145,11 +145,13 @@ log:
 	}
 	output.WriteString(out + errOut)
 	bucket.FailKey(volumeKey, 0)
-	code, out, errOut = runCLI(t, "backfill", "--config", cfg, "--verify", "--verify-out", filepath.Join(t.TempDir(), "verified.txt"))
-	if code != 0 {
-		t.Errorf("backfill: exit %d\n%s", code, errOut)
+	for _, args := range [][]string{{}, {"--verify", "--verify-out", filepath.Join(t.TempDir(), "verified.txt")}} {
+		code, out, errOut = runCLI(t, append([]string{"backfill", "--config", cfg}, args...)...)
+		if code != 0 {
+			t.Errorf("backfill %v: exit %d\n%s%s", args, code, out, errOut)
+		}
+		output.WriteString(out + errOut)
 	}
-	output.WriteString(out + errOut)
 
 	all := output.String()
 	for name, secret := range testSecrets {
