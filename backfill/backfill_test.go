@@ -155,10 +155,10 @@ func TestCopyEverythingOnceThenNothing(t *testing.T) {
 			t.Errorf("%s: PUT with Cache-Control %q, ACL %q, Content-MD5 %q", k, h.Get("Cache-Control"), h.Get("X-Amz-Acl"), h.Get("Content-Md5"))
 		}
 	}
-	puts := w.bucket.Puts()
+	puts, copiedBytes := w.bucket.Puts(), s.BytesCopied
 	s = w.run(t, cfg)
-	if s.Copied != 0 || s.Present != 300 || s.BytesRead != 0 {
-		t.Errorf("second run: %+v; want nothing copied", s)
+	if s.Copied != 0 || s.Present != 300 || s.BytesRead != 0 || s.BytesPresent != copiedBytes {
+		t.Errorf("second run: %+v; want nothing copied, every byte present", s)
 	}
 	if w.bucket.Puts() != puts {
 		t.Errorf("the second run sent %d PUTs", w.bucket.Puts()-puts)

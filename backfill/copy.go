@@ -41,6 +41,7 @@ func (c *copier) copy(ctx context.Context, key string, listed fs.FileInfo, acl s
 		}
 	case errors.Is(err, origin.ErrExists):
 		c.p.Exists.Add(1) // another copier stored it first: not overwritten
+		c.p.BytesExists.Add(listed.Size())
 	case errors.Is(err, errChanged):
 		c.p.Changed.Add(1)
 		c.p.list(&c.p.changed, key)

@@ -68,6 +68,7 @@ func Run(ctx context.Context, vol Volume, bucket Bucket, cfg Config, p *Progress
 		if more && cur.Key == key {
 			if cur.Size == info.Size() {
 				p.Present.Add(1)
+				p.BytesPresent.Add(info.Size())
 			} else {
 				p.Conflicts.Add(1)
 				p.list(&p.conflicts, key)

@@ -19,8 +19,9 @@ type Progress struct {
 	// TotalFiles and TotalBytes are the volume's, from a counting walk that runs ahead of the
 	// copy; -1 until it has finished.
 	TotalFiles, TotalBytes atomic.Int64
-	// BytesScanned is the size of the files scanned so far.
-	BytesScanned atomic.Int64
+	// BytesScanned is the size of the files scanned so far; BytesPresent of those the bucket
+	// held already, BytesExists of those another copier stored meanwhile.
+	BytesScanned, BytesPresent, BytesExists atomic.Int64
 
 	started  time.Time
 	finished atomic.Int64 // Unix nanoseconds; 0 while running
@@ -82,6 +83,8 @@ type Snapshot struct {
 	BytesRead      int64         `json:"bytes_read"`
 	BytesCopied    int64         `json:"bytes_copied"`
 	BytesScanned   int64         `json:"bytes_scanned"` // size of the files scanned so far
+	BytesPresent   int64         `json:"bytes_present"` // size of those already in the bucket
+	BytesExists    int64         `json:"bytes_exists"`  // size of those another copier stored meanwhile
 	TotalFiles     int64         `json:"total_files"`
 	TotalBytes     int64         `json:"total_bytes"`
 	Remaining      int64         `json:"remaining_files"`
@@ -105,7 +108,7 @@ func (p *Progress) Snapshot() Snapshot {
 		Exists: p.Exists.Load(), Failed: p.Failed.Load(), Private: p.Private.Load(),
 		PrivateSkipped: p.PrivateSkipped.Load(), Changed: p.Changed.Load(),
 		BytesToCopy: p.BytesToCopy.Load(), BytesRead: p.BytesRead.Load(), BytesCopied: p.BytesCopied.Load(),
-		BytesScanned: p.BytesScanned.Load(), TotalFiles: p.TotalFiles.Load(), TotalBytes: p.TotalBytes.Load(),
+		BytesScanned: p.BytesScanned.Load(), BytesPresent: p.BytesPresent.Load(), BytesExists: p.BytesExists.Load(), TotalFiles: p.TotalFiles.Load(), TotalBytes: p.TotalBytes.Load(),
 		Started: p.started, ETA: -1,
 	}
 	end := time.Now()

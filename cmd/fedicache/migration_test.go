@@ -23,18 +23,15 @@ func TestMigrationOf(t *testing.T) {
 		{
 			name: "counting",
 			s: backfill.Snapshot{TotalFiles: -1, TotalBytes: -1, Scanned: 10, BytesScanned: 1000,
-				Present: 4, ToCopy: 6, BytesToCopy: 600, Copied: 5, BytesCopied: 500},
-			// The 400 bytes not queued are the 4 present files'.
+				Present: 4, BytesPresent: 400, ToCopy: 6, BytesToCopy: 600, Copied: 5, BytesCopied: 500},
 			filesDone: 9, bytesDone: 900, running: true,
 		},
 		{
 			name: "conflicts, exclusions and another copier",
 			s: backfill.Snapshot{TotalFiles: 20, TotalBytes: 2000, Scanned: 20, BytesScanned: 2000,
-				Present: 6, Conflicts: 1, Excluded: 2, PrivateSkipped: 1, ToCopy: 10, BytesToCopy: 1000,
-				Copied: 8, BytesCopied: 800, Exists: 1, Failed: 1, Done: true,
+				Present: 6, BytesPresent: 600, Conflicts: 1, Excluded: 2, PrivateSkipped: 1, ToCopy: 10, BytesToCopy: 1000,
+				Copied: 8, BytesCopied: 800, Exists: 1, BytesExists: 100, Failed: 1, Done: true,
 				Failures: failures, ConflictKeys: []string{"c/1.png"}},
-			// 1000 bytes not queued, shared by 10 files of which 6 are present: 600; the one
-			// stored by another copier: a tenth of the 1000 queued.
 			filesDone: 15, bytesDone: 600 + 800 + 100,
 			recentErrors: []string{"k/2.png: s3: put: AccessDenied", "k/3.png: s3: put: AccessDenied",
 				"k/4.png: s3: put: AccessDenied", "k/5.png: s3: put: AccessDenied", "k/6.png: s3: put: AccessDenied"},
@@ -43,7 +40,7 @@ func TestMigrationOf(t *testing.T) {
 		{
 			name: "copies from serve's queue counted again by the walk",
 			s: backfill.Snapshot{TotalFiles: 3, TotalBytes: 300, Scanned: 3, BytesScanned: 300,
-				Present: 3, Copied: 2, BytesCopied: 200},
+				Present: 3, BytesPresent: 300, Copied: 2, BytesCopied: 200},
 			filesDone: 3, bytesDone: 300, running: true,
 		},
 	}
