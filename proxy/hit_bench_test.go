@@ -121,6 +121,18 @@ func benchmarkHit(b *testing.B, tier string, size int, hdr ...string) {
 }
 
 func BenchmarkMemoryHit(b *testing.B) { benchmarkHit(b, "memory", 30_000) }
+
+// BenchmarkMemoryHitLogged is a memory hit with the access log as serve runs it by default: one
+// JSON line in 100 at info.
+func BenchmarkMemoryHitLogged(b *testing.B) {
+	s := hitServer(b, "memory", 30_000)
+	s.access = newAccessLog(slog.New(slog.NewJSONHandler(io.Discard, nil)), 100)
+	var ctx fasthttp.RequestCtx
+	b.ReportAllocs()
+	for b.Loop() {
+		serveOnce(b, s, &ctx, 200)
+	}
+}
 func BenchmarkMemoryHitRange(b *testing.B) {
 	benchmarkHit(b, "memory", 30_000, "Range", "bytes=1000-1999")
 }
