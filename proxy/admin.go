@@ -121,7 +121,7 @@ func (a *Admin) readyz(w http.ResponseWriter, r *http.Request) {
 		_, _ = w.Write([]byte("shutting down\n"))
 		return
 	}
-	err, answered := a.check(r.Context())
+	answered, err := a.check(r.Context())
 	switch {
 	case err == nil:
 		_, _ = w.Write([]byte("ready\n"))
@@ -138,21 +138,21 @@ func (a *Admin) draining() bool { return a.front != nil && a.front.Draining() }
 
 // check returns the bucket's last readiness result, asking it again once ReadyTTL has passed,
 // and whether the bucket has ever answered.
-func (a *Admin) check(ctx context.Context) (err error, answered bool) {
+func (a *Admin) check(ctx context.Context) (answered bool, err error) {
 	if a.pinger == nil {
-		return nil, true
+		return true, nil
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if time.Since(a.checkedAt) < a.cfg.ReadyTTL {
-		return a.pingErr, a.answered
+		return a.answered, a.pingErr
 	}
 	c, cancel := context.WithTimeout(context.WithoutCancel(ctx), a.cfg.PingTimeout)
 	defer cancel()
 	a.pingErr = a.pinger.Ping(c)
 	a.checkedAt = time.Now()
 	a.answered = a.answered || a.pingErr == nil
-	return a.pingErr, a.answered
+	return a.answered, a.pingErr
 }
 
 // Status is the document /status returns.
@@ -180,7 +180,7 @@ type BucketStatus struct {
 
 // snapshot gathers what /status and the status page show.
 func (a *Admin) snapshot(ctx context.Context) Status {
-	err, answered := a.check(ctx)
+	answered, err := a.check(ctx)
 	a.mu.Lock()
 	checked := a.checkedAt
 	a.mu.Unlock()

@@ -63,9 +63,8 @@ func TestCacheHitHeadersAndTiers(t *testing.T) {
 		if resp.StatusCode != 416 || resp.Header.Get("Content-Range") != fmt.Sprintf("bytes */%d", len(tc.data)) {
 			t.Errorf("416 on a hit of %s: %d, Content-Range %q", tc.key, resp.StatusCode, resp.Header.Get("Content-Range"))
 		}
-		etag := resp.Header.Get("ETag")
 		resp, _ = e.do(t, "GET", "/"+tc.key)
-		etag = resp.Header.Get("ETag")
+		etag := resp.Header.Get("ETag")
 		resp, body = e.do(t, "GET", "/"+tc.key, "If-None-Match", etag)
 		if resp.StatusCode != 304 || len(body) != 0 {
 			t.Errorf("If-None-Match on a hit of %s: %d, %d bytes", tc.key, resp.StatusCode, len(body))

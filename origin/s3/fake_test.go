@@ -115,13 +115,6 @@ func (f *fake) requests() []seen {
 	return append([]seen(nil), f.seen...)
 }
 
-// forget drops the requests recorded so far.
-func (f *fake) forget() {
-	f.mu.Lock()
-	f.seen = nil
-	f.mu.Unlock()
-}
-
 // countingWriter counts the body bytes and remembers the status written through it. It drops
 // the second status gofakes3 writes when a client hangs up mid-body (net/http would only log it).
 type countingWriter struct {
