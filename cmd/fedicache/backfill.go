@@ -209,15 +209,12 @@ func serveBackfillAdmin(addr string, cfg Config, eng backfill.Config, bucket *s3
 	if err != nil {
 		return nil, fmt.Errorf("--admin-listen: %w", err)
 	}
-	host, _ := os.Hostname()
+	info := originInfo(cfg)
+	info["concurrency"], info["rate"], info["bandwidth"], info["dry_run"] = eng.Concurrency, eng.Rate, eng.Bandwidth, eng.DryRun
 	srv := &http.Server{
 		Handler: proxy.NewBackfillAdmin(bucket, m, proxy.AdminConfig{
-			Version: buildVersion(),
-			Info: map[string]any{
-				"host": host, "bucket": cfg.S3.Bucket, "endpoint": cfg.S3.Endpoint, "region": cfg.S3.Region,
-				"prefix": cfg.S3.Prefix, "fallback_dir": cfg.FallbackDir, "concurrency": eng.Concurrency,
-				"rate": eng.Rate, "bandwidth": eng.Bandwidth, "dry_run": eng.DryRun,
-			},
+			Version:   buildVersion(),
+			Info:      info,
 			Sections:  map[string]func() any{"backfill": func() any { return p.Snapshot() }},
 			Migration: func() proxy.Migration { return migrationOf(p.Snapshot()) },
 		}),

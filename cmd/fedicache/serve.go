@@ -362,17 +362,24 @@ func newCache(o origin.Origin, cfg Config, log *slog.Logger) (*cache.Layered, fu
 
 // statusInfo is the configuration summary /status shows: no secrets.
 func statusInfo(cfg Config) map[string]any {
+	info := originInfo(cfg)
+	info["strip_prefix"] = cfg.Proxy.StripPrefixes
+	info["deny_prefixes"] = cfg.Proxy.DenyPrefixes
+	info["cache_dir"] = cfg.Cache.DiskDir
+	info["cache_ttl"] = cfg.Cache.Layered.TTL.String()
+	return info
+}
+
+// originInfo is the part of the configuration summary that serve and backfill share: the host,
+// the bucket and the old volume.
+func originInfo(cfg Config) map[string]any {
 	host, _ := os.Hostname()
 	return map[string]any{
-		"host":          host,
-		"bucket":        cfg.S3.Bucket,
-		"endpoint":      cfg.S3.Endpoint,
-		"region":        cfg.S3.Region,
-		"prefix":        cfg.S3.Prefix,
-		"fallback_dir":  cfg.FallbackDir,
-		"strip_prefix":  cfg.Proxy.StripPrefixes,
-		"deny_prefixes": cfg.Proxy.DenyPrefixes,
-		"cache_dir":     cfg.Cache.DiskDir,
-		"cache_ttl":     cfg.Cache.Layered.TTL.String(),
+		"host":         host,
+		"bucket":       cfg.S3.Bucket,
+		"endpoint":     cfg.S3.Endpoint,
+		"region":       cfg.S3.Region,
+		"prefix":       cfg.S3.Prefix,
+		"fallback_dir": cfg.FallbackDir,
 	}
 }
