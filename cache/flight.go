@@ -24,6 +24,10 @@ var (
 	errChecksum = errors.New("cache: the origin's body does not match its ETag")
 	// errAbandoned means the fetch was dropped because nobody wanted it any more.
 	errAbandoned = errors.New("cache: fetch abandoned")
+	// errDropped means Mastodon deleted or hid the object while it was being fetched: its
+	// readers are cut rather than given the rest of its bytes.
+	// It is origin.ErrHidden for errors.Is, so a request still waiting for the headers gets 404.
+	errDropped = fmt.Errorf("cache: the object was deleted or hidden while it was fetched: %w", origin.ErrHidden)
 )
 
 // flight is the one fetch of an object from the origin. Its body goes into a spool (the disk
@@ -53,6 +57,7 @@ type flight struct {
 	done     bool  // the fetch ended; err says how
 	err      error
 	purged   bool // a purge came while it ran: do not store
+	dropped  bool // a purge for a deleted or hidden object: readers get errDropped
 	spoolBad bool // a write into the spool failed: the body is only in buf
 	released bool // the spool was closed
 }
@@ -117,11 +122,17 @@ func (f *flight) rangeReader(r origin.Range) (io.ReadCloser, origin.Meta, bool) 
 	return &flightReader{f: f, off: first, end: last + 1, shared: true}, f.meta, true
 }
 
-// purge keeps the fetch from storing the object.
-func (f *flight) purge() {
+// purge keeps the fetch from storing the object; with cut, it also stops the fetch and fails
+// every reader from its next read on.
+func (f *flight) purge(cut bool) {
 	f.mu.Lock()
 	f.purged = true
+	f.dropped = f.dropped || cut
 	f.mu.Unlock()
+	if cut {
+		f.cancel()
+		f.cond.Broadcast()
+	}
 }
 
 // release ends one reader. The last reader of a fetch that would not be stored cancels it;
@@ -168,6 +179,9 @@ func (f *flight) closeSpool() {
 // finish records how the fetch ended and wakes every reader.
 func (f *flight) finish(err error) {
 	f.mu.Lock()
+	if err != nil && f.dropped {
+		err = errDropped
+	}
 	f.done = true
 	f.err = err
 	closeSpool := f.readers == 0 && !f.released
@@ -355,13 +369,15 @@ func (f *flight) abandon() bool {
 	return true
 }
 
-// store commits the fetched object to the tiers, unless a purge came meanwhile.
+// store commits the fetched object to the tiers, unless a purge came meanwhile or the guard
+// refuses the key. The guard is asked again once the object is in: a refusal that arrived while
+// it was being committed (a tombstone is set before its purge runs) then removes it.
 func (f *flight) store(e Entry) {
 	f.mu.Lock()
 	purged := f.purged
 	f.mu.Unlock()
 	l := f.l
-	if purged {
+	if purged || l.refused(f.key) != nil {
 		if f.spool != nil && f.cacheable {
 			f.spool.Abort()
 		}
@@ -376,6 +392,9 @@ func (f *flight) store(e Entry) {
 		if l.mem.Put(e, f.buf) {
 			l.mem.Wait()
 		}
+	}
+	if l.refused(f.key) != nil {
+		l.dropAll(f.key)
 	}
 }
 
@@ -396,6 +415,10 @@ func (r *flightReader) Read(p []byte) (int, error) {
 	f.mu.Lock()
 	var avail int64
 	for {
+		if f.dropped {
+			f.mu.Unlock()
+			return 0, errDropped
+		}
 		avail = f.written
 		if !f.done && avail == f.meta.Size {
 			avail-- // held back until the checks pass

@@ -49,6 +49,19 @@ type Config struct {
 	Logger *slog.Logger
 	// Clock returns the time; zero means time.Now. Tests set it to move time.
 	Clock func() time.Time
+	// Guard, when set, is asked before every answer (the memory hit path included) and before
+	// a fetched object is stored: a key it refuses is never served nor kept. Zero means every
+	// key may be served.
+	Guard Guard
+}
+
+// Guard decides whether a key may be served at all, whatever holds it: a tier, a fetch under
+// way, the origin. Check must be fast and must not allocate: it runs on every memory hit.
+type Guard interface {
+	// Check returns nil when key may be served; origin.ErrHidden (or an error that is it) when
+	// it must never be (Mastodon deleted it); any other error to answer instead of the object
+	// (origin.ErrNotReady while the guard does not know yet).
+	Check(key string) error
 }
 
 func (c Config) withDefaults() Config {
@@ -186,7 +199,7 @@ func (l *Layered) Peek(key string) (Hit, bool) {
 		return Hit{}, false
 	}
 	h, ok := l.mem.Peek(key)
-	if !ok || !l.fresh(h.ValidatedAt) {
+	if !ok || !l.fresh(h.ValidatedAt) || l.refused(key) != nil {
 		return Hit{}, false
 	}
 	l.stats.memoryHits.Add(1)
@@ -197,8 +210,19 @@ func (l *Layered) fresh(validatedAt time.Time) bool {
 	return l.cfg.Clock().Sub(validatedAt) < l.cfg.TTL
 }
 
+// refused returns the Guard's verdict on key: nil when it may be served.
+func (l *Layered) refused(key string) error {
+	if l.cfg.Guard == nil {
+		return nil
+	}
+	return l.cfg.Guard.Check(key)
+}
+
 // Get implements origin.Origin.
 func (l *Layered) Get(ctx context.Context, key string, r *origin.Range) (io.ReadCloser, origin.Meta, error) {
+	if err := l.refused(key); err != nil {
+		return nil, origin.Meta{}, err
+	}
 	if l.neg.has(key) {
 		l.stats.negativeHits.Add(1)
 		return nil, origin.Meta{}, origin.ErrNotFound
@@ -289,6 +313,9 @@ func (l *Layered) promote(e Entry, body io.ReadCloser) (io.ReadCloser, bool) {
 
 // Stat implements origin.Origin.
 func (l *Layered) Stat(ctx context.Context, key string) (origin.Meta, error) {
+	if err := l.refused(key); err != nil {
+		return origin.Meta{}, err
+	}
 	if l.neg.has(key) {
 		l.stats.negativeHits.Add(1)
 		return origin.Meta{}, origin.ErrNotFound
@@ -471,17 +498,35 @@ func (l *Layered) dropAll(key string) int {
 }
 
 // Purge removes key from every tier and from the not-found memory, and keeps a fetch under
-// way from storing it (one already storing is waited for, then removed). It returns how many
+// way from storing it (one already storing is waited for, then removed): the requests reading
+// that fetch finish, and later requests start a fetch of their own. It returns how many
 // entries went.
-func (l *Layered) Purge(key string) int {
+func (l *Layered) Purge(key string) int { return l.purge(key, false) }
+
+// Drop is Purge for an object Mastodon deleted or hid: a fetch under way is also cut, so the
+// requests reading it fail rather than receive the rest of its bytes.
+func (l *Layered) Drop(key string) int { return l.purge(key, true) }
+
+func (l *Layered) purge(key string, cut bool) int {
 	l.neg.del(key)
-	if f := l.flightFor(key); f != nil {
-		f.purge()
+	if f := l.detach(key); f != nil {
+		f.purge(cut)
 		if f.complete() {
 			<-f.stored
 		}
 	}
 	return l.dropAll(key)
+}
+
+// detach takes key's fetch out of the map, so that no request joins it any more, and returns it.
+func (l *Layered) detach(key string) *flight {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	f := l.flights[key]
+	if f != nil {
+		delete(l.flights, key)
+	}
+	return f
 }
 
 // PurgePrefix removes every key starting with prefix, as Purge does, and returns how many
@@ -492,7 +537,8 @@ func (l *Layered) PurgePrefix(prefix string) int {
 	l.mu.Lock()
 	for k, f := range l.flights {
 		if len(k) >= len(prefix) && k[:len(prefix)] == prefix {
-			f.purge()
+			delete(l.flights, k)
+			f.purge(false)
 			if f.complete() {
 				storing = append(storing, f)
 			}

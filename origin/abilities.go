@@ -50,6 +50,12 @@ type Putter interface {
 	Put(ctx context.Context, key string, body Body, size int64, opts PutOptions) error
 }
 
+// Deleter is an optional ability: removing objects.
+type Deleter interface {
+	// Delete removes key from the store. Deleting a key that does not exist is not an error.
+	Delete(ctx context.Context, key string) error
+}
+
 // ErrExists means a conditional write found the key already holding an object.
 var ErrExists = errors.New("origin: object already exists")
 

@@ -71,6 +71,10 @@ var (
 	// (its ACL grants the public no read) or deleted it (a tombstone). It is also ErrNotFound
 	// for errors.Is, so it is answered as absent, and Fallback never looks further for it.
 	ErrHidden error = hiddenError{}
+	// ErrNotReady means nothing may be served yet: the replica has not loaded the record of
+	// what Mastodon deleted and hid (see cache/state), so it cannot tell which answers would
+	// leak. It is answered 503.
+	ErrNotReady = errors.New("origin: not ready: the record of deleted and hidden media is not loaded yet")
 )
 
 type hiddenError struct{}

@@ -28,9 +28,10 @@ type AdminConfig struct {
 	Sections map[string]func() any
 	// Peers, when set, are the other replicas: a purge received here is passed on to them.
 	Peers *Peers
-	// Remember, when set, records a key a peer tombstoned (POST /purge?key=K&tombstone=1), so
-	// that the old volume's copy is not served before the next refresh of the tombstones.
-	Remember func(key string)
+	// State, when set, is the cluster's record of purges and busts: purges from outside are
+	// recorded there, those from peers applied through it, and the replica is not ready until
+	// it has been loaded once.
+	State ClusterState
 	// Token authorizes the admin's writes (POST /purge) as "Authorization: Bearer <Token>".
 	// Zero means writes are off (404).
 	Token string
@@ -108,9 +109,10 @@ func (a *Admin) healthz(w http.ResponseWriter, _ *http.Request) {
 	_, _ = w.Write([]byte("ok\n"))
 }
 
-// readyz answers 503 while the replica shuts down, and until the bucket has answered once: a
-// replica with a wrong endpoint or credentials never joins the Service, so a rollout stops
-// before it replaces a working one. Once the bucket has answered, its later failures keep
+// readyz answers 503 while the replica shuts down, until the cluster's state (tombstones and
+// busts) has been loaded once (before, it cannot tell deleted media from the rest, and serves
+// nothing), and until the bucket has answered once: a replica with a wrong endpoint or
+// credentials never joins the Service, so a rollout stops before it replaces a working one. Once the bucket has answered, its later failures keep
 // the replica ready: the cache and the old volume still serve, and failing every replica's
 // readiness at once would take even those answers away. /status and the metrics report them.
 func (a *Admin) readyz(w http.ResponseWriter, r *http.Request) {
@@ -119,6 +121,15 @@ func (a *Admin) readyz(w http.ResponseWriter, r *http.Request) {
 	if a.draining() {
 		w.WriteHeader(http.StatusServiceUnavailable)
 		_, _ = w.Write([]byte("shutting down\n"))
+		return
+	}
+	if a.cfg.State != nil && !a.cfg.State.Loaded() {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		msg := "loading the record of deleted and hidden media from the bucket"
+		if e := a.cfg.State.LastError(); e != "" {
+			msg += ": " + e
+		}
+		_, _ = w.Write([]byte(msg + "\n"))
 		return
 	}
 	answered, err := a.check(r.Context())
@@ -165,10 +176,12 @@ type Status struct {
 	Bucket        BucketStatus `json:"bucket"`
 	Cache         *cache.Stats `json:"cache,omitempty"`
 	// EgressSavedBytes counts bytes served from the cache that the bucket did not send.
-	EgressSavedBytes uint64         `json:"egress_saved_bytes"`
-	Migration        *Migration     `json:"migration,omitempty"`
-	Sections         map[string]any `json:"sections,omitempty"`
-	Info             map[string]any `json:"info,omitempty"`
+	EgressSavedBytes uint64     `json:"egress_saved_bytes"`
+	Migration        *Migration `json:"migration,omitempty"`
+	// State is the cluster's record of deleted and hidden media as this replica holds it.
+	State    any            `json:"state,omitempty"`
+	Sections map[string]any `json:"sections,omitempty"`
+	Info     map[string]any `json:"info,omitempty"`
 }
 
 // BucketStatus is the outcome of the last readiness check of the bucket.
@@ -202,6 +215,10 @@ func (a *Admin) snapshot(ctx context.Context) Status {
 		st.EgressSavedBytes += cs.SharedBytes
 	}
 	st.Ready = answered && !st.Draining
+	if a.cfg.State != nil {
+		st.State = a.cfg.State.Status()
+		st.Ready = st.Ready && a.cfg.State.Loaded()
+	}
 	if a.cfg.Migration != nil {
 		m := a.cfg.Migration()
 		st.Migration = &m

@@ -31,6 +31,8 @@ type Buster interface {
 type BustReport struct {
 	// Purged counts the entries dropped from this replica's tiers.
 	Purged int `json:"purged"`
+	// Kind is what the stores said Mastodon did: "deleted", "hidden" or "purged" (visible).
+	Kind string `json:"kind,omitempty"`
 	// Tombstoned is true when the key was recorded as deleted.
 	Tombstoned bool `json:"tombstoned"`
 	// Peers are the other replicas' answers.
@@ -75,7 +77,7 @@ func (s *Server) bust(ctx *fasthttp.RequestCtx) {
 		rep.Error = err.Error()
 		s.log.Warn("cache buster: not everything was done", "key", key, "err", err)
 	}
-	s.log.Info("cache buster", "key", key, "purged", rep.Purged, "tombstoned", rep.Tombstoned)
+	s.log.Info("cache buster", "key", key, "kind", rep.Kind, "purged", rep.Purged, "tombstoned", rep.Tombstoned)
 	h := &ctx.Response.Header
 	setCommonHeaders(h)
 	h.Set("Cache-Control", errCacheControl)

@@ -10,7 +10,8 @@ import (
 )
 
 // statusFor is the one place that maps an error to the status the client sees: not found 404,
-// a range beyond the end 416, a timeout 504, any other failure of the stores 502.
+// a range beyond the end 416, not ready to serve 503, a timeout 504, any other failure of the
+// stores 502.
 func statusFor(err error) int {
 	var ne net.Error
 	switch {
@@ -20,6 +21,8 @@ func statusFor(err error) int {
 		return fasthttp.StatusNotFound
 	case errors.Is(err, origin.ErrRangeNotSatisfiable):
 		return fasthttp.StatusRequestedRangeNotSatisfiable
+	case errors.Is(err, origin.ErrNotReady):
+		return fasthttp.StatusServiceUnavailable
 	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
 		return fasthttp.StatusGatewayTimeout
 	default:

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"time"
 )
 
 // purger is a cache that can drop entries.
@@ -15,11 +16,47 @@ type purger interface {
 	PurgePrefix(prefix string) int
 }
 
-// purge answers POST /purge?key=K or ?prefix=P: it drops the entries from every tier of this
-// process and answers how many went. It needs "Authorization: Bearer <token>": 401 without,
-// 403 with a wrong token, 404 when no token is configured (writes are off).
+// The kinds of purge the admin API and the peers speak (?kind=): those of the cluster's state.
+const (
+	KindPurged       = "purged"        // dropped from the caches
+	KindPrefixPurged = "prefix_purged" // every key under a prefix dropped
+	KindHidden       = "hidden"        // Mastodon hid it: dropped, fetches under way cut
+	KindDeleted      = "deleted"       // Mastodon deleted it: tombstoned for good, dropped, fetches cut
+)
+
+// ClusterState is the record of purges and busts that every replica replays from the bucket
+// (cache/state), so that a replica that was down or cut off when one happened still applies it.
+type ClusterState interface {
+	// Apply carries out a purge of one of the kinds above on this replica only (a peer's
+	// forwarded word) and returns how many cache entries went.
+	Apply(kind, key string) (int, error)
+	// Record applies it here and records it in the bucket for every replica.
+	Record(ctx context.Context, kind, key string) (int, error)
+	// Loaded reports whether the state has been loaded once: the replica is not ready before.
+	Loaded() bool
+	// LastError says why the last load or refresh failed ("" when it did not).
+	LastError() string
+	// Status is what /status shows of the state.
+	Status() any
+}
+
+// purgeReport is the answer of POST /purge.
+type purgeReport struct {
+	Purged int `json:"purged"`
+	// Recorded is true when the purge was recorded in the bucket for every replica.
+	Recorded bool         `json:"recorded,omitempty"`
+	Error    string       `json:"error,omitempty"`
+	Peers    []PeerResult `json:"peers,omitempty"`
+}
+
+// purge answers POST /purge?key=K or ?prefix=P (with kind=hidden or kind=deleted for a key
+// Mastodon hid or deleted): it drops the entries from every tier of this process and answers
+// how many went. A purge from outside is also recorded in the bucket, where every replica
+// finds it at its next refresh, and passed on to the peers at once; one a peer forwarded
+// (ForwardedHeader) is applied here only. It needs "Authorization: Bearer <token>": 401
+// without, 403 with a wrong token, 404 when no token is configured (writes are off).
 func (a *Admin) purge(w http.ResponseWriter, r *http.Request) {
-	if a.cfg.Token == "" || a.purger == nil {
+	if a.cfg.Token == "" || (a.purger == nil && a.cfg.State == nil) {
 		http.Error(w, "not found", http.StatusNotFound)
 		return
 	}
@@ -35,36 +72,66 @@ func (a *Admin) purge(w http.ResponseWriter, r *http.Request) {
 	}
 	q := r.URL.Query()
 	key, prefix := strings.TrimPrefix(q.Get("key"), "/"), strings.TrimPrefix(q.Get("prefix"), "/")
-	var rep struct {
-		Purged int          `json:"purged"`
-		Peers  []PeerResult `json:"peers,omitempty"`
+	kind := q.Get("kind")
+	if q.Get("tombstone") == "1" { // the form of replicas before the state log
+		kind = KindDeleted
 	}
 	switch {
-	case key != "" && prefix == "":
-		rep.Purged = a.purger.Purge(key)
-		if q.Get("tombstone") == "1" && a.cfg.Remember != nil {
-			a.cfg.Remember(key)
+	case key != "" && prefix == "" && (kind == "" || kind == KindPurged || kind == KindHidden || kind == KindDeleted):
+		if kind == "" {
+			kind = KindPurged
 		}
-	case prefix != "" && key == "":
-		rep.Purged = a.purger.PurgePrefix(prefix)
+	case prefix != "" && key == "" && (kind == "" || kind == KindPrefixPurged):
+		kind, key = KindPrefixPurged, prefix
 	default:
-		http.Error(w, "give exactly one of key or prefix, e.g. POST /purge?key=media_attachments/files/000/000/001/original/0123456789abcdef.jpg", http.StatusBadRequest)
+		http.Error(w, "give exactly one of key or prefix, and for a key at most kind=hidden or kind=deleted, "+
+			"e.g. POST /purge?key=media_attachments/files/000/000/001/original/0123456789abcdef.jpg", http.StatusBadRequest)
 		return
 	}
+	forwarded := r.Header.Get(ForwardedHeader) != ""
+	var rep purgeReport
+	var err error
+	switch {
+	case a.cfg.State == nil && kind == KindPrefixPurged:
+		rep.Purged = a.purger.PurgePrefix(key)
+	case a.cfg.State == nil:
+		rep.Purged = a.purger.Purge(key)
+	case forwarded:
+		rep.Purged, err = a.cfg.State.Apply(kind, key)
+	default:
+		// Recorded before it is passed on: a peer that misses the word finds the record.
+		c, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), 30*time.Second)
+		rep.Purged, err = a.cfg.State.Record(c, kind, key)
+		cancel()
+		rep.Recorded = err == nil
+	}
+	if err != nil {
+		rep.Error = err.Error()
+	}
 	// A purge sent by a peer stops here; one from outside goes to every peer.
-	if a.cfg.Peers != nil && r.Header.Get(ForwardedHeader) == "" {
+	if a.cfg.Peers != nil && !forwarded {
 		// A caller that hangs up must not leave some peers unpurged; Forward bounds its time.
-		rep.Peers = a.cfg.Peers.Forward(context.WithoutCancel(r.Context()), r.URL.RequestURI())
+		rep.Peers = a.cfg.Peers.Forward(context.WithoutCancel(r.Context()), PurgePath(kind, key))
 	}
 	w.Header().Set("Content-Type", "application/json")
 	_ = json.NewEncoder(w).Encode(rep)
 }
 
-// PurgePath is the admin path that purges key, telling the peer it was tombstoned.
-func PurgePath(key string, tombstoned bool) string {
-	q := url.Values{"key": {key}}
-	if tombstoned {
-		q.Set("tombstone", "1")
+// PurgePath is the admin path that purges key (a prefix for KindPrefixPurged) as kind says.
+func PurgePath(kind, key string) string {
+	q := url.Values{}
+	switch kind {
+	case KindPrefixPurged:
+		q.Set("prefix", key)
+	case KindDeleted:
+		q.Set("key", key)
+		q.Set("kind", kind)
+		q.Set("tombstone", "1") // understood by replicas before the state log too
+	case KindHidden:
+		q.Set("key", key)
+		q.Set("kind", kind)
+	default:
+		q.Set("key", key)
 	}
 	return "/purge?" + q.Encode()
 }

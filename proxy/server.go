@@ -345,6 +345,8 @@ func (s *Server) failObject(ctx *fasthttp.RequestCtx, key string, err error) {
 		s.rangeNotSatisfiable(ctx, m.Size)
 		return
 	case fasthttp.StatusNotFound:
+	case fasthttp.StatusServiceUnavailable:
+		ctx.Response.Header.Set("Retry-After", "5")
 	default:
 		s.log.Warn("origin request failed", "key", key, "status", status, "err", err)
 	}

@@ -15,7 +15,6 @@ import (
 
 	"github.com/dustin/go-humanize"
 	"github.com/fedicache/fedicache/backfill"
-	"github.com/fedicache/fedicache/origin"
 	"github.com/fedicache/fedicache/origin/s3"
 	"github.com/fedicache/fedicache/origin/volume"
 	"github.com/fedicache/fedicache/proxy"
@@ -148,11 +147,14 @@ func runBackfill(ctx context.Context, cfg Config, eng backfill.Config, verify, v
 		}
 		defer stopAdmin()
 	}
-	tombs := origin.NewTombstones(bucket, cfg.StatePrefix)
-	if err := tombs.Load(ctx); err != nil {
+	st, err := newState(bucket, cfg, false, log)
+	if err != nil {
+		return err
+	}
+	if err := st.Load(ctx); err != nil {
 		return fmt.Errorf("loading the tombstones of deleted keys (the backfill never copies those): %w", err)
 	}
-	eng.Skip = tombs.Has
+	eng.Skip = st.Has
 
 	if verify != "" {
 		f, err := os.Create(verifyOut)

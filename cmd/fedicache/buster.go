@@ -4,47 +4,48 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"time"
 
-	"github.com/fedicache/fedicache/cache"
+	"github.com/fedicache/fedicache/cache/state"
 	"github.com/fedicache/fedicache/origin"
+	"github.com/fedicache/fedicache/origin/volume"
 	"github.com/fedicache/fedicache/proxy"
 )
 
-// buster carries out Mastodon's cache-buster requests for serve: it drops the key from this
-// replica's tiers, queues the public URL for a purge at Cloudflare, records a tombstone when the bucket no longer holds it (so the old volume's
-// copy is never served again, here or by the backfill), and passes the word to the other
-// replicas.
+// buster carries out Mastodon's cache-buster requests for serve. It asks the stores what
+// Mastodon did: the bucket no longer holds the key (deleted: a permanent tombstone, so the old
+// volume's copy is never served again, here or by the backfill), or refuses it (hidden: an ACL
+// turned private, or a 0600 file on the volume, which an unsuspension may bring back), or
+// holds it visible (purged). It then records that in the bucket's log of busts, which every
+// replica applies at its next refresh or start, applies it here at once (every tier, and a fetch
+// under way), passes the word to the other replicas as a shortcut, and queues the public URL for
+// a purge at Cloudflare.
 type buster struct {
-	cache  *cache.Layered
+	state  *state.State
 	bucket origin.Origin
-	tombs  *origin.Tombstones
+	volume *volume.Volume    // nil without fallback.dir
 	peers  *proxy.Peers      // nil without cluster.peers
 	cdn    *proxy.Cloudflare // nil without cloudflare.zone_id
 }
 
 // Bust implements proxy.Buster.
 func (b *buster) Bust(ctx context.Context, key, publicURL string) (proxy.BustReport, error) {
-	rep := proxy.BustReport{Purged: b.cache.Purge(key)}
+	var rep proxy.BustReport
 	if b.cdn != nil {
 		rep.CDNQueued = b.cdn.Purge(publicURL)
 	}
 	var errs []error
-	_, err := b.bucket.Stat(ctx, key)
-	switch {
-	case errors.Is(err, origin.ErrHidden):
-		// Hidden, not deleted: the bucket refuses it and an unsuspension brings it back.
-	case errors.Is(err, origin.ErrNotFound):
-		if err := b.tombs.Add(ctx, key, time.Now()); err != nil {
-			errs = append(errs, fmt.Errorf("tombstone: %w", err))
-		} else {
-			rep.Tombstoned = true
-		}
-	case err != nil:
-		errs = append(errs, fmt.Errorf("could not ask the bucket whether the key is gone: %w", err))
+	kind, err := b.what(ctx, key)
+	if err != nil {
+		errs = append(errs, err)
 	}
+	rep.Purged, err = b.state.Record(ctx, kind, key)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	rep.Tombstoned = kind == state.Deleted && err == nil
+	rep.Kind = kind.String()
 	if b.peers != nil {
-		rep.Peers = b.peers.Forward(ctx, proxy.PurgePath(key, rep.Tombstoned))
+		rep.Peers = b.peers.Forward(ctx, proxy.PurgePath(kind.String(), key))
 		for _, p := range rep.Peers {
 			if p.Err != "" {
 				errs = append(errs, fmt.Errorf("peer %s: %s", p.Peer, p.Err))
@@ -52,6 +53,29 @@ func (b *buster) Bust(ctx context.Context, key, publicURL string) (proxy.BustRep
 		}
 	}
 	return rep, errors.Join(errs...)
+}
+
+// what asks the stores what Mastodon did to key. When the bucket cannot say, the key is treated
+// as hidden: dropped everywhere now, fetched and checked again later, never tombstoned on a guess.
+func (b *buster) what(ctx context.Context, key string) (state.Kind, error) {
+	_, err := b.bucket.Stat(ctx, key)
+	switch {
+	case err == nil:
+		return state.Purged, nil // visible: an unsuspension, say
+	case errors.Is(err, origin.ErrHidden):
+		return state.Hidden, nil
+	case !errors.Is(err, origin.ErrNotFound):
+		return state.Hidden, fmt.Errorf("could not ask the bucket whether the key is gone: %w", err)
+	}
+	if b.volume != nil {
+		if f, info, err := b.volume.OpenFile(key); err == nil {
+			f.Close()
+			if origin.Hidden(info.Mode()) {
+				return state.Hidden, nil // a 0600 file: a suspension before the move to the bucket
+			}
+		}
+	}
+	return state.Deleted, nil
 }
 
 var _ proxy.Buster = (*buster)(nil)

@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/fedicache/fedicache/backfill"
+	"github.com/fedicache/fedicache/cache/state"
 	"github.com/fedicache/fedicache/origin"
 	"github.com/fedicache/fedicache/proxy"
 	"github.com/spf13/viper"
@@ -987,7 +988,8 @@ func servedMetrics(t *testing.T) map[string]map[string]bool {
 	newPeers(cfg, m)
 	newCloudflare(cfg, m, log)
 	registerBackfillMetrics(m, backfill.NewProgress())
-	layered, closeTiers, err := newCache(noOrigin{}, cfg, log)
+	registerStateMetrics(m, state.New(state.Config{}))
+	layered, closeTiers, err := newCache(noOrigin{}, cfg, nil, log)
 	if err != nil {
 		t.Fatal(err)
 	}

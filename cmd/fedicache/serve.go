@@ -20,6 +20,7 @@ import (
 	"github.com/fedicache/fedicache/cache"
 	"github.com/fedicache/fedicache/cache/disk"
 	"github.com/fedicache/fedicache/cache/memory"
+	"github.com/fedicache/fedicache/cache/state"
 	"github.com/fedicache/fedicache/origin"
 	"github.com/fedicache/fedicache/origin/s3"
 	"github.com/fedicache/fedicache/origin/volume"
@@ -74,22 +75,13 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, started func(addrs
 	if err != nil {
 		return fmt.Errorf("bucket: %w", err)
 	}
-	if cfg.S3.RequirePublicRead {
-		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		if has, err := bucket.CheckACLs(cctx); err != nil {
-			log.Warn("could not read the bucket's ACL; hidden media is still checked object by object", "err", err)
-		} else if !has {
-			log.Warn("the bucket's service has no ACLs: s3.permission public-read cannot hide media by ACL; set s3.permission: \"\" to silence this")
-		}
-		cancel()
+	logACLStatus(ctx, bucket, cfg, log)
+	// The record of what Mastodon deleted and hid: nothing is served until it is loaded.
+	st, err := newState(bucket, cfg, cfg.Cache.DiskDir != "", log)
+	if err != nil {
+		return err
 	}
-	tombs := origin.NewTombstones(bucket, cfg.StatePrefix)
-	if err := tombs.Load(ctx); err != nil {
-		log.Warn("could not load the tombstones of deleted keys; retrying in the background", "err", err)
-	}
-	go tombs.Refresh(ctx, cfg.StateRefresh, func(err error) {
-		log.Warn("could not refresh the tombstones of deleted keys", "err", err)
-	})
+	registerStateMetrics(metrics, st)
 	var fallback origin.Origin
 	var vol *volume.Volume
 	if cfg.FallbackDir != "" {
@@ -98,12 +90,21 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, started func(addrs
 			return fmt.Errorf("fallback.dir: %w", err)
 		}
 		defer vol.Close()
-		fallback = origin.Without(vol, tombs.Has) // what Mastodon deleted stays deleted
+		fallback = vol
 	}
-	layered, closeTiers, err := newCache(origin.Fallback(bucket, fallback), cfg, log)
+	layered, closeTiers, err := newCache(origin.Fallback(bucket, fallback), cfg, st, log)
 	if err != nil {
 		return err
 	}
+	st.Attach(layered)
+	// A first load before the listeners open, so that a healthy start serves at once. When it
+	// fails (the bucket down, say) the replica answers 503 and is not ready until Run loads it.
+	lctx, lcancel := context.WithTimeout(ctx, stateFirstLoad)
+	if err := st.Load(lctx); err != nil {
+		log.Error("could not load the record of deleted and hidden media; serving nothing until it loads", "err", err)
+	}
+	lcancel()
+	go st.Run(ctx)
 	// The tiers are closed only once no request can reach them any more (see below).
 	tiersInUse := true
 	defer func() {
@@ -119,7 +120,7 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, started func(addrs
 	if cfg.Peers != "" {
 		peers = newPeers(cfg, metrics)
 	}
-	bust := &buster{cache: layered, bucket: bucket, tombs: tombs, peers: peers}
+	bust := &buster{state: st, bucket: bucket, volume: vol, peers: peers}
 	if cfg.Cloudflare.ZoneID != "" {
 		bust.cdn = newCloudflare(cfg, metrics, log)
 		go bust.cdn.Run(ctx)
@@ -128,7 +129,7 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, started func(addrs
 	sections := map[string]func() any{}
 	var migration func() proxy.Migration
 	if cfg.Backfill.Enabled {
-		onFallback, progress, err := startBackfill(ctx, cfg, vol, layered, tombs, metrics, log)
+		onFallback, progress, err := startBackfill(ctx, cfg, vol, layered, st, metrics, log)
 		if err != nil {
 			tiersInUse = false
 			return err
@@ -145,7 +146,7 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, started func(addrs
 			Token:     cfg.AdminToken,
 			Sections:  sections,
 			Peers:     peers,
-			Remember:  tombs.Remember,
+			State:     clusterState{st},
 			Migration: migration,
 		}),
 		ReadHeaderTimeout: 10 * time.Second,
@@ -220,6 +221,28 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, started func(addrs
 	return nil
 }
 
+// stateFirstLoad bounds the first load of the state, before the listeners open.
+const stateFirstLoad = 15 * time.Second
+
+// logACLStatus says once at start whether objects are hidden by their ACL, and why not.
+func logACLStatus(ctx context.Context, bucket *s3.Bucket, cfg Config, log *slog.Logger) {
+	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	status, err := bucket.ACLStatus(cctx)
+	switch {
+	case err != nil:
+		log.Warn("could not read the bucket's ACL; hidden media is still checked object by object", "err", err)
+	case status == s3.ACLNone:
+		log.Warn("the bucket's service says it has no ACLs: s3.permission public-read cannot hide media by ACL; set s3.permission: \"\" to silence this")
+	case status == s3.ACLCheckOff && cfg.S3.Anonymous:
+		log.Info("ACL check off: s3.anonymous reads as the public, so the bucket itself refuses hidden media (403 is answered 404)")
+	case status == s3.ACLCheckOff:
+		log.Info("ACL check off: s3.permission is empty, no object is hidden by its ACL")
+	default:
+		log.Info("ACL check on: objects whose ACL grants the public no read answer 404")
+	}
+}
+
 // memoryHeadroom is what the process may use beyond the memory tier before the garbage
 // collector works harder: buffers, bodies in flight, the disk index, the runtime.
 const memoryHeadroom = 48 << 20
@@ -290,7 +313,7 @@ const backfillQueueSize = 10_000
 // startBackfill runs the copy of the old volume in the background until ctx ends: the walk of
 // the whole volume, and a queue that copies first what was just served from it. It returns the
 // hook that queues a key, and the progress.
-func startBackfill(ctx context.Context, cfg Config, vol *volume.Volume, c *cache.Layered, tombs *origin.Tombstones, m *proxy.Metrics, log *slog.Logger) (func(string), *backfill.Progress, error) {
+func startBackfill(ctx context.Context, cfg Config, vol *volume.Volume, c *cache.Layered, st *state.State, m *proxy.Metrics, log *slog.Logger) (func(string), *backfill.Progress, error) {
 	if vol == nil {
 		return nil, nil, &configError{[]string{"backfill.enabled needs fallback.dir: set it to the old volume, e.g. fallback.dir: /mnt/mastodon-system"}}
 	}
@@ -303,7 +326,7 @@ func startBackfill(ctx context.Context, cfg Config, vol *volume.Volume, c *cache
 	eng := cfg.Backfill.Engine
 	eng.Logger = log
 	eng.OnCopied = c.Forget
-	eng.Skip = tombs.Has
+	eng.Skip = st.Has
 	p := backfill.NewProgress()
 	registerBackfillMetrics(m, p)
 	q := backfill.NewQueue(vol, bucket, eng, p, backfillQueueSize)
@@ -325,8 +348,9 @@ func startBackfill(ctx context.Context, cfg Config, vol *volume.Volume, c *cache
 	return func(key string) { q.Enqueue(key) }, p, nil
 }
 
-// newCache puts the configured tiers in front of o. The returned func closes them.
-func newCache(o origin.Origin, cfg Config, log *slog.Logger) (*cache.Layered, func(), error) {
+// newCache puts the configured tiers in front of o, with guard asked before every answer. The
+// returned func closes them.
+func newCache(o origin.Origin, cfg Config, guard cache.Guard, log *slog.Logger) (*cache.Layered, func(), error) {
 	var mem cache.MemoryTier
 	var dsk cache.DiskTier
 	var closers []func()
@@ -355,6 +379,7 @@ func newCache(o origin.Origin, cfg Config, log *slog.Logger) (*cache.Layered, fu
 	}
 	lcfg := cfg.Cache.Layered
 	lcfg.Logger = log
+	lcfg.Guard = guard
 	l := cache.New(o, mem, dsk, lcfg)
 	closers = append(closers, l.Close)
 	return l, closeAll, nil

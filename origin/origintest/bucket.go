@@ -21,7 +21,8 @@ import (
 const BucketName = "media"
 
 // FakeBucket is an in-process S3 server (gofakes3) on a real TCP listener, behind a wrapper that
-// counts the requests reaching each key and can fail, stall, slow down or cut its answers.
+// counts the requests reaching each key and can fail, stall, slow down or cut its answers, keeps
+// the objects' canned ACLs, and can refuse unsigned requests as AWS does (RequireSignatures).
 type FakeBucket struct {
 	// URL is the server's endpoint, for path-style requests.
 	URL string
@@ -42,6 +43,7 @@ type FakeBucket struct {
 	failKey map[string]int    // bucket key -> status every request for it gets
 	acls    map[string]string // bucket key -> canned ACL
 	noACLs  bool              // answer ACL requests NotImplemented, as services without ACLs do
+	sigOnly bool              // refuse unsigned requests but reads of public-read objects
 	gates   map[string]*Gate
 	cuts    map[string]int64
 	sent    atomic.Int64
@@ -108,7 +110,15 @@ func NewFakeBucket(t testing.TB) *FakeBucket {
 
 func (b *FakeBucket) serve(fake http.Handler, w http.ResponseWriter, r *http.Request) {
 	key := strings.TrimPrefix(r.URL.Path, "/"+BucketName+"/")
-	if _, ok := r.URL.Query()["acl"]; ok {
+	_, aclRequest := r.URL.Query()["acl"]
+	b.mu.Lock()
+	deny := b.sigOnly && !signedRequest(r) && (aclRequest || !b.publicReadLocked(r, key))
+	b.mu.Unlock()
+	if aclRequest {
+		if deny {
+			accessDenied(w, r)
+			return
+		}
 		b.serveACL(w, r, key)
 		return
 	}
@@ -119,8 +129,11 @@ func (b *FakeBucket) serve(fake http.Handler, w http.ResponseWriter, r *http.Req
 	case http.MethodHead:
 		b.heads[key]++
 	case http.MethodPut:
-		b.puts[key] = r.Header.Clone()
 		b.nPuts++
+		if deny {
+			break
+		}
+		b.puts[key] = r.Header.Clone()
 		if _, part := r.URL.Query()["partNumber"]; !part {
 			b.acls[key] = cmp.Or(r.Header.Get("X-Amz-Acl"), "private")
 		}
@@ -133,6 +146,10 @@ func (b *FakeBucket) serve(fake http.Handler, w http.ResponseWriter, r *http.Req
 		failNow, failStatus = true, st
 	}
 	b.mu.Unlock()
+	if deny {
+		accessDenied(w, r)
+		return
+	}
 	if failNow {
 		code := map[int]string{
 			http.StatusForbidden:           "AccessDenied",
@@ -200,6 +217,46 @@ func (b *FakeBucket) SetACL(key, acl string) {
 	b.mu.Lock()
 	b.acls[key] = acl
 	b.mu.Unlock()
+}
+
+// RequireSignatures makes the bucket, while on, answer unsigned requests (without an
+// "Authorization: AWS4-HMAC-SHA256 ..." header or an X-Amz-Signature query parameter) as AWS
+// answers the public for a private bucket whose objects carry ACLs: a GET or HEAD of an object
+// whose canned ACL is public-read is served as usual; a GET or HEAD of any other object, or of a
+// key that does not exist, and every other request (lists, HeadBucket, writes, deletes, ACL
+// requests) get 403 AccessDenied (with an XML error body, none for a HEAD). Signed requests are
+// answered as before, and every request is counted as before.
+func (b *FakeBucket) RequireSignatures(on bool) {
+	b.mu.Lock()
+	b.sigOnly = on
+	b.mu.Unlock()
+}
+
+// signedRequest reports whether r carries an AWS Signature Version 4, in its headers or its query.
+func signedRequest(r *http.Request) bool {
+	return strings.HasPrefix(r.Header.Get("Authorization"), "AWS4-HMAC-SHA256 ") || r.URL.Query().Has("X-Amz-Signature")
+}
+
+// publicReadLocked reports whether r reads an object that exists and whose canned ACL is
+// public-read. The caller holds b.mu.
+func (b *FakeBucket) publicReadLocked(r *http.Request, key string) bool {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead || b.acls[key] != "public-read" {
+		return false
+	}
+	_, err := b.backend.HeadObject(BucketName, key)
+	return err == nil
+}
+
+// accessDenied answers r 403 AccessDenied, as S3 refuses a request.
+func accessDenied(w http.ResponseWriter, r *http.Request) {
+	if r.Method == http.MethodHead {
+		w.WriteHeader(http.StatusForbidden)
+		return
+	}
+	w.Header().Set("Content-Type", "application/xml")
+	w.WriteHeader(http.StatusForbidden)
+	_, _ = io.WriteString(w, `<?xml version="1.0" encoding="UTF-8"?>`+
+		`<Error><Code>AccessDenied</Code><Message>Access Denied</Message></Error>`)
 }
 
 // NoACLs makes ACL requests answer 501 NotImplemented, as services without ACLs do.

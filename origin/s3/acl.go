@@ -80,11 +80,41 @@ func aclsUnsupported(err error) bool {
 	return errors.As(err, &withStatus) && withStatus.HTTPStatusCode() == http.StatusNotImplemented
 }
 
-// CheckACLs asks the bucket for its ACL once, to learn whether the service has ACLs at all. It
-// returns false (and turns the per-object check off) when it has none; the caller says so once.
-func (b *Bucket) CheckACLs(ctx context.Context) (bool, error) {
+// ACLStatus is what a Bucket knows of the ACL check Config.RequirePublicRead asks for, for the
+// start log.
+type ACLStatus int
+
+// The ACL statuses of a Bucket.
+const (
+	// ACLCheckOff: no object is hidden by its ACL (RequirePublicRead is false, or Anonymous is
+	// set and the bucket decides).
+	ACLCheckOff ACLStatus = iota
+	// ACLCheckOn: the service has ACLs, and every Get, Stat and Validate reads the object's.
+	ACLCheckOn
+	// ACLNone: the check is asked for but the service said it has no ACLs, so it is off.
+	ACLNone
+)
+
+// String returns a short phrase for the start log.
+func (s ACLStatus) String() string {
+	switch s {
+	case ACLCheckOff:
+		return "ACL check off"
+	case ACLCheckOn:
+		return "ACL check on"
+	case ACLNone:
+		return "no ACLs"
+	}
+	return fmt.Sprintf("ACLStatus(%d)", int(s))
+}
+
+// ACLStatus says whether objects are hidden by their ACL. When the check is on it asks the
+// bucket for its ACL once, to learn whether the service has ACLs at all, and turns the
+// per-object check off when it has none (ACLNone). When that request fails it returns
+// ACLCheckOn, as the check stays on, with the error.
+func (b *Bucket) ACLStatus(ctx context.Context) (ACLStatus, error) {
 	if !b.acl.on {
-		return false, nil
+		return ACLCheckOff, nil
 	}
 	w := newWatchdog(ctx, b.timeout)
 	defer w.release()
@@ -93,9 +123,17 @@ func (b *Bucket) CheckACLs(ctx context.Context) (bool, error) {
 		err = translate(ctx, w, err)
 		if aclsUnsupported(err) {
 			b.acl.unsupported.Store(true)
-			return false, nil
+			return ACLNone, nil
 		}
-		return true, fmt.Errorf("s3: acl of the bucket: %w", err)
+		return ACLCheckOn, fmt.Errorf("s3: acl of the bucket: %w", err)
 	}
-	return true, nil
+	return ACLCheckOn, nil
+}
+
+// CheckACLs is ACLStatus reduced to whether the check is on: it returns false when the check is
+// off, either because it was not asked for (or Anonymous is set) or because the service has no
+// ACLs. ACLStatus tells the two apart.
+func (b *Bucket) CheckACLs(ctx context.Context) (bool, error) {
+	s, err := b.ACLStatus(ctx)
+	return s == ACLCheckOn, err
 }

@@ -1,6 +1,7 @@
 // Package s3 owns the bucket: an origin.Origin over an S3-compatible object store (AWS S3,
 // Cloudflare R2, iDrive E2, Wasabi, MinIO, ...) reached through aws-sdk-go-v2 with signed
-// requests, so the bucket can stay private. It maps keys under Mastodon's S3_KEY_PREFIX,
+// requests, so the bucket can stay private, or with unsigned media reads (Config.Anonymous),
+// so the bucket decides as for the public. It maps keys under Mastodon's S3_KEY_PREFIX,
 // translates the service's errors into package origin's sentinels, and bounds every silence of
 // the bucket (before the headers and while the body streams) by a timeout.
 package s3
@@ -20,33 +21,50 @@ import (
 
 // Bucket is one bucket, read as an origin.Origin. Build it with New; it is safe for concurrent use.
 type Bucket struct {
-	client  *s3.Client
-	bucket  string
-	prefix  string // Config.Prefix with one trailing slash, or empty
-	timeout time.Duration
-	observe func(op string, d time.Duration, err error)
-	writes  writeConfig // how List, Put and AbortStaleUploads send their requests
-	acl     aclCheck
+	// client sends the media reads (Get, Stat, Validate, Ping): unsigned with Config.Anonymous.
+	client *s3.Client
+	// signed sends fedicache's own requests (lists, writes, deletes) and, for an anonymous
+	// bucket, the signed look that tells a hidden object from a missing one. It is client
+	// itself unless the bucket is anonymous, and nil for an anonymous bucket without
+	// credentials.
+	signed    *s3.Client
+	anonymous bool
+	bucket    string
+	prefix    string // Config.Prefix with one trailing slash, or empty
+	timeout   time.Duration
+	observe   func(op string, d time.Duration, err error)
+	writes    writeConfig // how List, Put, AbortStaleUploads and Delete send their requests
+	acl       aclCheck
 }
 
 // New returns the bucket cfg describes. It checks cfg and loads the AWS configuration
-// (credentials, AWS_CA_BUNDLE, ...) but sends no request; use Ping to see that the bucket answers.
+// (credentials, AWS_CA_BUNDLE, ...) but sends no request to the bucket; use Ping to see that it
+// answers. With cfg.Anonymous and no static keys it looks for credentials in the AWS chain once,
+// for a few seconds at most, and goes on without them when there are none.
 func New(ctx context.Context, cfg Config) (*Bucket, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	cfg = cfg.withDefaults()
-	client, err := newClient(ctx, cfg)
+	client, err := newClient(ctx, cfg, cfg.Anonymous)
 	if err != nil {
 		return nil, err
 	}
+	signed := client
+	if cfg.Anonymous {
+		if signed, err = newSignedClient(ctx, cfg); err != nil {
+			return nil, err
+		}
+	}
 	b := &Bucket{
-		client:  client,
-		bucket:  cfg.Bucket,
-		timeout: cfg.Timeout,
-		observe: cfg.Observe,
-		writes:  newWriteConfig(cfg),
-		acl:     aclCheck{on: cfg.RequirePublicRead && !cfg.Anonymous},
+		client:    client,
+		signed:    signed,
+		anonymous: cfg.Anonymous,
+		bucket:    cfg.Bucket,
+		timeout:   cfg.Timeout,
+		observe:   cfg.Observe,
+		writes:    newWriteConfig(cfg),
+		acl:       aclCheck{on: cfg.RequirePublicRead && !cfg.Anonymous},
 	}
 	if cfg.Prefix != "" {
 		b.prefix = cfg.Prefix + "/"
@@ -61,10 +79,11 @@ func (b *Bucket) Key(key string) string { return b.prefix + key }
 func (b *Bucket) Stat(ctx context.Context, key string) (origin.Meta, error) {
 	start := time.Now()
 	m, err := b.stat(ctx, key)
+	took := time.Since(start)
 	if err != nil {
-		err = fmt.Errorf("s3: stat %q: %w", key, err)
+		err = fmt.Errorf("s3: stat %q: %w", key, b.denied(ctx, key, err))
 	}
-	b.observed("HeadObject", start, err)
+	b.observedTook("HeadObject", took, err)
 	if err == nil {
 		if err = b.checkPublic(ctx, key); err != nil {
 			return origin.Meta{}, err
@@ -94,10 +113,11 @@ func (b *Bucket) stat(ctx context.Context, key string) (origin.Meta, error) {
 func (b *Bucket) Get(ctx context.Context, key string, r *origin.Range) (io.ReadCloser, origin.Meta, error) {
 	start := time.Now()
 	body, m, err := b.get(ctx, key, r)
+	took := time.Since(start)
 	if err != nil {
-		err = fmt.Errorf("s3: get %q: %w", key, err)
+		err = fmt.Errorf("s3: get %q: %w", key, b.denied(ctx, key, err))
 	}
-	b.observed("GetObject", start, err)
+	b.observedTook("GetObject", took, err)
 	if err == nil {
 		if err = b.checkPublic(ctx, key); err != nil {
 			body.Close()
@@ -177,15 +197,20 @@ func rangeString(r *origin.Range) string {
 	return r.String()
 }
 
-// Ping implements origin.Pinger with a HeadBucket request.
+// Ping implements origin.Pinger with a HeadBucket request, or for an anonymous bucket (which
+// the public may not ask about itself) with an unsigned GetObject of a key that does not exist,
+// answered 403 or 404 by a bucket that is there.
 func (b *Bucket) Ping(ctx context.Context) error {
+	if b.anonymous {
+		return b.pingAnonymous(ctx)
+	}
 	start := time.Now()
 	w := newWatchdog(ctx, b.timeout)
 	_, err := b.client.HeadBucket(w.ctx, &s3.HeadBucketInput{Bucket: aws.String(b.bucket)})
 	if err != nil {
 		err = translate(ctx, w, err)
 		if errors.Is(err, origin.ErrNotFound) {
-			err = errors.New("no such bucket (check s3.bucket, s3.endpoint and s3.region)")
+			err = errNoSuchBucket
 		}
 		err = fmt.Errorf("s3: ping bucket %q: %w", b.bucket, err)
 	}
@@ -194,10 +219,18 @@ func (b *Bucket) Ping(ctx context.Context) error {
 	return err
 }
 
-// observed tells Config.Observe, when set, about one request.
+// errNoSuchBucket is Ping's error for a bucket the service does not have.
+var errNoSuchBucket = errors.New("no such bucket (check s3.bucket, s3.endpoint and s3.region)")
+
+// observed tells Config.Observe, when set, about one request that started at start.
 func (b *Bucket) observed(op string, start time.Time, err error) {
+	b.observedTook(op, time.Since(start), err)
+}
+
+// observedTook tells Config.Observe, when set, about one request that took d.
+func (b *Bucket) observedTook(op string, d time.Duration, err error) {
 	if b.observe != nil {
-		b.observe(op, time.Since(start), err)
+		b.observe(op, d, err)
 	}
 }
 

@@ -29,8 +29,15 @@ const (
 // of 2 per host (the SDK's 10) makes a busy front reconnect all the time.
 const maxIdleConns = 256
 
-// newClient builds the SDK client for cfg, which has its defaults filled in.
-func newClient(ctx context.Context, cfg Config) (*s3.Client, error) {
+// credentialsTimeout bounds New's look for credentials in the AWS credential chain, for the signed
+// client of an anonymous bucket: a host without any (no instance metadata service to answer)
+// must not hold the start up for long.
+const credentialsTimeout = 3 * time.Second
+
+// newClient builds the SDK client for cfg, which has its defaults filled in: unsigned when
+// unsigned is set, else signed with cfg's static keys when given, else with the AWS credential
+// chain.
+func newClient(ctx context.Context, cfg Config, unsigned bool) (*s3.Client, error) {
 	reqSum, err := requestChecksum(cfg.RequestChecksum)
 	if err != nil {
 		return nil, err
@@ -50,7 +57,7 @@ func newClient(ctx context.Context, cfg Config) (*s3.Client, error) {
 		}),
 	}
 	switch {
-	case cfg.Anonymous:
+	case unsigned:
 		opts = append(opts, config.WithCredentialsProvider(aws.AnonymousCredentials{}))
 	case cfg.AccessKeyID != "" && cfg.SecretAccessKey != "":
 		opts = append(opts, config.WithCredentialsProvider(
@@ -70,6 +77,31 @@ func newClient(ctx context.Context, cfg Config) (*s3.Client, error) {
 		// Most S3-compatible services send no checksums; saying so on every GET is noise.
 		o.DisableLogOutputChecksumValidationSkipped = true
 	}), nil
+}
+
+// newSignedClient returns the signed client of an anonymous bucket, for fedicache's own requests:
+// with cfg's static keys when given, else with the AWS credential chain when it yields
+// credentials within credentialsTimeout. It returns nil when it finds none: the bucket still
+// serves media, unsigned.
+func newSignedClient(ctx context.Context, cfg Config) (*s3.Client, error) {
+	client, err := newClient(ctx, cfg, false)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.AccessKeyID != "" {
+		return client, nil
+	}
+	creds := client.Options().Credentials
+	if creds == nil {
+		return nil, nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, credentialsTimeout)
+	defer cancel()
+	// The chain caches what it found, so the first signed request does not look again.
+	if c, err := creds.Retrieve(ctx); err != nil || !c.HasKeys() {
+		return nil, nil
+	}
+	return client, nil
 }
 
 // newHTTPClient returns the transport for the bucket. It stays an *awshttp.BuildableClient so

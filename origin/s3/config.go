@@ -29,6 +29,7 @@ type Config struct {
 	// AccessKeyID and SecretAccessKey are static credentials, used when both are set. Empty
 	// means the standard AWS credential chain: the AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY
 	// environment variables, the shared config and credentials files, web identity (IRSA), ...
+	// With Anonymous they sign only fedicache's own requests (see Anonymous).
 	AccessKeyID, SecretAccessKey string
 	// RequirePublicRead hides (answers as absent) every object whose ACL grants the public no
 	// read, as Mastodon's S3_PERMISSION "public-read" expects of a bucket read anonymously: a
@@ -36,8 +37,14 @@ type Config struct {
 	// and Validate. It is off with Anonymous (the bucket decides then) and turns itself off on
 	// a service without ACLs. False means no check.
 	RequirePublicRead bool
-	// Anonymous sends unsigned requests, for a bucket that allows public reads. False means
-	// requests are signed.
+	// Anonymous sends the media reads (Get, Stat, Validate, Ping) unsigned, for a bucket that
+	// allows public reads, so that the bucket decides exactly as for the public: an object it
+	// answers 403 for is hidden (origin.ErrHidden), or missing (origin.ErrNotFound) when a
+	// signed look finds no such key. fedicache's own requests (List, Put, AbortStaleUploads,
+	// Delete and everything through StateView) are still signed: with AccessKeyID and
+	// SecretAccessKey when set, else with the AWS credential chain when New finds credentials
+	// there. Without credentials they go unsigned, StateView fails, and every 403 is taken for
+	// a hidden object. False means every request is signed.
 	Anonymous bool
 	// Timeout bounds the wait for a response's headers and every stall while its body streams
 	// in; it does not bound the whole download. For lists and writes it bounds every silence of
@@ -60,7 +67,7 @@ type Config struct {
 	// Zero means 16 MiB; at least 5 MiB, the smallest part S3 accepts, and at most 5 GiB.
 	PartSize int64
 	// MaxAttempts is how many times a request that lists or writes (List, Put,
-	// AbortStaleUploads) is tried before its error is returned: throttling (503 SlowDown, 429),
+	// AbortStaleUploads, Delete) is tried before its error is returned: throttling (503 SlowDown, 429),
 	// 5xx answers and broken connections are retried, after an exponential backoff with jitter.
 	// Zero means 3. Reads (Stat, Get, Validate, Ping) keep 3 attempts whatever it says: a media
 	// request is better answered late than retried for long.
@@ -69,10 +76,11 @@ type Config struct {
 	// Zero means 20s. Reads wait at most 1s between attempts whatever it says.
 	MaxBackoff time.Duration
 	// Observe, when set, is called once per bucket request with the operation's name
-	// ("GetObject", "HeadObject", "HeadBucket", "ListObjectsV2", "PutObject",
+	// ("GetObject", "HeadObject", "HeadBucket", "GetObjectAcl", "ListObjectsV2", "PutObject",
 	// "CreateMultipartUpload", "UploadPart", "CompleteMultipartUpload", "AbortMultipartUpload",
-	// "ListMultipartUploads"), its duration (for a read, the time until its answer's headers)
-	// and its error as returned to the caller. Nil means no one is told.
+	// "ListMultipartUploads", "DeleteObject"; an anonymous Ping is a "GetObject"), its
+	// duration (for a read, the time until its answer's headers) and its error as returned to
+	// the caller. Nil means no one is told.
 	Observe func(op string, d time.Duration, err error)
 }
 
@@ -117,9 +125,6 @@ func (c Config) Validate() error {
 			"(auto for Cloudflare R2)", c.Region)
 	case c.Timeout < 0:
 		return fmt.Errorf("s3.timeout %s is negative: set a positive duration, e.g. s3.timeout: 30s", c.Timeout)
-	case c.Anonymous && (c.AccessKeyID != "" || c.SecretAccessKey != ""):
-		return errors.New("s3.anonymous is set together with credentials: drop s3.access_key_id and " +
-			"s3.secret_access_key, or set it off, e.g. s3.anonymous: false")
 	case (c.AccessKeyID == "") != (c.SecretAccessKey == ""):
 		return errors.New("s3.access_key_id and s3.secret_access_key must be set together: set both, " +
 			"e.g. s3.access_key_id: AKIAIOSFODNN7EXAMPLE, or neither to use the AWS credential chain")

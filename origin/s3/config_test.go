@@ -35,7 +35,10 @@ func TestValidate(t *testing.T) {
 		{"half the credentials", func(c *Config) { c.AccessKeyID = "a" }, "s3.access_key_id"},
 		{"anonymous with credentials", func(c *Config) {
 			c.Anonymous, c.AccessKeyID, c.SecretAccessKey = true, "a", "s"
-		}, "s3.anonymous"},
+		}, ""},
+		{"anonymous with half the credentials", func(c *Config) {
+			c.Anonymous, c.SecretAccessKey = true, "s"
+		}, "s3.access_key_id"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := good

@@ -41,7 +41,7 @@ func (b *Bucket) List(ctx context.Context, after string, fn func(origin.Object) 
 	}
 	for {
 		out, err := send(ctx, b, "ListObjectsV2", false, func(ctx context.Context, p *progressWatch) (*s3.ListObjectsV2Output, error) {
-			return b.client.ListObjectsV2(ctx, in, p.options(b.writes.retryer)...)
+			return b.writer().ListObjectsV2(ctx, in, p.options(b.writes.retryer)...)
 		})
 		if err != nil {
 			return fmt.Errorf("s3: list: %w", err)

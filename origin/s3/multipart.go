@@ -45,9 +45,9 @@ func newUploader(client manager.UploadAPIClient, w writeConfig) *manager.Uploade
 	})
 }
 
-// uploadAPI is the bucket's client as the upload manager sees it: each request it makes goes
-// out under a progressWatch, with the retries of writes, told to Config.Observe, and its
-// error translated.
+// uploadAPI is the bucket's client of writes (see writer) as the upload manager sees it: each
+// request it makes goes out under a progressWatch, with the retries of writes, told to
+// Config.Observe, and its error translated.
 type uploadAPI struct{ b *Bucket }
 
 // PutObject is made by the manager for an object of one part only, which putMultipart never
@@ -58,7 +58,7 @@ func (u uploadAPI) PutObject(ctx context.Context, in *s3.PutObjectInput, optFns 
 		if rs, ok := params.Body.(io.ReadSeeker); ok {
 			params.Body = p.body(rs)
 		}
-		return u.b.client.PutObject(ctx, &params, p.options(u.b.writes.retryer, optFns...)...)
+		return u.b.writer().PutObject(ctx, &params, p.options(u.b.writes.retryer, optFns...)...)
 	})
 }
 
@@ -66,7 +66,7 @@ func (u uploadAPI) CreateMultipartUpload(ctx context.Context, in *s3.CreateMulti
 	*s3.CreateMultipartUploadOutput, error,
 ) {
 	return send(ctx, u.b, "CreateMultipartUpload", false, func(ctx context.Context, p *progressWatch) (*s3.CreateMultipartUploadOutput, error) {
-		return u.b.client.CreateMultipartUpload(ctx, in, p.options(u.b.writes.retryer, optFns...)...)
+		return u.b.writer().CreateMultipartUpload(ctx, in, p.options(u.b.writes.retryer, optFns...)...)
 	})
 }
 
@@ -76,7 +76,7 @@ func (u uploadAPI) UploadPart(ctx context.Context, in *s3.UploadPartInput, optFn
 		if rs, ok := params.Body.(io.ReadSeeker); ok {
 			params.Body = p.body(rs)
 		}
-		return u.b.client.UploadPart(ctx, &params, p.options(u.b.writes.retryer, optFns...)...)
+		return u.b.writer().UploadPart(ctx, &params, p.options(u.b.writes.retryer, optFns...)...)
 	})
 }
 
@@ -84,7 +84,7 @@ func (u uploadAPI) CompleteMultipartUpload(ctx context.Context, in *s3.CompleteM
 	*s3.CompleteMultipartUploadOutput, error,
 ) {
 	return send(ctx, u.b, "CompleteMultipartUpload", in.IfNoneMatch != nil, func(ctx context.Context, p *progressWatch) (*s3.CompleteMultipartUploadOutput, error) {
-		return u.b.client.CompleteMultipartUpload(ctx, in, p.options(u.b.writes.retryer, optFns...)...)
+		return u.b.writer().CompleteMultipartUpload(ctx, in, p.options(u.b.writes.retryer, optFns...)...)
 	})
 }
 
@@ -100,7 +100,7 @@ func (b *Bucket) abortUpload(ctx context.Context, in *s3.AbortMultipartUploadInp
 	*s3.AbortMultipartUploadOutput, error,
 ) {
 	return send(ctx, b, "AbortMultipartUpload", false, func(ctx context.Context, p *progressWatch) (*s3.AbortMultipartUploadOutput, error) {
-		return b.client.AbortMultipartUpload(ctx, in, p.options(b.writes.retryer, optFns...)...)
+		return b.writer().AbortMultipartUpload(ctx, in, p.options(b.writes.retryer, optFns...)...)
 	})
 }
 

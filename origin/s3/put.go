@@ -52,7 +52,7 @@ func (b *Bucket) putObject(ctx context.Context, key string, body origin.Body, si
 	}
 	_, err := send(ctx, b, "PutObject", opts.IfNoneMatch, func(ctx context.Context, p *progressWatch) (*s3.PutObjectOutput, error) {
 		in.Body = p.body(io.NewSectionReader(body, 0, size))
-		return b.client.PutObject(ctx, in, p.options(b.writes.retryer)...)
+		return b.writer().PutObject(ctx, in, p.options(b.writes.retryer)...)
 	})
 	return err
 }

@@ -31,7 +31,7 @@ func (b *Bucket) AbortStaleUploads(ctx context.Context, olderThan time.Duration)
 	aborted := 0
 	for {
 		out, err := send(ctx, b, "ListMultipartUploads", false, func(ctx context.Context, p *progressWatch) (*s3.ListMultipartUploadsOutput, error) {
-			return b.client.ListMultipartUploads(ctx, in, p.options(b.writes.retryer)...)
+			return b.writer().ListMultipartUploads(ctx, in, p.options(b.writes.retryer)...)
 		})
 		if err != nil {
 			if errorCode(err) == "NoSuchUpload" {

@@ -18,10 +18,11 @@ import (
 func (b *Bucket) Validate(ctx context.Context, key, etag string) (origin.Meta, bool, error) {
 	start := time.Now()
 	m, unchanged, err := b.validate(ctx, key, etag)
+	took := time.Since(start)
 	if err != nil {
-		err = fmt.Errorf("s3: validate %q: %w", key, err)
+		err = fmt.Errorf("s3: validate %q: %w", key, b.denied(ctx, key, err))
 	}
-	b.observed("HeadObject", start, err)
+	b.observedTook("HeadObject", took, err)
 	if err == nil {
 		// A version that stays may have been hidden meanwhile: the ACL is read on every
 		// revalidation.

@@ -1,0 +1,158 @@
+package state
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"unsafe"
+)
+
+// hash identifies a tombstoned key: the first 16 bytes of the SHA-256 of the key, as in the
+// names of tombstone objects (whose full 32 bytes are in the name). 128 bits make a collision
+// between a million keys a chance of about 2^-88.
+type hash [16]byte
+
+// hashOf returns key's hash without allocating.
+func hashOf(key string) hash {
+	sum := sha256.Sum256(unsafe.Slice(unsafe.StringData(key), len(key)))
+	return hash(sum[:16])
+}
+
+func compareHash(a, b hash) int { return bytes.Compare(a[:], b[:]) }
+
+// mergeAt is how many recent additions the set keeps in its map before it merges them into its
+// sorted slice.
+const mergeAt = 4096
+
+// Set holds the hashes of tombstoned keys: a sorted slice (16 bytes a key, read without locks)
+// for the many loaded at start, and a small map for those added since. Has neither allocates
+// nor takes a lock while nothing was added since the last merge.
+//
+// Lock order: Set.mu only; it is never held while calling out.
+type Set struct {
+	n    atomic.Int64           // how many hashes; 0 answers Has at once
+	base atomic.Pointer[[]hash] // sorted, never modified once stored
+
+	mu     sync.RWMutex
+	recent map[hash]struct{} // added since the last merge; not in base
+	dirty  atomic.Bool       // recent is not empty
+}
+
+// Has reports whether key is tombstoned.
+func (s *Set) Has(key string) bool {
+	if s.n.Load() == 0 {
+		return false
+	}
+	return s.has(hashOf(key))
+}
+
+func (s *Set) has(h hash) bool {
+	if b := s.base.Load(); b != nil {
+		if _, ok := slices.BinarySearchFunc(*b, h, compareHash); ok {
+			return true
+		}
+	}
+	if !s.dirty.Load() {
+		return false
+	}
+	s.mu.RLock()
+	_, ok := s.recent[h]
+	s.mu.RUnlock()
+	return ok
+}
+
+// Len returns how many keys are tombstoned.
+func (s *Set) Len() int { return int(s.n.Load()) }
+
+// add records h and reports whether it is new.
+func (s *Set) add(h hash) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if b := s.base.Load(); b != nil {
+		if _, ok := slices.BinarySearchFunc(*b, h, compareHash); ok {
+			return false
+		}
+	}
+	if _, ok := s.recent[h]; ok {
+		return false
+	}
+	if s.recent == nil {
+		s.recent = map[hash]struct{}{}
+	}
+	s.recent[h] = struct{}{}
+	s.dirty.Store(true)
+	s.n.Add(1)
+	if len(s.recent) >= mergeAt {
+		s.mergeLocked(nil)
+	}
+	return true
+}
+
+// merge adds sorted (ascending, duplicates allowed) to the set.
+func (s *Set) merge(sorted []hash) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.mergeLocked(sorted)
+}
+
+// mergeLocked builds a new sorted slice of base, recent and more (sorted), and empties recent.
+func (s *Set) mergeLocked(more []hash) {
+	var old []hash
+	if b := s.base.Load(); b != nil {
+		old = *b
+	}
+	rec := make([]hash, 0, len(s.recent))
+	for h := range s.recent {
+		rec = append(rec, h)
+	}
+	slices.SortFunc(rec, compareHash)
+	out := mergeSorted(mergeSorted(old, rec), more)
+	s.base.Store(&out)
+	clear(s.recent)
+	s.dirty.Store(false)
+	s.n.Store(int64(len(out)))
+}
+
+// all returns every hash, sorted.
+func (s *Set) all() []hash {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.mergeLocked(nil)
+	return *s.base.Load()
+}
+
+// mergeSorted returns the union of two ascending slices, without duplicates. It returns a when
+// b is empty (and b when a is), so callers must not modify the result.
+func mergeSorted(a, b []hash) []hash {
+	if len(b) == 0 {
+		return a
+	}
+	if len(a) == 0 {
+		return slices.CompactFunc(slices.Clone(b), func(x, y hash) bool { return x == y })
+	}
+	out := make([]hash, 0, len(a)+len(b))
+	i, j := 0, 0
+	push := func(h hash) {
+		if n := len(out); n == 0 || out[n-1] != h {
+			out = append(out, h)
+		}
+	}
+	for i < len(a) && j < len(b) {
+		if c := compareHash(a[i], b[j]); c <= 0 {
+			push(a[i])
+			i++
+		} else {
+			push(b[j])
+			j++
+		}
+	}
+	for ; i < len(a); i++ {
+		push(a[i])
+	}
+	for ; j < len(b); j++ {
+		push(b[j])
+	}
+	return out
+}
