@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/fedicache/fedicache/origin"
@@ -56,12 +57,20 @@ type Config struct {
 }
 
 // Guard decides whether a key may be served at all, whatever holds it: a tier, a fetch under
-// way, the origin. Check must be fast and must not allocate: it runs on every memory hit.
+// way, the origin. Check must not allocate: it runs on memory hits.
 type Guard interface {
 	// Check returns nil when key may be served; origin.ErrHidden (or an error that is it) when
 	// it must never be (Mastodon deleted it); any other error to answer instead of the object
 	// (origin.ErrNotReady while the guard does not know yet).
 	Check(key string) error
+}
+
+// GuardGeneration is an optional ability of a Guard whose verdicts change only when its
+// generation does: a key Check allowed once Generation returned g is allowed while Generation
+// still returns g (the generation moves after every refusal added). The memory hit path then
+// asks Check once per entry and generation instead of on every hit.
+type GuardGeneration interface {
+	Generation() uint64
 }
 
 func (c Config) withDefaults() Config {
@@ -133,6 +142,9 @@ type Hit struct {
 	LastModified string
 	// ValidatedAt is when the origin last confirmed the entry.
 	ValidatedAt time.Time
+	// Allowed is kept with the entry for the cache's Guard: the guard generation (plus one) at
+	// which the entry was last allowed. Nil when the tier keeps none.
+	Allowed *atomic.Uint64
 }
 
 // Layered is an origin.Origin that answers from a memory tier, then a disk tier, then its
@@ -146,6 +158,8 @@ type Layered struct {
 	neg    *negative
 	stats  counters
 	log    *slog.Logger
+	// guardGen is cfg.Guard's generation, when it has one.
+	guardGen GuardGeneration
 
 	base   context.Context // parent of origin requests that outlive the request that started them
 	cancel context.CancelFunc
@@ -175,6 +189,7 @@ func New(o origin.Origin, mem MemoryTier, disk DiskTier, cfg Config) *Layered {
 		bg:      make(chan struct{}, cfg.BackgroundFills),
 		flights: map[string]*flight{},
 	}
+	l.guardGen, _ = cfg.Guard.(GuardGeneration)
 	if mem != nil {
 		l.tiers = append(l.tiers, mem)
 	}
@@ -199,7 +214,7 @@ func (l *Layered) Peek(key string) (Hit, bool) {
 		return Hit{}, false
 	}
 	h, ok := l.mem.Peek(key)
-	if !ok || !l.fresh(h.ValidatedAt) || l.refused(key) != nil {
+	if !ok || !l.fresh(h.ValidatedAt) || !l.allowedHit(key, h.Allowed) {
 		return Hit{}, false
 	}
 	l.stats.memoryHits.Add(1)
@@ -208,6 +223,27 @@ func (l *Layered) Peek(key string) (Hit, bool) {
 
 func (l *Layered) fresh(validatedAt time.Time) bool {
 	return l.cfg.Clock().Sub(validatedAt) < l.cfg.TTL
+}
+
+// allowedHit reports whether the guard allows a memory hit of key. allowed, kept with the entry,
+// is the guard's generation (plus one) at which Check last allowed it: while the generation has
+// not moved since, the verdict stands and Check is not asked again.
+func (l *Layered) allowedHit(key string, allowed *atomic.Uint64) bool {
+	if l.cfg.Guard == nil {
+		return true
+	}
+	if l.guardGen == nil || allowed == nil {
+		return l.cfg.Guard.Check(key) == nil
+	}
+	gen := l.guardGen.Generation() + 1 // read before Check: a refusal added meanwhile moves it
+	if allowed.Load() == gen {
+		return true
+	}
+	if l.cfg.Guard.Check(key) != nil {
+		return false
+	}
+	allowed.Store(gen)
+	return true
 }
 
 // refused returns the Guard's verdict on key: nil when it may be served.

@@ -40,7 +40,7 @@ type env struct {
 }
 
 // newTestCache returns a Layered cache over o with the tiers asked for.
-func newTestCache(t *testing.T, o origin.Origin, mem, dsk bool) *cache.Layered {
+func newTestCache(t *testing.T, o origin.Origin, mem, dsk bool, guard cache.Guard) *cache.Layered {
 	t.Helper()
 	var mt cache.MemoryTier
 	var dt cache.DiskTier
@@ -60,7 +60,7 @@ func newTestCache(t *testing.T, o origin.Origin, mem, dsk bool) *cache.Layered {
 		t.Cleanup(func() { d.Close() })
 		dt = d
 	}
-	l := cache.New(o, mt, dt, cache.Config{MemoryObjectBytes: 1 << 20, SpoolDir: t.TempDir()})
+	l := cache.New(o, mt, dt, cache.Config{MemoryObjectBytes: 1 << 20, SpoolDir: t.TempDir(), Guard: guard})
 	t.Cleanup(l.Close)
 	return l
 }
@@ -72,6 +72,8 @@ type envConfig struct {
 	admin *proxy.AdminConfig
 	// memory and disk put a cache with those tiers in front of the origins.
 	memory, disk bool
+	// guard, when set, is the cache's Guard.
+	guard cache.Guard
 }
 
 type envOption func(*envConfig)
@@ -118,7 +120,7 @@ func newEnv(t *testing.T, opts ...envOption) *env {
 	}
 	var o origin.Origin = origin.Fallback(bucket, vol)
 	if ec.memory || ec.disk {
-		e.cache = newTestCache(t, o, ec.memory, ec.disk)
+		e.cache = newTestCache(t, o, ec.memory, ec.disk, ec.guard)
 		o = e.cache
 	}
 	e.front = proxy.New(o, pcfg, e.metrics)

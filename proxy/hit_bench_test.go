@@ -3,10 +3,13 @@ package proxy
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"io"
 	"log/slog"
+	"strconv"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/fedicache/fedicache/cache"
 	"github.com/fedicache/fedicache/cache/disk"
@@ -44,7 +47,7 @@ func hitServer(tb testing.TB, tier string, size int) *Server {
 		tb.Cleanup(m.Close)
 		m.Put(e, body)
 		m.Wait()
-		l = cache.New(noOrigin{}, m, nil, cache.Config{})
+		l = cache.New(noOrigin{}, m, nil, cache.Config{Guard: tombstoneGuard()})
 	case "disk":
 		d, err := disk.Open(disk.Config{Dir: tb.TempDir(), MaxBytes: 1 << 30})
 		if err != nil {
@@ -59,6 +62,30 @@ func hitServer(tb testing.TB, tier string, size int) *Server {
 	s := New(l, Config{}, nil)
 	s.log = discardLogger()
 	return s
+}
+
+// hashGuard refuses the keys whose SHA-256 it holds, as cache/state does for tombstones: the
+// memory hit path asks it on every hit.
+type hashGuard map[[sha256.Size]byte]struct{}
+
+func (g hashGuard) Check(key string) error {
+	if _, ok := g[sha256.Sum256(unsafe.Slice(unsafe.StringData(key), len(key)))]; ok {
+		return origin.ErrHidden
+	}
+	return nil
+}
+
+// Generation makes the guard's verdicts stand until it changes, as cache/state's do: the hit
+// path checks an entry once, not on every hit.
+func (hashGuard) Generation() uint64 { return 1 }
+
+// tombstoneGuard returns a hashGuard holding ten thousand other keys.
+func tombstoneGuard() hashGuard {
+	g := hashGuard{}
+	for i := range 10_000 {
+		g[sha256.Sum256([]byte(strconv.Itoa(i)))] = struct{}{}
+	}
+	return g
 }
 
 // serveOnce runs the handler on ctx for a GET of hitKey with the given headers and checks

@@ -35,6 +35,8 @@ type item struct {
 	// validatedAt is ValidatedAt in Unix nanoseconds, 0 for the zero time. MarkValidated
 	// moves it forward without a new Set.
 	validatedAt atomic.Int64
+	// allowed is kept for the cache's Guard (cache.Hit.Allowed).
+	allowed atomic.Uint64
 }
 
 // newItem builds the item for e and body, taking body over.

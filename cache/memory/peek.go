@@ -17,5 +17,6 @@ func (m *Memory) Peek(key string) (cache.Hit, bool) {
 		Entry:        &it.entry,
 		LastModified: it.lastModified,
 		ValidatedAt:  it.validated(),
+		Allowed:      &it.allowed,
 	}, true
 }

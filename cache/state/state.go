@@ -150,6 +150,16 @@ func (s *State) Check(key string) error {
 	return nil
 }
 
+// Generation implements cache.GuardGeneration: it moves whenever Check may refuse a key it
+// allowed before (a tombstone added), and when the state loads.
+func (s *State) Generation() uint64 {
+	g := 2 * s.set.gen.Load()
+	if s.loaded.Load() {
+		g++
+	}
+	return g
+}
+
 // Has reports whether key is tombstoned (Mastodon deleted it).
 func (s *State) Has(key string) bool { return s.set.Has(key) }
 

@@ -364,3 +364,24 @@ func TestSetMerges(t *testing.T) {
 		t.Errorf("Len %d, want %d", s.Len(), len(keys)+2)
 	}
 }
+
+// TestGenerationMoves: the generation moves when the state loads and after every tombstone, so
+// a verdict the cache kept for a memory entry is asked again.
+func TestGenerationMoves(t *testing.T) {
+	_, store := newStore(t)
+	s := New(Config{Store: store})
+	g0 := s.Generation()
+	if err := s.Load(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	g1 := s.Generation()
+	s.Apply(Hidden, hiddenKey)
+	if g := s.Generation(); g != g1 {
+		t.Errorf("a hiding moved the generation (%d to %d): hidings purge, they do not refuse", g1, g)
+	}
+	s.Apply(Deleted, deletedKey)
+	g2 := s.Generation()
+	if g0 == g1 || g1 == g2 || s.Check(deletedKey) == nil {
+		t.Errorf("generations %d, %d, %d; Check %v", g0, g1, g2, s.Check(deletedKey))
+	}
+}
