@@ -28,10 +28,12 @@ const (
 // (cache/state), so that a replica that was down or cut off when one happened still applies it.
 type ClusterState interface {
 	// Apply carries out a purge of one of the kinds above on this replica only (a peer's
-	// forwarded word) and returns how many cache entries went.
-	Apply(kind, key string) (int, error)
-	// Record applies it here and records it in the bucket for every replica.
-	Record(ctx context.Context, kind, key string) (int, error)
+	// forwarded word) and returns how many cache entries went. entry, when not empty, names
+	// the record the peer wrote, so that it is applied once, whichever comes first.
+	Apply(kind, key, entry string) (int, error)
+	// Record applies it here and records it in the bucket for every replica; it returns the
+	// name of the record ("" when none was written) for the peers told at once.
+	Record(ctx context.Context, kind, key string) (int, string, error)
 	// Loaded reports whether the state has been loaded once: the replica is not ready before.
 	Loaded() bool
 	// LastError says why the last load or refresh failed ("" when it did not).
@@ -91,17 +93,18 @@ func (a *Admin) purge(w http.ResponseWriter, r *http.Request) {
 	forwarded := r.Header.Get(ForwardedHeader) != ""
 	var rep purgeReport
 	var err error
+	entry := q.Get("entry")
 	switch {
 	case a.cfg.State == nil && kind == KindPrefixPurged:
 		rep.Purged = a.purger.PurgePrefix(key)
 	case a.cfg.State == nil:
 		rep.Purged = a.purger.Purge(key)
 	case forwarded:
-		rep.Purged, err = a.cfg.State.Apply(kind, key)
+		rep.Purged, err = a.cfg.State.Apply(kind, key, entry)
 	default:
 		// Recorded before it is passed on: a peer that misses the word finds the record.
 		c, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), 30*time.Second)
-		rep.Purged, err = a.cfg.State.Record(c, kind, key)
+		rep.Purged, entry, err = a.cfg.State.Record(c, kind, key)
 		cancel()
 		rep.Recorded = err == nil
 	}
@@ -111,15 +114,19 @@ func (a *Admin) purge(w http.ResponseWriter, r *http.Request) {
 	// A purge sent by a peer stops here; one from outside goes to every peer.
 	if a.cfg.Peers != nil && !forwarded {
 		// A caller that hangs up must not leave some peers unpurged; Forward bounds its time.
-		rep.Peers = a.cfg.Peers.Forward(context.WithoutCancel(r.Context()), PurgePath(kind, key))
+		rep.Peers = a.cfg.Peers.Forward(context.WithoutCancel(r.Context()), PurgePath(kind, key, entry))
 	}
 	w.Header().Set("Content-Type", "application/json")
 	_ = json.NewEncoder(w).Encode(rep)
 }
 
-// PurgePath is the admin path that purges key (a prefix for KindPrefixPurged) as kind says.
-func PurgePath(kind, key string) string {
+// PurgePath is the admin path that purges key (a prefix for KindPrefixPurged) as kind says;
+// entry, when not empty, names the record of the purge in the bucket's log.
+func PurgePath(kind, key, entry string) string {
 	q := url.Values{}
+	if entry != "" {
+		q.Set("entry", entry)
+	}
 	switch kind {
 	case KindPrefixPurged:
 		q.Set("prefix", key)

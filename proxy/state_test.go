@@ -25,18 +25,21 @@ type stateStub struct {
 	applied  []string
 }
 
-func (s *stateStub) Apply(kind, key string) (int, error) {
+func (s *stateStub) Apply(kind, key, entry string) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.applied = append(s.applied, kind+" "+key)
+	s.applied = append(s.applied, strings.TrimSpace(kind+" "+key+" "+entry))
 	return 1, nil
 }
 
-func (s *stateStub) Record(_ context.Context, kind, key string) (int, error) {
+func (s *stateStub) Record(_ context.Context, kind, key string) (int, string, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.recorded = append(s.recorded, kind+" "+key)
-	return 1, s.recordErr
+	if s.recordErr != nil {
+		return 1, "", s.recordErr
+	}
+	return 1, "entry-" + kind, nil
 }
 
 func (s *stateStub) Loaded() bool { return s.loaded.Load() }
@@ -141,10 +144,10 @@ func TestPurgeGoesThroughTheClusterState(t *testing.T) {
 		{"/purge?key=" + bucketKey, false, "purged " + bucketKey, ""},
 		{"/purge?key=" + bucketKey + "&kind=hidden", false, "hidden " + bucketKey, ""},
 		{"/purge?prefix=media_attachments/", false, "prefix_purged media_attachments/", ""},
-		{proxy.PurgePath(proxy.KindDeleted, bucketKey), true, "", "deleted " + bucketKey},
+		{proxy.PurgePath(proxy.KindDeleted, bucketKey, "e1"), true, "", "deleted " + bucketKey + " e1"},
 		{"/purge?key=" + bucketKey + "&tombstone=1", true, "", "deleted " + bucketKey},
-		{proxy.PurgePath(proxy.KindHidden, bucketKey), true, "", "hidden " + bucketKey},
-		{proxy.PurgePath(proxy.KindPrefixPurged, "cache/"), true, "", "prefix_purged cache/"},
+		{proxy.PurgePath(proxy.KindHidden, bucketKey, ""), true, "", "hidden " + bucketKey},
+		{proxy.PurgePath(proxy.KindPrefixPurged, "cache/", ""), true, "", "prefix_purged cache/"},
 	} {
 		code, rep := purge(tc.path, tc.forwarded)
 		rec, app := st.take()

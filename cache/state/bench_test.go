@@ -36,7 +36,7 @@ func BenchmarkLoadMillionTombstones(b *testing.B) {
 	w := New(Config{Store: store})
 	w.loaded.Store(true)
 	for i := range busts {
-		if _, err := w.Record(ctx, Deleted, fmt.Sprintf("media_attachments/files/000/%03d/%03d/original/x.png", i/1000, i%1000)); err != nil {
+		if _, _, err := w.Record(ctx, Deleted, fmt.Sprintf("media_attachments/files/000/%03d/%03d/original/x.png", i/1000, i%1000)); err != nil {
 			b.Fatal(err)
 		}
 	}

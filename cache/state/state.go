@@ -206,9 +206,10 @@ type tombstoneBody struct {
 
 // Record applies a bust or purge here, then records it in the bucket, where every replica
 // applies it at its next refresh (or its next start). For Deleted it first writes the key's
-// permanent tombstone. It returns how many cache entries went here, and the error of the
-// record (the local purge happened all the same).
-func (s *State) Record(ctx context.Context, k Kind, key string) (int, error) {
+// permanent tombstone. It returns how many cache entries went here, the name of the log entry
+// (for the peers told at once, see ApplyEntry; "" when it was not written), and the error of
+// the record (the local purge happened all the same).
+func (s *State) Record(ctx context.Context, k Kind, key string) (int, string, error) {
 	n := s.Apply(k, key)
 	at := s.cfg.Clock().UTC()
 	private := origin.PutOptions{ContentType: "application/json", ACL: "private"}
@@ -216,7 +217,7 @@ func (s *State) Record(ctx context.Context, k Kind, key string) (int, error) {
 		body, _ := json.Marshal(tombstoneBody{Key: key, DeletedAt: at})
 		err := s.cfg.Store.Put(ctx, s.folder(tombstoneDir)+tombstoneName(key), bytes.NewReader(body), int64(len(body)), private)
 		if err != nil && !errors.Is(err, origin.ErrExists) {
-			return n, fmt.Errorf("state: tombstone of %q: %w", key, err)
+			return n, "", fmt.Errorf("state: tombstone of %q: %w", key, err)
 		}
 	}
 	name, _ := entryName(at, k, key)
@@ -228,10 +229,27 @@ func (s *State) Record(ctx context.Context, k Kind, key string) (int, error) {
 	s.mu.Unlock()
 	body, _ := json.Marshal(logBody{Kind: k.String(), Key: key, At: at, Host: s.host})
 	if err := s.cfg.Store.Put(ctx, s.folder(logDir)+name, bytes.NewReader(body), int64(len(body)), private); err != nil {
-		return n, fmt.Errorf("state: record the %s of %q: %w", k, key, err)
+		return n, "", fmt.Errorf("state: record the %s of %q: %w", k, key, err)
 	}
 	s.recorded.Add(1)
-	return n, nil
+	return n, name, nil
+}
+
+// ApplyEntry is Apply for the word of a peer that recorded the bust as the log entry named
+// entry: the entry is then not applied again when a refresh lists it (which would cost one more
+// fetch of a key purged while visible), and the word is not applied when a refresh already did.
+// An empty or unknown entry applies the word as it is.
+func (s *State) ApplyEntry(k Kind, key, entry string) int {
+	if e, err := parseEntry(entry); err == nil && e.kind == k && (e.inBody || e.key == key) {
+		s.mu.Lock()
+		_, done := s.seen[entry]
+		s.seen[entry] = e.at
+		s.mu.Unlock()
+		if done {
+			return 0
+		}
+	}
+	return s.Apply(k, key)
 }
 
 // Load reads the state from the bucket: the newest snapshot of the tombstones (or, with none,

@@ -39,7 +39,7 @@ func TestRecordReachesAnotherReplica(t *testing.T) {
 		k   Kind
 		key string
 	}{{Deleted, deletedKey}, {Hidden, hiddenKey}, {Purged, purgedKey}, {PrefixPurged, prefix}} {
-		if _, err := a.Record(ctx, r.k, r.key); err != nil {
+		if _, _, err := a.Record(ctx, r.k, r.key); err != nil {
 			t.Fatalf("Record %s: %v", r.k, err)
 		}
 	}
@@ -84,7 +84,7 @@ func TestTombstoneObjectsAreNotMedia(t *testing.T) {
 	if err := s.Load(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.Record(ctx, Deleted, deletedKey); err != nil {
+	if _, _, err := s.Record(ctx, Deleted, deletedKey); err != nil {
 		t.Fatal(err)
 	}
 	var keys []string
@@ -126,7 +126,7 @@ func TestRefreshListsOnlyWhatIsNew(t *testing.T) {
 	}
 	const old = 300
 	for i := range old {
-		if _, err := writer.Record(ctx, Purged, fmt.Sprintf("media_attachments/files/000/000/%03d/original/x.png", i)); err != nil {
+		if _, _, err := writer.Record(ctx, Purged, fmt.Sprintf("media_attachments/files/000/000/%03d/original/x.png", i)); err != nil {
 			t.Fatal(err)
 		}
 		clk.Add(time.Minute)
@@ -137,7 +137,7 @@ func TestRefreshListsOnlyWhatIsNew(t *testing.T) {
 	}
 	clk.Add(time.Hour)
 	for i := range 3 {
-		if _, err := writer.Record(ctx, Hidden, fmt.Sprintf("media_attachments/files/000/001/%03d/original/y.png", i)); err != nil {
+		if _, _, err := writer.Record(ctx, Hidden, fmt.Sprintf("media_attachments/files/000/001/%03d/original/y.png", i)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -173,12 +173,12 @@ func TestSnapshotAndPrune(t *testing.T) {
 	for i := range 50 {
 		k := fmt.Sprintf("media_attachments/files/000/002/%03d/original/z.png", i)
 		deleted = append(deleted, k)
-		if _, err := a.Record(ctx, Deleted, k); err != nil {
+		if _, _, err := a.Record(ctx, Deleted, k); err != nil {
 			t.Fatal(err)
 		}
 	}
 	clk.Add(72 * time.Hour)
-	if _, err := a.Record(ctx, Hidden, hiddenKey); err != nil {
+	if _, _, err := a.Record(ctx, Hidden, hiddenKey); err != nil {
 		t.Fatal(err)
 	}
 	clk.Add(time.Hour)
@@ -313,7 +313,7 @@ func TestLongKeyRoundTrip(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if _, err := a.Record(ctx, Deleted, long); err != nil {
+	if _, _, err := a.Record(ctx, Deleted, long); err != nil {
 		t.Fatal(err)
 	}
 	if err := b.Refresh(ctx); err != nil || !b.Has(long) {
@@ -383,5 +383,43 @@ func TestGenerationMoves(t *testing.T) {
 	g2 := s.Generation()
 	if g0 == g1 || g1 == g2 || s.Check(deletedKey) == nil {
 		t.Errorf("generations %d, %d, %d; Check %v", g0, g1, g2, s.Check(deletedKey))
+	}
+}
+
+// TestApplyEntryOnce: a peer told at once with the entry's name applies the bust once, whether
+// the word or its refresh comes first.
+func TestApplyEntryOnce(t *testing.T) {
+	_, store := newStore(t)
+	ctx := context.Background()
+	a := New(Config{Store: store})
+	wordFirst, refreshFirst := &recordingCache{}, &recordingCache{}
+	b := New(Config{Store: store, Cache: wordFirst})
+	c := New(Config{Store: store, Cache: refreshFirst})
+	for _, s := range []*State{a, b, c} {
+		if err := s.Load(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, entry, err := a.Record(ctx, Purged, purgedKey)
+	if err != nil || entry == "" {
+		t.Fatalf("Record: %q %v", entry, err)
+	}
+	b.ApplyEntry(Purged, purgedKey, entry)
+	if err := b.Refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	c.ApplyEntry(Purged, purgedKey, entry)
+	for name, got := range map[string][]string{"word first": wordFirst.got(), "refresh first": refreshFirst.got()} {
+		if !slices.Equal(got, []string{"purge " + purgedKey}) {
+			t.Errorf("%s: applied %q, want once", name, got)
+		}
+	}
+	// A word whose entry does not match its key is applied as it is, and marks nothing.
+	b.ApplyEntry(Purged, hiddenKey, entry)
+	if got := wordFirst.got(); len(got) != 2 {
+		t.Errorf("a mismatched entry: applied %q", got)
 	}
 }

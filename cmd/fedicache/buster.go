@@ -38,14 +38,15 @@ func (b *buster) Bust(ctx context.Context, key, publicURL string) (proxy.BustRep
 	if err != nil {
 		errs = append(errs, err)
 	}
-	rep.Purged, err = b.state.Record(ctx, kind, key)
+	var entry string
+	rep.Purged, entry, err = b.state.Record(ctx, kind, key)
 	if err != nil {
 		errs = append(errs, err)
 	}
 	rep.Tombstoned = kind == state.Deleted && err == nil
 	rep.Kind = kind.String()
 	if b.peers != nil {
-		rep.Peers = b.peers.Forward(ctx, proxy.PurgePath(kind.String(), key))
+		rep.Peers = b.peers.Forward(ctx, proxy.PurgePath(kind.String(), key, entry))
 		for _, p := range rep.Peers {
 			if p.Err != "" {
 				errs = append(errs, fmt.Errorf("peer %s: %s", p.Peer, p.Err))

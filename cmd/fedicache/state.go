@@ -46,18 +46,18 @@ func (c clusterState) kind(name string) (state.Kind, error) {
 	return k, nil
 }
 
-func (c clusterState) Apply(kind, key string) (int, error) {
+func (c clusterState) Apply(kind, key, entry string) (int, error) {
 	k, err := c.kind(kind)
 	if err != nil {
 		return 0, err
 	}
-	return c.s.Apply(k, key), nil
+	return c.s.ApplyEntry(k, key, entry), nil
 }
 
-func (c clusterState) Record(ctx context.Context, kind, key string) (int, error) {
+func (c clusterState) Record(ctx context.Context, kind, key string) (int, string, error) {
 	k, err := c.kind(kind)
 	if err != nil {
-		return 0, err
+		return 0, "", err
 	}
 	return c.s.Record(ctx, k, key)
 }
