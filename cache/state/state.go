@@ -279,11 +279,19 @@ func (s *State) load(ctx context.Context, start time.Time) error {
 	}
 	if snap != "" {
 		hs, err := s.readSnapshot(ctx, snap)
-		if err != nil {
+		switch {
+		case err == nil:
+			s.set.merge(hs)
+		case errors.Is(err, errBadSnapshot), errors.Is(err, origin.ErrNotFound):
+			// The tombstone objects are the record the snapshot was made from: read them all.
+			s.cfg.Logger.Warn("state: the newest snapshot of the tombstones cannot be used; listing every tombstone instead",
+				"snapshot", snap, "err", err)
+			snap = ""
+		default:
 			return err
 		}
-		s.set.merge(hs)
-	} else {
+	}
+	if snap == "" {
 		hs, err := s.listTombstones(ctx)
 		if err != nil {
 			return err
@@ -481,11 +489,13 @@ func (s *State) listTombstones(ctx context.Context) ([]hash, error) {
 
 // Run keeps the state current until ctx ends: it loads it (retrying soon after a failure,
 // since the replica serves nothing until then), then refreshes it every Refresh and compacts
-// it every CompactEvery (with jitter, so that replicas take turns).
+// it every CompactEvery (with jitter, so that replicas take turns). A refresh that fails is
+// tried again after 1s, 2s, 4s (at most retryMax, at most Refresh): a replica cut off from the
+// bucket converges within seconds of reaching it again, not a whole period later.
 func (s *State) Run(ctx context.Context) {
 	wait := time.Second
 	for !s.loaded.Load() {
-		if err := s.Load(ctx); err != nil {
+		if err := s.Load(ctx); err != nil { // unbounded: the first load may list every tombstone
 			if ctx.Err() != nil {
 				return
 			}
@@ -495,22 +505,18 @@ func (s *State) Run(ctx context.Context) {
 				return
 			}
 			wait = min(2*wait, s.cfg.Refresh)
-			continue
 		}
 	}
 	s.cfg.Logger.Info("state loaded", "tombstones", s.set.Len(), "busts_applied", s.applied.Load())
-	tick := time.NewTicker(s.cfg.Refresh)
-	defer tick.Stop()
+	delay, wait := s.cfg.Refresh, time.Second
 	nextCompact := s.cfg.Clock().Add(jitter(s.cfg.CompactEvery / 4))
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
+	for sleep(ctx, delay) {
+		if err := s.attempt(ctx, s.Refresh); err != nil && ctx.Err() == nil {
+			delay, wait = min(wait, retryMax, s.cfg.Refresh), 2*wait
+			s.cfg.Logger.Warn("state: could not read the log of busts", "err", err, "retry_in", delay.String())
+			continue
 		}
-		if err := s.Refresh(ctx); err != nil && ctx.Err() == nil {
-			s.cfg.Logger.Warn("state: could not read the log of busts; retrying at the next refresh", "err", err)
-		}
+		delay, wait = s.cfg.Refresh, time.Second
 		if now := s.cfg.Clock(); !now.Before(nextCompact) {
 			if err := s.Compact(ctx); err != nil && ctx.Err() == nil {
 				s.cfg.Logger.Warn("state: compaction failed; retrying later", "err", err)
@@ -519,6 +525,20 @@ func (s *State) Run(ctx context.Context) {
 		}
 	}
 }
+
+// retryMax bounds the wait before a failed refresh is tried again.
+const retryMax = 5 * time.Second
+
+// attempt runs one refresh, bounded by the longer of Refresh and attemptMin, so that one
+// stuck on a connection that went dead never holds up the next.
+func (s *State) attempt(ctx context.Context, f func(context.Context) error) error {
+	c, cancel := context.WithTimeout(ctx, max(s.cfg.Refresh, attemptMin))
+	defer cancel()
+	return f(c)
+}
+
+// attemptMin is the least time one refresh is given.
+const attemptMin = 10 * time.Second
 
 // jitter returns a random duration in [0, d).
 func jitter(d time.Duration) time.Duration {

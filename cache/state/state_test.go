@@ -236,8 +236,8 @@ func TestSnapshotAndPrune(t *testing.T) {
 	}
 }
 
-// TestDamagedSnapshotIsRefused: a snapshot cut short or altered fails the load (the replica
-// stays not ready) rather than load fewer tombstones than the record holds.
+// TestDamagedSnapshotIsRefused: a snapshot cut short or altered is refused rather than loaded
+// with fewer tombstones than the record holds.
 func TestDamagedSnapshotIsRefused(t *testing.T) {
 	hs := []hash{hashOf("a"), hashOf("b"), hashOf("c")}
 	slices.SortFunc(hs, compareHash)
@@ -263,15 +263,36 @@ func TestDamagedSnapshotIsRefused(t *testing.T) {
 		}
 	}
 
+	// In the bucket, a damaged newest snapshot makes the load read the tombstone objects, the
+	// record the snapshot was made from, rather than fail or load less.
 	_, store := newStore(t)
 	ctx := context.Background()
-	if err := store.Put(ctx, "_fedicache/snapshot/"+timeName(time.Now())+".bin", strings.NewReader(string(full[:len(full)-5])),
-		int64(len(full)-5), origin.PutOptions{}); err != nil {
+	clk := &clock{now: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)}
+	a := New(Config{Store: store, Clock: clk.Now, CompactEvery: time.Hour})
+	if err := a.Load(ctx); err != nil {
 		t.Fatal(err)
 	}
-	s := New(Config{Store: store})
-	if err := s.Load(ctx); err == nil || s.Loaded() || !errors.Is(s.Check(purgedKey), origin.ErrNotReady) {
-		t.Errorf("a damaged snapshot: Load %v, Loaded %v", err, s.Loaded())
+	if _, _, err := a.Record(ctx, Deleted, deletedKey); err != nil {
+		t.Fatal(err)
+	}
+	clk.Add(2 * time.Hour)
+	if err := a.Refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Compact(ctx); err != nil {
+		t.Fatal(err)
+	}
+	snaps, err := a.snapshots(ctx)
+	if err != nil || len(snaps) != 1 {
+		t.Fatalf("snapshots %v %v", snaps, err)
+	}
+	cut := full[:len(full)-5]
+	if err := store.Put(ctx, "_fedicache/snapshot/"+snaps[0].name, strings.NewReader(string(cut)), int64(len(cut)), origin.PutOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	b := New(Config{Store: store, Clock: clk.Now})
+	if err := b.Load(ctx); err != nil || !b.Has(deletedKey) || b.Stats().Snapshot != "" {
+		t.Errorf("a damaged snapshot: Load %v, Has %v, snapshot %q", err, b.Has(deletedKey), b.Stats().Snapshot)
 	}
 }
 

@@ -332,6 +332,7 @@ type clusterStateStatus struct {
 	Tombstones    int       `json:"tombstones"`
 	BustsApplied  uint64    `json:"busts_applied"`
 	BustsRecorded uint64    `json:"busts_recorded"`
+	Failures      uint64    `json:"failures"`
 }
 
 // state returns the state section of replica i's /status.
@@ -854,5 +855,135 @@ s3:
 	})
 	if err == nil || !strings.Contains(err.Error(), "s3.access_key_id") {
 		t.Errorf("serve with s3.anonymous and no credentials: %v; want an error naming s3.access_key_id", err)
+	}
+}
+
+// link forwards TCP connections to a server, as the network between a replica and the bucket
+// does, and can go down: while down it refuses new connections and cuts the open ones.
+type link struct {
+	ln     net.Listener
+	target string
+
+	mu    sync.Mutex
+	down  bool
+	conns map[net.Conn]bool
+}
+
+func newLink(t *testing.T, target string) *link {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := &link{ln: ln, target: target, conns: map[net.Conn]bool{}}
+	t.Cleanup(func() { ln.Close(); l.setDown(true) })
+	go l.serve()
+	return l
+}
+
+func (l *link) url() string { return "http://" + l.ln.Addr().String() }
+
+func (l *link) serve() {
+	for {
+		c, err := l.ln.Accept()
+		if err != nil {
+			return
+		}
+		l.mu.Lock()
+		down := l.down
+		if !down {
+			l.conns[c] = true
+		}
+		l.mu.Unlock()
+		if down {
+			c.Close()
+			continue
+		}
+		go l.pipe(c)
+	}
+}
+
+func (l *link) pipe(c net.Conn) {
+	defer func() {
+		l.mu.Lock()
+		delete(l.conns, c)
+		l.mu.Unlock()
+		c.Close()
+	}()
+	up, err := net.Dial("tcp", l.target)
+	if err != nil {
+		return
+	}
+	defer up.Close()
+	done := make(chan struct{}, 2)
+	go func() { _, _ = io.Copy(up, c); done <- struct{}{} }()
+	go func() { _, _ = io.Copy(c, up); done <- struct{}{} }()
+	<-done
+}
+
+// setDown takes the link down (cutting every open connection) or brings it up.
+func (l *link) setDown(down bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.down = down
+	if down {
+		for c := range l.conns {
+			c.Close()
+		}
+	}
+}
+
+// TestClusterIsolatedReplicaConvergesWhenItsLinkReturns reproduces a replica whose link goes down
+// altogether (no peer reaches it, and it reaches no bucket) while Mastodon deletes a key it holds
+// on disk and hides another: its refreshes fail meanwhile, it keeps serving what it has, and once
+// the link is back it drops both within one state_refresh, without any peer retrying at it.
+func TestClusterIsolatedReplicaConvergesWhenItsLinkReturns(t *testing.T) {
+	c := newTestCluster(t, clusterOptions{})
+	net3 := newLink(t, strings.TrimPrefix(c.bucket.URL, "http://"))
+	c.yaml[2] = strings.Replace(c.yaml[2], "endpoint: "+c.bucket.URL, "endpoint: "+net3.url(), 1)
+	c.restart(t, 2)
+	within(t, clusterMargin, "replica 3 ready behind its own link", func() (bool, string) {
+		st, body := c.readyz(t, 2) // as the kubelet's probe asks
+		return st == 200, fmt.Sprintf("%d %s", st, body)
+	})
+	const (
+		k1 = "media_attachments/files/109/852/623/730/091/816/original/5a6b7c8d9e0f1a2b.jpg"
+		k3 = "accounts/headers/000/000/008/original/6b7c8d9e0f1a2b3c.jpg"
+	)
+	b1 := clusterBody("K1: deleted while its replica was isolated. ", 4096)
+	b3 := clusterBody("K3: hidden while its replica was isolated. ", 4096)
+	c.bucket.Put(t, k1, b1)
+	c.bucket.Put(t, k3, b3)
+	c.warm(t, k1, "MISS", b1)
+	c.warm(t, k3, "MISS", b3)
+
+	c.partition(2)
+	net3.setDown(true)
+	failures := c.state(t, 2).Failures
+	c.bucket.Delete(t, k1)
+	c.bucket.SetACL(k3, "private")
+	for _, k := range []string{k1, k3} {
+		rep := c.bust(t, 0, k, nil)
+		c.wantPeers(t, "cache buster with replica 3 isolated", rep.Peers, []string{replicaIP(1)}, []string{clusterUnreached})
+	}
+	within(t, 3*clusterRefresh+clusterMargin, "replica 3 failing to read the log while isolated", func() (bool, string) {
+		s := c.state(t, 2)
+		return s.Failures >= failures+2, fmt.Sprintf("%d failures, last error %q", s.Failures, s.LastError)
+	})
+	// Isolated, it cannot know: it still serves from its disk, and stays ready.
+	c.wantServed(t, 2, k1, b1, "HIT")
+	if st, body := c.readyz(t, 2); st != 200 {
+		t.Errorf("replica 3 isolated after it was ready: readyz %d %s; want it ready, serving its cache", st, body)
+	}
+
+	net3.setDown(false)
+	c.heal()
+	for _, k := range []struct {
+		key  string
+		body []byte
+	}{{k1, b1}, {k3, b3}} {
+		within(t, clusterRefresh+clusterMargin, "replica 3 dropping "+k.key+" once its link is back", func() (bool, string) {
+			return c.gone(t, 2, k.key, k.body)
+		})
 	}
 }

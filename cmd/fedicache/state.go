@@ -70,46 +70,43 @@ func (c clusterState) Status() any { return c.s.Stats() }
 
 var _ proxy.ClusterState = clusterState{}
 
-// registerStateMetrics exports the state's figures.
-func registerStateMetrics(m *proxy.Metrics, s *state.State) {
-	stat := func(f func(state.Stats) float64) func() float64 {
-		return func() float64 { return f(s.Stats()) }
-	}
-	m.Registry.MustRegister(
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Name: "fedicache_state_loaded",
-			Help: "1 once the record of deleted and hidden media was loaded from the bucket (no media is served before).",
-		}, stat(func(st state.Stats) float64 { return b2f(st.Loaded) })),
-		prometheus.NewCounterFunc(prometheus.CounterOpts{
-			Name: "fedicache_state_busts_applied_total",
-			Help: "Busts and purges other replicas recorded in the bucket's log that this replica applied.",
-		}, stat(func(st state.Stats) float64 { return float64(st.BustsApplied) })),
-		prometheus.NewCounterFunc(prometheus.CounterOpts{
-			Name: "fedicache_state_busts_recorded_total",
-			Help: "Busts and purges this replica recorded in the bucket's log.",
-		}, stat(func(st state.Stats) float64 { return float64(st.BustsRecorded) })),
-		prometheus.NewCounterFunc(prometheus.CounterOpts{
-			Name: "fedicache_state_failures_total",
-			Help: "Loads and refreshes of the state that failed.",
-		}, stat(func(st state.Stats) float64 { return float64(st.Failures) })),
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Name: "fedicache_state_tombstones",
-			Help: "Keys Mastodon deleted that this replica knows (never served).",
-		}, stat(func(st state.Stats) float64 { return float64(st.Tombstones) })),
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Name: "fedicache_state_refreshed_timestamp_seconds",
-			Help: "When the last complete read of the log of busts began (0 before the first).",
-		}, stat(func(st state.Stats) float64 {
+// stateMetrics are the state's figures as metrics: counters and gauges read at each scrape.
+var stateMetrics = []struct {
+	name, help string
+	counter    bool
+	value      func(state.Stats) float64
+}{
+	{"fedicache_state_loaded", "1 once the record of deleted and hidden media was loaded from the bucket (no media is served before).",
+		false, func(st state.Stats) float64 { return b2f(st.Loaded) }},
+	{"fedicache_state_busts_applied_total", "Busts and purges other replicas recorded in the bucket's log that this replica applied.",
+		true, func(st state.Stats) float64 { return float64(st.BustsApplied) }},
+	{"fedicache_state_busts_recorded_total", "Busts and purges this replica recorded in the bucket's log.",
+		true, func(st state.Stats) float64 { return float64(st.BustsRecorded) }},
+	{"fedicache_state_failures_total", "Loads and refreshes of the state that failed.",
+		true, func(st state.Stats) float64 { return float64(st.Failures) }},
+	{"fedicache_state_tombstones", "Keys Mastodon deleted that this replica knows (never served).",
+		false, func(st state.Stats) float64 { return float64(st.Tombstones) }},
+	{"fedicache_state_refreshed_timestamp_seconds", "When the last complete read of the log of busts began (0 before the first).",
+		false, func(st state.Stats) float64 {
 			if st.RefreshedAt.IsZero() {
 				return 0
 			}
 			return float64(st.RefreshedAt.UnixNano()) / 1e9
-		})),
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Name: "fedicache_state_lag_seconds",
-			Help: "How far behind the bucket's log of busts this replica may be: the time since its last complete read.",
-		}, stat(func(st state.Stats) float64 { return st.LagSeconds })),
-	)
+		}},
+	{"fedicache_state_lag_seconds", "How far behind the bucket's log of busts this replica may be: the time since its last complete read.",
+		false, func(st state.Stats) float64 { return st.LagSeconds }},
+}
+
+// registerStateMetrics exports the state's figures.
+func registerStateMetrics(m *proxy.Metrics, s *state.State) {
+	for _, sm := range stateMetrics {
+		value := func() float64 { return sm.value(s.Stats()) }
+		if sm.counter {
+			m.Registry.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: sm.name, Help: sm.help}, value))
+		} else {
+			m.Registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: sm.name, Help: sm.help}, value))
+		}
+	}
 }
 
 func b2f(b bool) float64 {
