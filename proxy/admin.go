@@ -112,9 +112,10 @@ func (a *Admin) healthz(w http.ResponseWriter, _ *http.Request) {
 // readyz answers 503 while the replica shuts down, until the cluster's state (tombstones and
 // busts) has been loaded once (before, it cannot tell deleted media from the rest, and serves
 // nothing), and until the bucket has answered once: a replica with a wrong endpoint or
-// credentials never joins the Service, so a rollout stops before it replaces a working one. Once the bucket has answered, its later failures keep
-// the replica ready: the cache and the old volume still serve, and failing every replica's
-// readiness at once would take even those answers away. /status and the metrics report them.
+// credentials never joins the Service, so a rollout stops before it replaces a working one.
+// Once the bucket has answered, its later failures keep the replica ready: the cache and the
+// old volume still serve, and failing every replica's readiness at once would take even those
+// answers away. /status and the metrics report them.
 func (a *Admin) readyz(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
