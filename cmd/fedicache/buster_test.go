@@ -9,7 +9,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -74,12 +73,7 @@ func TestCacheBusterAcrossReplicas(t *testing.T) {
 		t.Skipf("no second loopback address: %v", err)
 	}
 	ln.Close()
-	free, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	adminPort := strconv.Itoa(free.Addr().(*net.TCPAddr).Port)
-	free.Close()
+	adminPort := freeAdminPort(t) // the same on both addresses, out of the ephemeral range
 	lookupPeers = func(context.Context, string) ([]net.IP, error) {
 		return []net.IP{net.ParseIP("127.0.0.1"), net.ParseIP("127.0.0.2")}, nil
 	}

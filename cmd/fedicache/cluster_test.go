@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -149,17 +150,16 @@ cache:
 	return c
 }
 
-// freeAdminPort returns a port free on the three replicas' addresses.
+// freeAdminPort returns a port free on the three replicas' addresses, below the range the
+// kernel hands out to outgoing connections, so that no client socket of another test takes it
+// between this check and the replicas' binds.
 func freeAdminPort(t *testing.T) string {
 	t.Helper()
-	for range 20 {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		port := strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
-		lns := []net.Listener{ln}
-		for _, ip := range []string{"127.0.0.2", "127.0.0.3"} {
+	low, _ := ephemeralPorts()
+	for range 200 {
+		port := strconv.Itoa(10_000 + rand.IntN(low-10_000))
+		var lns []net.Listener
+		for _, ip := range []string{"127.0.0.1", "127.0.0.2", "127.0.0.3"} {
 			if l, err := net.Listen("tcp", ip+":"+port); err == nil {
 				lns = append(lns, l)
 			}
@@ -173,6 +173,22 @@ func freeAdminPort(t *testing.T) string {
 	}
 	t.Fatal("no port free on 127.0.0.1, 127.0.0.2 and 127.0.0.3")
 	return ""
+}
+
+// ephemeralPorts returns the range of local ports the kernel picks for outgoing connections
+// (Linux's default when it cannot be read).
+func ephemeralPorts() (low, high int) {
+	low, high = 32768, 60999
+	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
+		if f := strings.Fields(string(b)); len(f) == 2 {
+			l, err1 := strconv.Atoi(f[0])
+			h, err2 := strconv.Atoi(f[1])
+			if err1 == nil && err2 == nil && l > 11_000 {
+				low, high = l, h
+			}
+		}
+	}
+	return low, high
 }
 
 // partition cuts replica i off the fan-out: cluster.peers resolves to an address where nothing
