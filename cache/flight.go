@@ -231,8 +231,15 @@ func (f *flight) run(release func()) {
 
 	err = f.copy(body, m)
 	if err != nil {
-		l.stats.fillErrors.Add(1)
-		if !errors.Is(err, errAbandoned) {
+		f.mu.Lock()
+		dropped := f.dropped
+		f.mu.Unlock()
+		switch {
+		case dropped: // cut on purpose: Mastodon deleted or hid the object
+		case errors.Is(err, errAbandoned):
+			l.stats.fillErrors.Add(1)
+		default:
+			l.stats.fillErrors.Add(1)
 			l.log.Warn("cache: fetch failed", "key", f.key, "source", string(m.Source), "err", err)
 		}
 		if f.spool != nil {
