@@ -408,8 +408,9 @@ func (f *flight) store(e Entry) {
 var copyBufs = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
 
 // flightReader reads one request's bytes [off, end) from a fetch as they land. The last byte
-// of the object is held back until the fetch has checked the whole body, so a client never
-// receives a complete-looking body that failed its check: it sees the connection fail.
+// of the object is held back until the fetch has checked the whole body, and never released
+// when the check failed, whether the reader comes before or after the fetch ends: a client
+// never receives a complete-looking body that failed its check, it sees the connection fail.
 type flightReader struct {
 	f        *flight
 	off, end int64
@@ -427,8 +428,8 @@ func (r *flightReader) Read(p []byte) (int, error) {
 			return 0, errDropped
 		}
 		avail = f.written
-		if !f.done && avail == f.meta.Size {
-			avail-- // held back until the checks pass
+		if avail == f.meta.Size && (!f.done || f.err != nil) {
+			avail-- // the last byte goes out only once the whole body passed its checks
 		}
 		avail = min(avail, r.end)
 		if r.off < avail {

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/fedicache/fedicache/cache/tiertest"
@@ -172,4 +173,42 @@ func (e *env) adminDo(t *testing.T, method, path, auth string) (int, string) {
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, string(b)
+}
+
+// TestCorruptOriginNeverCompletes: the bucket sends an object with one byte altered (its MD5
+// ETag no longer matches). Through the cache, every client over HTTP sees the transfer fail,
+// never a complete 200 with the wrong bytes, whichever byte it is and however large the object.
+func TestCorruptOriginNeverCompletes(t *testing.T) {
+	e := newEnv(t, withCache)
+	for _, size := range []int{30_000, 2 << 20} { // in the memory tier; disk only
+		for _, off := range []int{0, size / 2, size - 1} {
+			key := fmt.Sprintf("media_attachments/files/000/%03d/%03d/original/0123456789abcdef.jpg", size%1000, off%997)
+			data := tiertest.Blob(uint64(off), size)
+			e.bucket.Put(t, key, data)
+			e.bucket.CorruptBody(key, int64(off))
+			var wg sync.WaitGroup
+			for c := range 10 {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					resp, err := e.client.Get(e.url + "/" + key)
+					if err != nil {
+						return // the connection failed: a failed transfer
+					}
+					got, err := io.ReadAll(resp.Body)
+					resp.Body.Close()
+					if err == nil && len(got) == size {
+						t.Errorf("%d bytes, byte %d altered, client %d: a complete %d (%s, same bytes %v)",
+							size, off, c, resp.StatusCode, resp.Header.Get("X-Cache"), bytes.Equal(got, data))
+					}
+				}()
+			}
+			wg.Wait()
+			e.cache.Settle()
+			e.bucket.CorruptBody(key, -1)
+			if resp, body := e.do(t, "GET", "/"+key); resp.StatusCode != 200 || !bytes.Equal(body, data) || resp.Header.Get("X-Cache") != "MISS" {
+				t.Errorf("%d bytes, byte %d altered, after the bucket healed: %d %q, right bytes %v", size, off, resp.StatusCode, resp.Header.Get("X-Cache"), bytes.Equal(body, data))
+			}
+		}
+	}
 }

@@ -46,6 +46,7 @@ type FakeBucket struct {
 	sigOnly bool              // refuse unsigned requests but reads of public-read objects
 	gates   map[string]*Gate
 	cuts    map[string]int64
+	flips   map[string]int64 // bucket key -> offset of the body byte its GETs send altered
 	sent    atomic.Int64
 	ended   chan error
 	unstall chan struct{}
@@ -87,6 +88,7 @@ func NewFakeBucket(t testing.TB) *FakeBucket {
 		acls:    map[string]string{},
 		gates:   map[string]*Gate{},
 		cuts:    map[string]int64{},
+		flips:   map[string]int64{},
 		ended:   make(chan error, 4096),
 		unstall: make(chan struct{}),
 	}
@@ -139,6 +141,7 @@ func (b *FakeBucket) serve(fake http.Handler, w http.ResponseWriter, r *http.Req
 		}
 	}
 	gate, cut := b.gates[key], b.cuts[key]
+	flip, flipped := b.flips[key]
 	b.nReqs++
 	failNow := b.every > 0 && b.nReqs%b.every == 0
 	failStatus := b.failSt
@@ -174,9 +177,12 @@ func (b *FakeBucket) serve(fake http.Handler, w http.ResponseWriter, r *http.Req
 		}
 		return
 	}
-	cw := &bodyWriter{ResponseWriter: w, sent: &b.sent}
+	cw := &bodyWriter{ResponseWriter: w, sent: &b.sent, flip: -1}
 	if r.Method == http.MethodGet {
 		cw.gate, cw.cut = gate, cut
+		if flipped {
+			cw.flip = flip
+		}
 	}
 	fake.ServeHTTP(cw, r)
 	if cw.cutNow {
@@ -359,6 +365,19 @@ func (b *FakeBucket) GateBody(key string, n int64) *Gate {
 	return g
 }
 
+// CorruptBody makes key's GETs send byte off of their body altered (one bit flipped), with the
+// right length and headers, as a faulty network or disk on the way would; a negative off stops
+// it. The offset counts in the body sent, so for a whole-object GET it is the object's offset.
+func (b *FakeBucket) CorruptBody(key string, off int64) {
+	b.mu.Lock()
+	if off < 0 {
+		delete(b.flips, key)
+	} else {
+		b.flips[key] = off
+	}
+	b.mu.Unlock()
+}
+
 // CutBody makes key's GETs drop the connection after n body bytes.
 func (b *FakeBucket) CutBody(key string, n int64) {
 	b.mu.Lock()
@@ -406,6 +425,7 @@ type bodyWriter struct {
 	gate   *Gate
 	cut    int64
 	cutNow bool
+	flip   int64 // offset of the body byte sent altered, -1 for none
 }
 
 func (w *bodyWriter) Write(p []byte) (int, error) {
@@ -444,6 +464,11 @@ func (w *bodyWriter) Write(p []byte) (int, error) {
 }
 
 func (w *bodyWriter) write(p []byte) (int, error) {
+	if w.flip >= w.n && w.flip < w.n+int64(len(p)) {
+		q := append([]byte(nil), p...)
+		q[w.flip-w.n] ^= 0x20
+		p = q
+	}
 	n, err := w.ResponseWriter.Write(p)
 	w.n += int64(n)
 	w.sent.Add(int64(n))
