@@ -212,3 +212,19 @@ func TestCorruptOriginNeverCompletes(t *testing.T) {
 		}
 	}
 }
+
+// TestHeadOfEmptyObjectHasLength: a HEAD of a 0-byte object says Content-Length: 0 as its GET
+// does, uncached, from the disk tier and from the memory hit path.
+func TestHeadOfEmptyObjectHasLength(t *testing.T) {
+	e := newEnv(t, withCache)
+	e.bucket.Put(t, bucketKey, []byte{})
+	for i := range 3 { // uncached, then cached (the memory hit path answers the third round)
+		for _, method := range []string{"HEAD", "GET"} {
+			resp, body := e.do(t, method, "/"+bucketKey)
+			if resp.StatusCode != 200 || len(body) != 0 || len(resp.Header["Content-Length"]) != 1 || resp.Header.Get("Content-Length") != "0" {
+				t.Errorf("%s #%d (%s): %d, Content-Length %q", method, i, resp.Header.Get("X-Cache"), resp.StatusCode, resp.Header["Content-Length"])
+			}
+		}
+		e.cache.Settle()
+	}
+}

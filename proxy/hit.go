@@ -58,6 +58,10 @@ func (s *Server) serveMemoryHit(ctx *fasthttp.RequestCtx) bool {
 	h.SetContentType(m.ContentType)
 	ctx.SetStatusCode(status)
 	ctx.Response.SetBodyRaw(body)
+	if ctx.IsHead() {
+		// fasthttp drops the body of a HEAD answer, and with an empty one its length: say it.
+		h.SetContentLength(len(body))
+	}
 	if status == fasthttp.StatusOK {
 		s.metrics.hit200.Inc()
 	} else {
