@@ -58,9 +58,22 @@ type flight struct {
 	err      error
 	purged   bool // a purge came while it ran: do not store
 	dropped  bool // a purge for a deleted or hidden object: readers get errDropped
-	spoolBad bool // a write into the spool failed: the body is only in buf
+	spoolBad bool // a write into the spool failed: the body is only in buf (or ring)
 	released bool // the spool was closed
+
+	// After a write into the spool failed (a full or failing disk) for an object too large for
+	// buf, the fetch goes on through ring: bytes [0, spoolEnd) are read from the spool, which
+	// stays readable, and the later ones from ring, a window of ringSize bytes of the body
+	// (byte i at ring[i%ringSize]) that the fetch fills no further than ringSize past the
+	// slowest reader. Nothing is kept by a tier then; every reader still gets every byte, and
+	// the body's checks still hold back the last one.
+	ring     []byte
+	spoolEnd int64
+	active   map[*flightReader]struct{} // the readers made so far, for the slowest one's place
 }
+
+// ringSize is the window of a fetch whose spool failed: the memory such a fetch may take.
+const ringSize = 4 << 20
 
 func newFlight(l *Layered, key string) *flight {
 	f := &flight{l: l, key: key, ready: make(chan struct{}), stored: make(chan struct{})}
@@ -90,7 +103,19 @@ func (f *flight) wait(ctx context.Context, shared bool) (io.ReadCloser, origin.M
 		f.release()
 		return nil, origin.Meta{}, err
 	}
-	return &flightReader{f: f, end: f.meta.Size, shared: shared}, f.meta, nil
+	return f.newReader(0, f.meta.Size, shared), f.meta, nil
+}
+
+// newReader makes a reader of bytes [off, end), for a caller already counted in readers.
+func (f *flight) newReader(off, end int64, shared bool) *flightReader {
+	r := &flightReader{f: f, off: off, end: end, shared: shared}
+	f.mu.Lock()
+	if f.active == nil {
+		f.active = map[*flightReader]struct{}{}
+	}
+	f.active[r] = struct{}{}
+	f.mu.Unlock()
+	return r
 }
 
 // metaIfKnown returns the object's metadata once the origin answered.
@@ -119,7 +144,12 @@ func (f *flight) rangeReader(r origin.Range) (io.ReadCloser, origin.Meta, bool) 
 		return nil, origin.Meta{}, false
 	}
 	f.readers++
-	return &flightReader{f: f, off: first, end: last + 1, shared: true}, f.meta, true
+	fr := &flightReader{f: f, off: first, end: last + 1, shared: true}
+	if f.active == nil {
+		f.active = map[*flightReader]struct{}{}
+	}
+	f.active[fr] = struct{}{}
+	return fr, f.meta, true
 }
 
 // purge keeps the fetch from storing the object; with cut, it also stops the fetch and fails
@@ -157,6 +187,7 @@ func (f *flight) release() {
 	if closeSpool {
 		f.closeSpool()
 	}
+	f.cond.Broadcast() // a fetch waiting for the slowest reader may go on
 }
 
 func (f *flight) isReady() bool {
@@ -316,20 +347,16 @@ func (f *flight) copy(body io.Reader, m origin.Meta) error {
 			}
 			if f.spool != nil && !f.spoolBad {
 				if _, err := f.spool.Write(buf[:n]); err != nil {
-					if f.buf == nil {
-						return fmt.Errorf("cache: spool write: %w", err)
-					}
-					// A full or failing disk: readers are served from buf, the memory
-					// tier still gets the object, the disk tier does not.
-					f.l.log.Warn("cache: writing to the disk tier failed; keeping the object in memory only", "key", f.key, "err", err)
-					f.spool.Abort()
-					f.mu.Lock()
-					f.spoolBad = true
-					f.mu.Unlock()
+					f.spoolFailed(total, err)
 				}
 			}
-			if f.buf != nil {
+			switch {
+			case f.buf != nil:
 				copy(f.buf[total:], buf[:n]) // readers only read below written
+			case f.ring != nil:
+				if err := f.toRing(total, buf[:n]); err != nil {
+					return err
+				}
 			}
 			if sum != nil {
 				sum.Write(buf[:n])
@@ -358,6 +385,66 @@ func (f *flight) copy(body io.Reader, m origin.Meta) error {
 		return errChecksum
 	}
 	return nil
+}
+
+// spoolFailed turns the fetch away from a spool whose write of the bytes at total failed (a full
+// or failing disk), so that no reader fails because of it: a small object goes on in buf (and
+// the memory tier still gets it), a large one through the ring, uncached.
+func (f *flight) spoolFailed(total int64, err error) {
+	f.spool.Abort() // the file goes; what was written stays readable until the spool is closed
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.spoolBad = true
+	if f.buf != nil {
+		f.l.log.Warn("cache: writing to the disk tier failed; keeping the object in memory only", "key", f.key, "err", err)
+		return
+	}
+	f.l.log.Warn("cache: writing the spool failed; the object streams on to its readers uncached", "key", f.key, "err", err)
+	f.spoolEnd = total
+	f.ring = make([]byte, ringSize)
+	f.cacheable = false
+	// Requests from now on start a fetch of their own: this one can no longer serve a byte
+	// that has left the ring.
+	f.l.forgetFlight(f)
+	context.AfterFunc(f.ctx, f.cond.Broadcast) // a canceled fetch stops waiting for readers
+}
+
+// toRing puts the body bytes p, at offset total, into the ring, once the slowest reader is near
+// enough that they overwrite nothing it still has to read.
+func (f *flight) toRing(total int64, p []byte) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for total+int64(len(p))-f.slowestLocked() > ringSize {
+		if f.dropped || f.ctx.Err() != nil {
+			return fmt.Errorf("cache: fetch stopped while waiting for its readers: %w", context.Cause(f.ctx))
+		}
+		if f.readers == 0 {
+			return nil // abandoned: copy sees it next
+		}
+		f.cond.Wait()
+	}
+	for len(p) > 0 {
+		i := total % ringSize
+		c := copy(f.ring[i:], p)
+		p, total = p[c:], total+int64(c)
+	}
+	return nil
+}
+
+// slowestLocked returns the first byte from the ring that some reader has still to read: the
+// place of the slowest reader that needs the ring, spoolEnd for a reader still on the spool or
+// one not made yet (a waiter counted in readers). f.mu is held.
+func (f *flight) slowestLocked() int64 {
+	slowest := f.written
+	if f.readers > len(f.active) {
+		slowest = f.spoolEnd
+	}
+	for r := range f.active {
+		if r.end > f.spoolEnd && r.off < r.end {
+			slowest = min(slowest, max(r.off, f.spoolEnd))
+		}
+	}
+	return slowest
 }
 
 // abandon takes the fetch out of the map when it still has no reader, so that a request
@@ -445,15 +532,29 @@ func (r *flightReader) Read(p []byte) (int, error) {
 		}
 		f.cond.Wait()
 	}
+	ring, spoolEnd := f.ring, f.spoolEnd
 	f.mu.Unlock()
 	n := int(min(int64(len(p)), avail-r.off))
 	var err error
-	if f.buf != nil {
+	switch {
+	case f.buf != nil:
 		n = copy(p[:n], f.buf[r.off:avail])
-	} else {
+	case ring != nil && r.off >= spoolEnd:
+		// Safe without the lock: the fetch overwrites no byte this reader has still to read.
+		i := r.off % ringSize
+		n = copy(p[:n], ring[i:])
+	case ring != nil:
+		n, err = f.spool.ReadAt(p[:min(int64(n), spoolEnd-r.off)], r.off)
+	default:
 		n, err = f.spool.ReadAt(p[:n], r.off)
 	}
+	f.mu.Lock() // a fetch that turned to the ring reads every reader's place
 	r.off += int64(n)
+	waiting := f.ring != nil
+	f.mu.Unlock()
+	if waiting {
+		f.cond.Broadcast() // the fetch may be waiting for this reader
+	}
 	if r.shared {
 		f.l.stats.sharedBytes.Add(uint64(n))
 	}
@@ -466,6 +567,9 @@ func (r *flightReader) Read(p []byte) (int, error) {
 func (r *flightReader) Close() error {
 	if !r.closed {
 		r.closed = true
+		r.f.mu.Lock()
+		delete(r.f.active, r)
+		r.f.mu.Unlock()
 		r.f.release()
 	}
 	return nil

@@ -66,9 +66,10 @@ type Disk struct {
 	retryAfter time.Duration
 	log        *slog.Logger
 
-	// now and createTemp are time.Now and os.CreateTemp, replaced in tests.
+	// now, createTemp and space are time.Now, os.CreateTemp and fsSpace, replaced in tests.
 	now        func() time.Time
 	createTemp func(dir, pattern string) (*os.File, error)
+	space      func(dir string) (free, size int64, ok bool)
 	// rebuildGate, when not nil, holds the rebuild back until it is closed (tests).
 	rebuildGate chan struct{}
 
@@ -86,6 +87,8 @@ type Disk struct {
 
 	offUntil                        atomic.Int64 // Unix nanoseconds; 0: writes on
 	evictions, dropped, writeErrors atomic.Uint64
+	pending                         atomic.Int64 // bytes claimed by writers under way (roomFor)
+	lowSpace                        atomic.Bool  // the file system's free space was found short, and said
 }
 
 // Open opens the cache in cfg.Dir, creating the directory when missing, and removes the
@@ -114,6 +117,7 @@ func open(cfg Config, setup func(*Disk)) (*Disk, error) {
 		log:        cfg.Logger,
 		now:        time.Now,
 		createTemp: os.CreateTemp,
+		space:      fsSpace,
 		purge:      newPurgeLog(),
 		rebuilt:    make(chan struct{}),
 		stop:       make(chan struct{}),
@@ -136,6 +140,7 @@ func open(cfg Config, setup func(*Disk)) (*Disk, error) {
 	if setup != nil {
 		setup(d)
 	}
+	d.warnIfLarger()
 	d.wg.Go(d.rebuild)
 	return d, nil
 }

@@ -33,10 +33,11 @@ type Writer struct {
 	written atomic.Int64
 
 	// mu serialises Write, Commit, Abort and Close, and guards what follows.
-	mu     sync.Mutex
-	state  writerState
-	closed bool
-	err    error // the first failed write, which dooms the entry
+	mu      sync.Mutex
+	state   writerState
+	closed  bool
+	err     error // the first failed write, which dooms the entry
+	claimed int64 // free space claimed by roomFor, given back at commit or abort
 }
 
 // writerState is where a Writer is in its lifecycle.
@@ -68,18 +69,24 @@ func (d *Disk) Create(e cache.Entry) (*Writer, error) {
 	if total := int64(len(prefix)) + e.Meta.Size; total > d.maxBytes || total < 0 {
 		return nil, fmt.Errorf("disk: create %q: %d bytes: %w of %d bytes", e.Key, total, ErrTooLarge, d.maxBytes)
 	}
+	total := int64(len(prefix)) + e.Meta.Size
+	if err := d.roomFor(e.Key, total); err != nil {
+		return nil, err
+	}
 	f, err := d.createTemp(d.tmp, "w-*")
 	if err != nil {
+		d.pending.Add(-total)
 		d.writeFailed("create", e.Key, err)
 		return nil, fmt.Errorf("disk: create %q: %w", e.Key, err)
 	}
 	if _, err := f.Write(prefix); err != nil {
+		d.pending.Add(-total)
 		d.writeFailed("create", e.Key, err)
 		f.Close()
 		os.Remove(f.Name())
 		return nil, fmt.Errorf("disk: create %q: %w", e.Key, err)
 	}
-	return &Writer{d: d, e: e, f: f, tmp: f.Name(), bodyOff: int64(len(prefix))}, nil
+	return &Writer{d: d, e: e, f: f, tmp: f.Name(), bodyOff: int64(len(prefix)), claimed: total}, nil
 }
 
 // Store writes entry e with the body read from body: Create, copy, Commit and Close, for
@@ -221,6 +228,7 @@ func (w *Writer) Commit() error {
 	d.evictLocked(0)
 	d.mu.Unlock()
 	w.state = committed
+	w.unclaimLocked() // the file's bytes are now the index's
 	d.writeSucceeded()
 	return nil
 }
@@ -246,12 +254,19 @@ func (w *Writer) Abort() {
 // abortLocked removes the temporary file and records why the entry was dropped. w.mu is held.
 func (w *Writer) abortLocked(why error) {
 	w.state = aborted
+	w.unclaimLocked()
 	if w.err == nil {
 		w.err = why
 	}
 	if err := os.Remove(w.tmp); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		w.d.log.Warn("disk cache: cannot remove a temporary file", "file", w.tmp, "err", err)
 	}
+}
+
+// unclaimLocked gives back the free space roomFor claimed for the writer. w.mu is held.
+func (w *Writer) unclaimLocked() {
+	w.d.pending.Add(-w.claimed)
+	w.claimed = 0
 }
 
 // stateErr says why a Writer that is no longer writing refuses.
