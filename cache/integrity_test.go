@@ -1,12 +1,14 @@
 package cache_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/fedicache/fedicache/cache/tiertest"
 	"github.com/fedicache/fedicache/origin"
@@ -100,5 +102,28 @@ func TestCorruptBodyLateReader(t *testing.T) {
 	b, err := io.ReadAll(body)
 	if err == nil || len(b) >= len(data) || errors.Is(err, io.EOF) {
 		t.Fatalf("a late reader got %d of %d bytes, %v", len(b), len(data), err)
+	}
+}
+
+// TestRevalidationNeverConfirmsADamagedEntry: a disk entry too large to be checked on every hit
+// (served by sendfile) whose bytes rotted on the disk is not confirmed fresh by the bucket's
+// "unchanged" at its revalidation: it is dropped and fetched again.
+func TestRevalidationNeverConfirmsADamagedEntry(t *testing.T) {
+	h := newHarness(t, harnessOpts{noMemory: true})
+	data := tiertest.Blob(11, 3<<20)
+	h.bucket.Put(t, bigKey, data)
+	h.get(t, bigKey)
+	if _, m, _ := h.get(t, bigKey); m.Source != "disk" {
+		t.Fatalf("not on disk: %q", m.Source)
+	}
+	p := entryFile(t, h.diskDir)
+	overwrite(t, p, int64(len(data)/2), []byte{'!'})
+	h.clock.Advance(2 * time.Hour) // past the TTL
+	b, m, err := h.get(t, bigKey)
+	if err != nil || !bytes.Equal(b, data) || m.Source != origin.SourceBucket {
+		t.Errorf("after its revalidation: %d bytes (right %v), %v, source %q; want the bucket's bytes", len(b), bytes.Equal(b, data), err, m.Source)
+	}
+	if n := h.bucket.Gets(bigKey); n != 2 {
+		t.Errorf("%d bucket GETs, want 2 (the fill, the refetch)", n)
 	}
 }

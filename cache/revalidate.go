@@ -1,7 +1,10 @@
 package cache
 
 import (
+	"crypto/md5"
+	"encoding/hex"
 	"errors"
+	"io"
 
 	"github.com/fedicache/fedicache/origin"
 )
@@ -24,6 +27,12 @@ func (l *Layered) revalidate(key string, e Entry) (revalOutcome, error) {
 		_, same, err := origin.Validate(l.base, l.origin, key, e.Meta.ETag)
 		now := l.cfg.Clock()
 		switch {
+		case err == nil && same && l.damaged(key, e):
+			// The bucket still holds this version, but the copy here no longer matches it: never
+			// confirm a damaged copy, fetch it again.
+			l.stats.revalChanged.Add(1)
+			l.dropAll(key)
+			return revalChanged, nil
 		case err == nil && same:
 			l.stats.revalFresh.Add(1)
 			for _, t := range l.tiers {
@@ -49,4 +58,26 @@ func (l *Layered) revalidate(key string, e Entry) (revalOutcome, error) {
 		return revalFailed, err
 	})
 	return v.(revalOutcome), err
+}
+
+// damaged reports whether the disk tier's copy of key no longer matches what the origin sent:
+// its length, or the MD5 of its body where e's ETag is one. It reads the whole body, once per
+// revalidation of an entry (once per TTL at most), and logs what it finds.
+func (l *Layered) damaged(key string, e Entry) bool {
+	want, ok := origin.ETagMD5(e.Meta.ETag)
+	if l.disk == nil || !ok {
+		return false
+	}
+	body, de, err := l.disk.Open(key, nil)
+	if err != nil {
+		return false // not on disk (or dropped as corrupt already)
+	}
+	defer body.Close()
+	sum := md5.New()
+	n, err := io.Copy(sum, body)
+	if err == nil && n == de.Meta.Size && hex.EncodeToString(sum.Sum(nil)) == want {
+		return false
+	}
+	l.log.Warn("cache: a disk entry no longer matches its ETag; dropped rather than revalidated", "key", key, "bytes", n, "err", err)
+	return true
 }
