@@ -100,6 +100,7 @@ func newBackfillCmd() *cobra.Command {
 			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGTERM, syscall.SIGINT)
 			defer stop()
 			log := newLogger(cfg, cmd.ErrOrStderr())
+			logWarnings(cfg, log)
 			eng.Logger = log
 			return runBackfill(ctx, cfg, eng, verify, verifyOut, adminListen, cmd.OutOrStdout(), cmd.ErrOrStderr(), log)
 		},

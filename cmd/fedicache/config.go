@@ -38,6 +38,9 @@ type Config struct {
 	ShutdownGrace time.Duration
 	LogLevel      string
 	LogFormat     string
+	// Warnings are what is wrong with the configuration without stopping the start: FEDICACHE_*
+	// variables that name no setting. Each command logs them once at start.
+	Warnings []string
 }
 
 // TLSConfig configures TLS on the public listener.
@@ -72,7 +75,9 @@ func (e *configError) Error() string {
 }
 
 // newViper returns a viper holding the defaults, the FEDICACHE_* environment and the flags of fs
-// (when not nil) bound to their keys.
+// (when not nil) bound to their keys. A variable that is set but empty sets the empty value (an
+// empty list for a list), as `key: ""` in the file does: FEDICACHE_S3_PERMISSION= turns the ACL
+// check off, and FEDICACHE_S3_TIMEOUT= is an invalid duration, reported as such.
 func newViper(fs *pflag.FlagSet) *viper.Viper {
 	v := viper.New()
 	for _, s := range settings {
@@ -80,6 +85,7 @@ func newViper(fs *pflag.FlagSet) *viper.Viper {
 	}
 	v.SetEnvPrefix("FEDICACHE")
 	v.SetEnvKeyReplacer(strings.NewReplacer(".", "_"))
+	v.AllowEmptyEnv(true)
 	v.AutomaticEnv()
 	if fs != nil {
 		for _, f := range flagKeys {
@@ -236,9 +242,13 @@ func configFrom(v *viper.Viper, path string) (Config, error) {
 	if c := cfg.Cache; c.MemoryMaxBytes > 0 && c.MemoryMaxObjectBytes > c.MemoryMaxBytes {
 		r.fail("cache.memory.max_object_bytes (%d) is larger than cache.memory.max_bytes (%d): make it smaller, e.g. cache.memory.max_object_bytes: 1MiB", c.MemoryMaxObjectBytes, c.MemoryMaxBytes)
 	}
+	warnings := unknownVariables(os.Environ())
 	if len(r.problems) > 0 {
-		return Config{}, &configError{r.problems}
+		r.explainEmptyVariables()
+		// A misspelled variable may be why a key is missing: say so with the problems.
+		return Config{}, &configError{append(r.problems, warnings...)}
 	}
+	cfg.Warnings = warnings
 	return cfg, nil
 }
 
@@ -250,6 +260,21 @@ type reader struct {
 
 func (r *reader) fail(format string, args ...any) {
 	r.problems = append(r.problems, fmt.Sprintf(format, args...))
+}
+
+// explainEmptyVariables adds to each problem of a key whose variable is set but empty that it
+// is, and what to do: the problem quotes an empty value that appears nowhere in the file.
+func (r *reader) explainEmptyVariables() {
+	for _, key := range emptyVariables() {
+		if s, ok := r.v.Get(key).(string); !ok || s != "" {
+			continue // a flag set it
+		}
+		for i, p := range r.problems {
+			if strings.HasPrefix(p, key+":") || strings.HasPrefix(p, key+" ") {
+				r.problems[i] += emptyVariableHint(key)
+			}
+		}
+	}
 }
 
 func (r *reader) check(err error) {

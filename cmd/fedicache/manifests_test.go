@@ -594,10 +594,6 @@ func podEnv(t *testing.T, m *manifests, ctr corev1.Container) map[string]string 
 	return env
 }
 
-func envName(key string) string {
-	return "FEDICACHE_" + strings.ToUpper(strings.ReplaceAll(key, ".", "_"))
-}
-
 // checkPodSecurity checks the effective security settings of the pod's only container.
 func checkPodSecurity(t *testing.T, what string, spec corev1.PodSpec, ctr corev1.Container) {
 	t.Helper()

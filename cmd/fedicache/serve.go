@@ -75,6 +75,8 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, started func(addrs
 	if err != nil {
 		return fmt.Errorf("bucket: %w", err)
 	}
+	// First of all, whether the bucket answers: when it does not, the operator reads why here.
+	startupCheck(ctx, bucket, cfg, log)
 	logACLStatus(ctx, bucket, cfg, log)
 	// The record of what Mastodon deleted and hid: nothing is served until it is loaded.
 	st, err := newState(bucket, cfg, cfg.Cache.DiskDir != "", log)
