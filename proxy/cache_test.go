@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/fedicache/fedicache/cache/tiertest"
+	"github.com/fedicache/fedicache/origin/origintest"
 )
 
 func TestCacheHitHeadersAndTiers(t *testing.T) {
@@ -226,5 +227,32 @@ func TestHeadOfEmptyObjectHasLength(t *testing.T) {
 			}
 		}
 		e.cache.Settle()
+	}
+}
+
+// TestCorruptMultipartObjectNeverCompletes: an object uploaded in parts (its ETag is no MD5)
+// with a full-object checksum, sent with one byte altered: the checksum catches it, every client
+// over HTTP sees the transfer fail, nothing is cached, and the right bytes are served once the
+// bucket sends them.
+func TestCorruptMultipartObjectNeverCompletes(t *testing.T) {
+	e := newEnv(t, withCache)
+	for i, size := range []int{30_000, 2 << 20} {
+		key := fmt.Sprintf("media_attachments/files/000/777/%03d/original/0123456789abcdef.mp4", i)
+		data := tiertest.Blob(uint64(77+i), size)
+		e.bucket.PutWithChecksum(t, key, data, origintest.CRC64NVME, true)
+		e.bucket.CorruptBody(key, int64(size-1))
+		resp, err := e.client.Get(e.url + "/" + key)
+		if err == nil {
+			got, rerr := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if rerr == nil && len(got) == size {
+				t.Errorf("%d bytes, last byte altered: a complete %d", size, resp.StatusCode)
+			}
+		}
+		e.cache.Settle()
+		e.bucket.CorruptBody(key, -1)
+		if resp, body := e.do(t, "GET", "/"+key); resp.StatusCode != 200 || !bytes.Equal(body, data) || resp.Header.Get("X-Cache") != "MISS" {
+			t.Errorf("%d bytes, after the bucket healed: %d %q, right bytes %v", size, resp.StatusCode, resp.Header.Get("X-Cache"), bytes.Equal(body, data))
+		}
 	}
 }

@@ -32,6 +32,7 @@ var settings = []setting{
 	{"s3.timeout", "30s", "limit on waiting for the bucket's answer and on any stall in its body"},
 	{"s3.request_checksum", "when_required", "when_required or when_supported: SDK request checksums (when_supported breaks several S3-compatible providers)"},
 	{"s3.response_checksum", "when_required", "when_required or when_supported: SDK response checksum validation"},
+	{"s3.disable_checksum_mode", false, "do not ask the bucket for objects' checksums on whole-object fetches (x-amz-checksum-mode); fetched bodies are then checked by length and MD5 ETag only. A service that refuses the header is detected and no longer asked"},
 	{"strip_prefix", []string{}, "URL path prefixes removed before a path becomes a key, e.g. /my-bucket or /system"},
 	{"fallback.dir", "", "the old volume (Mastodon's public/system), read-only; empty means no fallback"},
 	{"headers.cache_control", defaultCacheControl, "Cache-Control of media answers"},

@@ -21,8 +21,10 @@ import (
 const BucketName = "media"
 
 // FakeBucket is an in-process S3 server (gofakes3) on a real TCP listener, behind a wrapper that
-// counts the requests reaching each key and can fail, stall, slow down or cut its answers, keeps
-// the objects' canned ACLs, and can refuse unsigned requests as AWS does (RequireSignatures).
+// counts the requests reaching each key and can fail, stall, slow down, cut or corrupt its
+// answers, keeps the objects' canned ACLs and checksums (PutWithChecksum), and can refuse
+// unsigned requests as AWS does (RequireSignatures) and checksum requests as some S3-compatible
+// services do (RefuseChecksumMode).
 type FakeBucket struct {
 	// URL is the server's endpoint, for path-style requests.
 	URL string
@@ -47,10 +49,16 @@ type FakeBucket struct {
 	gates   map[string]*Gate
 	cuts    map[string]int64
 	flips   map[string]int64 // bucket key -> offset of the body byte its GETs send altered
+	sums    map[string]fakeChecksum
+	sumAsks int // requests carrying x-amz-checksum-mode
 	sent    atomic.Int64
 	ended   chan error
 	unstall chan struct{}
 	closed  bool
+
+	// refuseSums is the status of the answer to a request carrying x-amz-checksum-mode, 0 to
+	// serve it.
+	refuseSums int
 }
 
 // Mode is how a FakeBucket answers every request.
@@ -89,6 +97,7 @@ func NewFakeBucket(t testing.TB) *FakeBucket {
 		gates:   map[string]*Gate{},
 		cuts:    map[string]int64{},
 		flips:   map[string]int64{},
+		sums:    map[string]fakeChecksum{},
 		ended:   make(chan error, 4096),
 		unstall: make(chan struct{}),
 	}
@@ -142,6 +151,13 @@ func (b *FakeBucket) serve(fake http.Handler, w http.ResponseWriter, r *http.Req
 	}
 	gate, cut := b.gates[key], b.cuts[key]
 	flip, flipped := b.flips[key]
+	sum := b.sums[key]
+	_, sumAsked := r.Header["X-Amz-Checksum-Mode"]
+	if sumAsked {
+		b.sumAsks++
+	}
+	refuseSums := sumAsked && b.refuseSums != 0 && !deny
+	refuseStatus := b.refuseSums
 	b.nReqs++
 	failNow := b.every > 0 && b.nReqs%b.every == 0
 	failStatus := b.failSt
@@ -151,6 +167,10 @@ func (b *FakeBucket) serve(fake http.Handler, w http.ResponseWriter, r *http.Req
 	b.mu.Unlock()
 	if deny {
 		accessDenied(w, r)
+		return
+	}
+	if refuseSums {
+		refuseChecksumMode(w, r, refuseStatus)
 		return
 	}
 	if failNow {
@@ -178,6 +198,12 @@ func (b *FakeBucket) serve(fake http.Handler, w http.ResponseWriter, r *http.Req
 		return
 	}
 	cw := &bodyWriter{ResponseWriter: w, sent: &b.sent, flip: -1}
+	if r.Method == http.MethodGet || r.Method == http.MethodHead {
+		cw.header = sum.headers(r)
+		if sum.etag != "" && r.Header.Get("If-None-Match") == sum.etag {
+			r.Header.Set("If-None-Match", sum.md5ETag) // gofakes3 compares with the MD5
+		}
+	}
 	if r.Method == http.MethodGet {
 		cw.gate, cw.cut = gate, cut
 		if flipped {
@@ -185,6 +211,7 @@ func (b *FakeBucket) serve(fake http.Handler, w http.ResponseWriter, r *http.Req
 		}
 	}
 	fake.ServeHTTP(cw, r)
+	cw.writeHeader() // a HEAD answer may have had no WriteHeader
 	if cw.cutNow {
 		panic(http.ErrAbortHandler) // drops the connection mid-body
 	}
@@ -337,6 +364,9 @@ func (b *FakeBucket) Put(t testing.TB, key string, data []byte) {
 	if _, err := b.backend.PutObject(BucketName, key, meta, bytes.NewReader(data), int64(len(data)), nil); err != nil {
 		t.Fatal(err)
 	}
+	b.mu.Lock()
+	delete(b.sums, key) // a new object, without checksum
+	b.mu.Unlock()
 	b.SetACL(key, "public-read") // as Mastodon stores media by default
 }
 
@@ -346,6 +376,9 @@ func (b *FakeBucket) Delete(t testing.TB, key string) {
 	if _, err := b.backend.DeleteObject(BucketName, key); err != nil {
 		t.Fatal(err)
 	}
+	b.mu.Lock()
+	delete(b.sums, key)
+	b.mu.Unlock()
 }
 
 // PutGenerated makes key an object of size bytes whose byte i is PatternByte(i), generated as
@@ -417,9 +450,12 @@ func (b *FakeBucket) Sent() int64 { return b.sent.Load() }
 // (context.Canceled when the client went away first).
 func (b *FakeBucket) Ended() <-chan error { return b.ended }
 
-// bodyWriter counts the body bytes written, holds them at a gate and cuts them.
+// bodyWriter counts the body bytes written, holds them at a gate, cuts and alters them, and
+// changes the headers of a 2xx answer.
 type bodyWriter struct {
 	http.ResponseWriter
+	header func(http.Header) // changes the headers of a 2xx answer; nil for none
+	status int               // the status written, 0 before
 	sent   *atomic.Int64
 	n      int64
 	gate   *Gate
@@ -428,7 +464,27 @@ type bodyWriter struct {
 	flip   int64 // offset of the body byte sent altered, -1 for none
 }
 
+// WriteHeader implements http.ResponseWriter, changing the headers of a 2xx answer first.
+func (w *bodyWriter) WriteHeader(status int) {
+	if w.status != 0 {
+		return
+	}
+	w.status = status
+	if w.header != nil && status >= 200 && status < 300 {
+		w.header(w.ResponseWriter.Header())
+	}
+	w.ResponseWriter.WriteHeader(status)
+}
+
+// writeHeader writes the headers of a 200 answer when nothing did yet.
+func (w *bodyWriter) writeHeader() {
+	if w.status == 0 {
+		w.WriteHeader(http.StatusOK)
+	}
+}
+
 func (w *bodyWriter) Write(p []byte) (int, error) {
+	w.writeHeader()
 	if w.cutNow {
 		return 0, io.ErrClosedPipe
 	}
@@ -476,6 +532,7 @@ func (w *bodyWriter) write(p []byte) (int, error) {
 }
 
 func (w *bodyWriter) Flush() {
+	w.writeHeader()
 	if f, ok := w.ResponseWriter.(http.Flusher); ok {
 		f.Flush()
 	}

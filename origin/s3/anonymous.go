@@ -110,6 +110,7 @@ func (b *Bucket) StateView() (*Bucket, error) {
 		timeout: b.timeout,
 		observe: b.observe,
 		writes:  b.writes,
+		sums:    b.sums,
 	}, nil
 }
 

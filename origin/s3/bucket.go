@@ -15,6 +15,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 
 	"github.com/fedicache/fedicache/origin"
 )
@@ -35,6 +36,7 @@ type Bucket struct {
 	observe   func(op string, d time.Duration, err error)
 	writes    writeConfig // how List, Put, AbortStaleUploads and Delete send their requests
 	acl       aclCheck
+	sums      *checksumMode // shared with StateView's Bucket: a refusal holds for both
 }
 
 // New returns the bucket cfg describes. It checks cfg and loads the AWS configuration
@@ -65,6 +67,7 @@ func New(ctx context.Context, cfg Config) (*Bucket, error) {
 		observe:   cfg.Observe,
 		writes:    newWriteConfig(cfg),
 		acl:       aclCheck{on: cfg.RequirePublicRead && !cfg.Anonymous},
+		sums:      &checksumMode{off: cfg.DisableChecksumMode},
 	}
 	if cfg.Prefix != "" {
 		b.prefix = cfg.Prefix + "/"
@@ -109,7 +112,11 @@ func (b *Bucket) stat(ctx context.Context, key string) (origin.Meta, error) {
 }
 
 // Get implements origin.Origin with a GetObject request, ranged when r is not nil. A service that
-// ignores the range and sends the whole object is served too: the body is cut to the range.
+// ignores the range and sends the whole object is served too: the body is cut to the range. A
+// whole-object Get asks for the object's checksum (see Config.DisableChecksumMode): when the
+// answer carries a full-object one, the body's final Read fails with ErrChecksumMismatch if the
+// bytes do not match it. A service that refuses the question is sent the request again without
+// it, once, and not asked again.
 func (b *Bucket) Get(ctx context.Context, key string, r *origin.Range) (io.ReadCloser, origin.Meta, error) {
 	start := time.Now()
 	body, m, err := b.get(ctx, key, r)
@@ -128,22 +135,17 @@ func (b *Bucket) Get(ctx context.Context, key string, r *origin.Range) (io.ReadC
 }
 
 func (b *Bucket) get(ctx context.Context, key string, r *origin.Range) (io.ReadCloser, origin.Meta, error) {
-	in := &s3.GetObjectInput{
-		Bucket: aws.String(b.bucket),
-		Key:    aws.String(b.Key(key)),
+	// S3 sends no checksum for a range: only whole-object Gets ask.
+	ask := r == nil && b.sums.asking()
+	out, w, err := b.getObject(ctx, key, r, ask)
+	if err != nil && ask && checksumModeRefused(err) {
+		b.sums.refused.Store(true)
+		out, w, err = b.getObject(ctx, key, r, false)
 	}
-	if r != nil {
-		in.Range = aws.String(r.String())
-	}
-	w := newWatchdog(ctx, b.timeout)
-	out, err := b.client.GetObject(w.ctx, in)
-	w.disarm()
 	if err != nil {
-		err = translate(ctx, w, err)
-		w.release()
 		return nil, origin.Meta{}, err
 	}
-	body := &watchedBody{body: out.Body, w: w}
+	body := &watchedBody{body: checkedBody(key, out), w: w}
 	size, cut, err := fit(out, r)
 	if err != nil {
 		body.Close()
@@ -155,6 +157,31 @@ func (b *Bucket) get(ctx context.Context, key string, r *origin.Range) (io.ReadC
 		rc = cut
 	}
 	return rc, newMeta(key, size, out.ContentType, out.ETag, out.LastModified), nil
+}
+
+// getObject sends the GetObject of key, asking for the object's checksum when checksums is set,
+// and returns the answer with its watchdog, disarmed, which the body's Close releases; or the
+// translated error, with the watchdog released.
+func (b *Bucket) getObject(ctx context.Context, key string, r *origin.Range, checksums bool) (*s3.GetObjectOutput, *watchdog, error) {
+	in := &s3.GetObjectInput{
+		Bucket: aws.String(b.bucket),
+		Key:    aws.String(b.Key(key)),
+	}
+	if r != nil {
+		in.Range = aws.String(r.String())
+	}
+	if checksums {
+		in.ChecksumMode = types.ChecksumModeEnabled
+	}
+	w := newWatchdog(ctx, b.timeout)
+	out, err := b.client.GetObject(w.ctx, in)
+	w.disarm()
+	if err != nil {
+		err = translate(ctx, w, err)
+		w.release()
+		return nil, nil, err
+	}
+	return out, w, nil
 }
 
 // fit checks the answer to a GetObject against the range r asked for (nil: the whole object)

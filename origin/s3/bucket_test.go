@@ -115,21 +115,32 @@ func TestRangeReachesTheBucket(t *testing.T) {
 	}
 }
 
+// TestChecksumMode checks which requests ask for checksums (x-amz-checksum-mode): whole-object
+// Gets unless DisableChecksumMode is set, ranged Gets only when the SDK asks by itself
+// (response_checksum when_supported), Stat never.
 func TestChecksumMode(t *testing.T) {
 	const key = "a.png"
 	for _, tc := range []struct {
-		setting string
-		want    string // x-amz-checksum-mode on the GetObject request
+		setting     string
+		disable     bool
+		whole, part string // x-amz-checksum-mode on the whole-object and the ranged GetObject
 	}{
-		{"", ""},
-		{ChecksumWhenRequired, ""},
-		{ChecksumWhenSupported, "ENABLED"},
+		{"", false, "ENABLED", ""},
+		{ChecksumWhenRequired, false, "ENABLED", ""},
+		{ChecksumWhenSupported, false, "ENABLED", "ENABLED"},
+		{"", true, "", ""},
+		{ChecksumWhenSupported, true, "ENABLED", "ENABLED"},
 	} {
-		t.Run("response_checksum="+tc.setting, func(t *testing.T) {
+		name := "response_checksum=" + tc.setting
+		if tc.disable {
+			name += ",disable_checksum_mode"
+		}
+		t.Run(name, func(t *testing.T) {
 			f := newFake(t, "", map[string][]byte{key: []byte("png")})
 			cfg := testConfig(f.srv.URL)
 			cfg.ResponseChecksum = tc.setting
 			cfg.RequestChecksum = tc.setting
+			cfg.DisableChecksumMode = tc.disable
 			b := newTestBucket(t, cfg)
 			ctx := context.Background()
 			if _, err := b.Stat(ctx, key); err != nil {
@@ -140,14 +151,23 @@ func TestChecksumMode(t *testing.T) {
 				t.Fatalf("Get: %v", err)
 			}
 			origintest.ReadAll(t, body)
+			body, _, err = b.Get(ctx, key, &origin.Range{Start: 1, End: 1})
+			if err != nil {
+				t.Fatalf("ranged Get: %v", err)
+			}
+			origintest.ReadAll(t, body)
 			for _, r := range f.requests() {
 				got := r.Header.Get("X-Amz-Checksum-Mode")
 				want := ""
-				if r.Method == http.MethodGet {
-					want = tc.want
+				switch {
+				case r.Method == http.MethodGet && r.Header.Get("Range") == "":
+					want = tc.whole
+				case r.Method == http.MethodGet:
+					want = tc.part
 				}
 				if got != want {
-					t.Errorf("%s %s carries x-amz-checksum-mode %q, want %q", r.Method, r.Path, got, want)
+					t.Errorf("%s %s (Range %q) carries x-amz-checksum-mode %q, want %q",
+						r.Method, r.Path, r.Header.Get("Range"), got, want)
 				}
 			}
 		})

@@ -55,10 +55,19 @@ type Config struct {
 	// "when_supported". Empty means "when_required", as several S3-compatible services reject
 	// the AWS SDK's default (CRC32 trailers on aws-chunked uploads).
 	RequestChecksum string
-	// ResponseChecksum is when response checksums are asked for (x-amz-checksum-mode) and
-	// checked: "when_required" or "when_supported". Empty means "when_required", for the same
-	// reason as RequestChecksum.
+	// ResponseChecksum is when the SDK asks for response checksums (x-amz-checksum-mode) by
+	// itself: "when_required" or "when_supported" (on every GetObject, ranged ones included).
+	// Empty means "when_required", for the same reason as RequestChecksum. Whole-object Gets
+	// ask whatever it says, unless DisableChecksumMode is set.
 	ResponseChecksum string
+	// DisableChecksumMode stops whole-object Gets from asking for the object's checksum
+	// (x-amz-checksum-mode: ENABLED), and so from checking the body against the full-object
+	// checksum (CRC32, CRC32C, CRC64NVME, SHA-1, SHA-256) the bucket answers with; a body that
+	// does not match fails its final Read with ErrChecksumMismatch. A service that refuses the
+	// header is asked once, the Get sent again without it, and never asked again (see
+	// ChecksumsAsked), so it is needed only for a service that returns checksums its bodies do
+	// not match. It does not override ResponseChecksum "when_supported". False means ask.
+	DisableChecksumMode bool
 	// MultipartThreshold is the size above which Put sends an object in parts (a multipart
 	// upload) rather than in one PutObject request. Zero means 64 MiB; at most 5 GiB, the
 	// largest object one PutObject may carry.
@@ -80,7 +89,9 @@ type Config struct {
 	// "CreateMultipartUpload", "UploadPart", "CompleteMultipartUpload", "AbortMultipartUpload",
 	// "ListMultipartUploads", "DeleteObject"; an anonymous Ping is a "GetObject"), its
 	// duration (for a read, the time until its answer's headers) and its error as returned to
-	// the caller. Nil means no one is told.
+	// the caller; a GetObject the service refused for its x-amz-checksum-mode header and sent
+	// again without it is one request. Errors found later in a body (a checksum mismatch, a
+	// stall) are not told. Nil means no one is told.
 	Observe func(op string, d time.Duration, err error)
 }
 
