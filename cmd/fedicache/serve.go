@@ -128,7 +128,11 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, started func(addrs
 		go bust.cdn.Run(ctx)
 	}
 	pcfg.Buster = bust
-	sections := map[string]func() any{}
+	sections := map[string]func() any{
+		// Whether fetched bodies are checked against the objects' checksums: false when turned
+		// off, or once the service refused the request for them.
+		"integrity": func() any { return map[string]bool{"checksums_asked": bucket.ChecksumsAsked()} },
+	}
 	var migration func() proxy.Migration
 	if cfg.Backfill.Enabled {
 		onFallback, progress, err := startBackfill(ctx, cfg, vol, layered, st, metrics, log)
