@@ -392,20 +392,23 @@ func (f *flight) copy(body io.Reader, m origin.Meta) error {
 // the memory tier still gets it), a large one through the ring, uncached.
 func (f *flight) spoolFailed(total int64, err error) {
 	f.spool.Abort() // the file goes; what was written stays readable until the spool is closed
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.spoolBad = true
 	if f.buf != nil {
 		f.l.log.Warn("cache: writing to the disk tier failed; keeping the object in memory only", "key", f.key, "err", err)
+		f.mu.Lock()
+		f.spoolBad = true
+		f.mu.Unlock()
 		return
 	}
 	f.l.log.Warn("cache: writing the spool failed; the object streams on to its readers uncached", "key", f.key, "err", err)
+	// Requests from now on start a fetch of their own: this one can no longer serve a byte that
+	// has left the ring. (Layered.mu before flight.mu: out of the map first.)
+	f.l.forgetFlight(f)
+	f.mu.Lock()
+	f.spoolBad = true
 	f.spoolEnd = total
 	f.ring = make([]byte, ringSize)
 	f.cacheable = false
-	// Requests from now on start a fetch of their own: this one can no longer serve a byte
-	// that has left the ring.
-	f.l.forgetFlight(f)
+	f.mu.Unlock()
 	context.AfterFunc(f.ctx, f.cond.Broadcast) // a canceled fetch stops waiting for readers
 }
 
