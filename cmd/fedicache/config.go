@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -73,6 +74,11 @@ type configError struct{ problems []string }
 func (e *configError) Error() string {
 	return "invalid configuration:\n  " + strings.Join(e.problems, "\n  ")
 }
+
+// alwaysDenied are the key prefixes Mastodon keeps private in a bucket: user data exports
+// (handed out as presigned URLs, never through the alias host) and the files of a removed
+// import feature. They are denied beside deny_prefixes.
+var alwaysDenied = []string{"backups/", "imports/"}
 
 // newViper returns a viper holding the defaults, the FEDICACHE_* environment and the flags of fs
 // (when not nil) bound to their keys. A variable that is set but empty sets the empty value (an
@@ -210,8 +216,14 @@ func configFrom(v *viper.Viper, path string) (Config, error) {
 	if cfg.StatePrefix = strings.TrimLeft(cfg.StatePrefix, "/"); cfg.StatePrefix == "" || !strings.HasSuffix(cfg.StatePrefix, "/") {
 		r.fail("state_prefix: %q must be a folder-like prefix ending in /: use e.g. state_prefix: _fedicache/", cfg.StatePrefix)
 	} else {
-		// fedicache's own state is never served nor copied.
-		cfg.Proxy.DenyPrefixes = append(cfg.Proxy.DenyPrefixes, cfg.StatePrefix)
+		// Mastodon's user exports and old imports are never served, whatever deny_prefixes says
+		// (an empty FEDICACHE_DENY_PREFIXES= sets it empty), and fedicache's own state is never
+		// served nor copied.
+		for _, p := range append(slices.Clone(alwaysDenied), cfg.StatePrefix) {
+			if !slices.Contains(cfg.Proxy.DenyPrefixes, p) {
+				cfg.Proxy.DenyPrefixes = append(cfg.Proxy.DenyPrefixes, p)
+			}
+		}
 	}
 	cfg.Cloudflare = proxy.CloudflareConfig{ZoneID: r.str("cloudflare.zone_id"), APIToken: r.str("cloudflare.api_token")}
 	if (cfg.Cloudflare.ZoneID == "") != (cfg.Cloudflare.APIToken == "") {

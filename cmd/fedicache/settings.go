@@ -36,7 +36,7 @@ var settings = []setting{
 	{"strip_prefix", []string{}, "URL path prefixes removed before a path becomes a key, e.g. /my-bucket or /system"},
 	{"fallback.dir", "", "the old volume (Mastodon's public/system), read-only; empty means no fallback"},
 	{"headers.cache_control", defaultCacheControl, "Cache-Control of media answers"},
-	{"deny_prefixes", []string{"backups/", "imports/"}, "key prefixes never served"},
+	{"deny_prefixes", []string{"backups/", "imports/"}, "key prefixes never served; backups/ and imports/ (Mastodon's user exports, old imports) and state_prefix are denied whatever this says"},
 	{"cache.memory.max_bytes", "256MiB", "memory tier capacity (body plus headers); 0 turns the memory tier off"},
 	{"cache.memory.max_object_bytes", "1MiB", "largest object kept in memory"},
 	{"cache.disk.dir", "", "disk tier folder (an emptyDir or a local SSD); empty turns the disk tier off"},

@@ -175,8 +175,8 @@ strip_prefix: ["/media"]
 	if len(cfg.Proxy.StripPrefixes) != 0 {
 		t.Errorf("FEDICACHE_STRIP_PREFIX= gave %q, want an empty list", cfg.Proxy.StripPrefixes)
 	}
-	if got := strings.Join(cfg.Proxy.DenyPrefixes, ","); got != "_fedicache/" {
-		t.Errorf("FEDICACHE_DENY_PREFIXES= gave %q, want only the state prefix", got)
+	if got := strings.Join(cfg.Proxy.DenyPrefixes, ","); got != "backups/,imports/,_fedicache/" {
+		t.Errorf("FEDICACHE_DENY_PREFIXES= gave %q, want Mastodon's private prefixes and the state prefix, always denied", got)
 	}
 
 	t.Setenv("FEDICACHE_S3_TIMEOUT", "")
