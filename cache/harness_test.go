@@ -3,41 +3,23 @@ package cache_test
 import (
 	"context"
 	"io"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/fedicache/fedicache/cache"
 	"github.com/fedicache/fedicache/cache/disk"
 	"github.com/fedicache/fedicache/cache/memory"
+	"github.com/fedicache/fedicache/cache/tiertest"
 	"github.com/fedicache/fedicache/origin"
 	"github.com/fedicache/fedicache/origin/origintest"
 	"github.com/fedicache/fedicache/origin/s3"
 )
 
-// clock is a settable time source.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
-}
-
 // harness is a Layered cache in front of a fake bucket, with the tiers the options ask for.
 type harness struct {
 	bucket  *origintest.FakeBucket
 	origin  origin.Origin
-	clock   *clock
+	clock   *tiertest.Clock
 	diskDir string
 	cfg     cache.Config
 	mem     *memory.Memory
@@ -54,7 +36,7 @@ type harnessOpts struct {
 func newHarness(t *testing.T, o harnessOpts) *harness {
 	t.Helper()
 	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
-	h := &harness{bucket: origintest.NewFakeBucket(t), clock: &clock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}}
+	h := &harness{bucket: origintest.NewFakeBucket(t), clock: tiertest.NewClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))}
 	b, err := s3.New(context.Background(), s3.Config{
 		Endpoint: h.bucket.URL, Bucket: origintest.BucketName, ForcePathStyle: true,
 		AccessKeyID: "AKID", SecretAccessKey: "secret", Timeout: 5 * time.Second,

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fedicache/fedicache/cache/tiertest"
 	"github.com/fedicache/fedicache/origin"
 )
 
@@ -119,7 +120,7 @@ func TestRefreshListsOnlyWhatIsNew(t *testing.T) {
 	_, view := newStore(t)
 	store := &countingStore{Store: view}
 	ctx := context.Background()
-	clk := &clock{now: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)}
+	clk := tiertest.NewClock(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC))
 	writer := New(Config{Store: store, Clock: clk.Now})
 	if err := writer.Load(ctx); err != nil {
 		t.Fatal(err)
@@ -129,13 +130,13 @@ func TestRefreshListsOnlyWhatIsNew(t *testing.T) {
 		if _, _, err := writer.Record(ctx, Purged, fmt.Sprintf("media_attachments/files/000/000/%03d/original/x.png", i)); err != nil {
 			t.Fatal(err)
 		}
-		clk.Add(time.Minute)
+		clk.Advance(time.Minute)
 	}
 	reader := New(Config{Store: store, Cache: &recordingCache{}, Clock: clk.Now})
 	if err := reader.Load(ctx); err != nil {
 		t.Fatal(err)
 	}
-	clk.Add(time.Hour)
+	clk.Advance(time.Hour)
 	for i := range 3 {
 		if _, _, err := writer.Record(ctx, Hidden, fmt.Sprintf("media_attachments/files/000/001/%03d/original/y.png", i)); err != nil {
 			t.Fatal(err)
@@ -163,7 +164,7 @@ func TestSnapshotAndPrune(t *testing.T) {
 	_, view := newStore(t)
 	store := &countingStore{Store: view}
 	ctx := context.Background()
-	clk := &clock{now: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)}
+	clk := tiertest.NewClock(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC))
 	cfg := Config{Store: store, Clock: clk.Now, Retention: 48 * time.Hour, CompactEvery: time.Hour}
 	a := New(cfg)
 	if err := a.Load(ctx); err != nil {
@@ -177,11 +178,11 @@ func TestSnapshotAndPrune(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	clk.Add(72 * time.Hour)
+	clk.Advance(72 * time.Hour)
 	if _, _, err := a.Record(ctx, Hidden, hiddenKey); err != nil {
 		t.Fatal(err)
 	}
-	clk.Add(time.Hour)
+	clk.Advance(time.Hour)
 	if err := a.Refresh(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -267,7 +268,7 @@ func TestDamagedSnapshotIsRefused(t *testing.T) {
 	// record the snapshot was made from, rather than fail or load less.
 	_, store := newStore(t)
 	ctx := context.Background()
-	clk := &clock{now: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)}
+	clk := tiertest.NewClock(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC))
 	a := New(Config{Store: store, Clock: clk.Now, CompactEvery: time.Hour})
 	if err := a.Load(ctx); err != nil {
 		t.Fatal(err)
@@ -275,7 +276,7 @@ func TestDamagedSnapshotIsRefused(t *testing.T) {
 	if _, _, err := a.Record(ctx, Deleted, deletedKey); err != nil {
 		t.Fatal(err)
 	}
-	clk.Add(2 * time.Hour)
+	clk.Advance(2 * time.Hour)
 	if err := a.Refresh(ctx); err != nil {
 		t.Fatal(err)
 	}
