@@ -1,5 +1,7 @@
 package cache
 
+// Lock order: Layered.mu (the flights map) before flight.mu, as in layered.go.
+
 import (
 	"context"
 	"crypto/md5"
@@ -8,7 +10,6 @@ import (
 	"fmt"
 	"hash"
 	"io"
-	"os"
 	"sync"
 
 	"github.com/fedicache/fedicache/origin"
@@ -72,9 +73,6 @@ type flight struct {
 	active   map[*flightReader]struct{} // the readers made so far, for the slowest one's place
 }
 
-// ringSize is the window of a fetch whose spool failed: the memory such a fetch may take.
-const ringSize = 4 << 20
-
 func newFlight(l *Layered, key string) *flight {
 	f := &flight{l: l, key: key, ready: make(chan struct{}), stored: make(chan struct{})}
 	f.cond.L = &f.mu
@@ -108,13 +106,18 @@ func (f *flight) wait(ctx context.Context, shared bool) (io.ReadCloser, origin.M
 
 // newReader makes a reader of bytes [off, end), for a caller already counted in readers.
 func (f *flight) newReader(off, end int64, shared bool) *flightReader {
-	r := &flightReader{f: f, off: off, end: end, shared: shared}
 	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.newReaderLocked(off, end, shared)
+}
+
+// newReaderLocked is newReader with f.mu held.
+func (f *flight) newReaderLocked(off, end int64, shared bool) *flightReader {
+	r := &flightReader{f: f, off: off, end: end, shared: shared}
 	if f.active == nil {
 		f.active = map[*flightReader]struct{}{}
 	}
 	f.active[r] = struct{}{}
-	f.mu.Unlock()
 	return r
 }
 
@@ -144,12 +147,7 @@ func (f *flight) rangeReader(r origin.Range) (io.ReadCloser, origin.Meta, bool) 
 		return nil, origin.Meta{}, false
 	}
 	f.readers++
-	fr := &flightReader{f: f, off: first, end: last + 1, shared: true}
-	if f.active == nil {
-		f.active = map[*flightReader]struct{}{}
-	}
-	f.active[fr] = struct{}{}
-	return fr, f.meta, true
+	return f.newReaderLocked(first, last+1, true), f.meta, true
 }
 
 // purge keeps the fetch from storing the object; with cut, it also stops the fetch and fails
@@ -387,69 +385,6 @@ func (f *flight) copy(body io.Reader, m origin.Meta) error {
 	return nil
 }
 
-// spoolFailed turns the fetch away from a spool whose write of the bytes at total failed (a full
-// or failing disk), so that no reader fails because of it: a small object goes on in buf (and
-// the memory tier still gets it), a large one through the ring, uncached.
-func (f *flight) spoolFailed(total int64, err error) {
-	f.spool.Abort() // the file goes; what was written stays readable until the spool is closed
-	if f.buf != nil {
-		f.l.log.Warn("cache: writing to the disk tier failed; keeping the object in memory only", "key", f.key, "err", err)
-		f.mu.Lock()
-		f.spoolBad = true
-		f.mu.Unlock()
-		return
-	}
-	f.l.log.Warn("cache: writing the spool failed; the object streams on to its readers uncached", "key", f.key, "err", err)
-	// Requests from now on start a fetch of their own: this one can no longer serve a byte that
-	// has left the ring. (Layered.mu before flight.mu: out of the map first.)
-	f.l.forgetFlight(f)
-	f.mu.Lock()
-	f.spoolBad = true
-	f.spoolEnd = total
-	f.ring = make([]byte, ringSize)
-	f.cacheable = false
-	f.mu.Unlock()
-	context.AfterFunc(f.ctx, f.cond.Broadcast) // a canceled fetch stops waiting for readers
-}
-
-// toRing puts the body bytes p, at offset total, into the ring, once the slowest reader is near
-// enough that they overwrite nothing it still has to read.
-func (f *flight) toRing(total int64, p []byte) error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	for total+int64(len(p))-f.slowestLocked() > ringSize {
-		if f.dropped || f.ctx.Err() != nil {
-			return fmt.Errorf("cache: fetch stopped while waiting for its readers: %w", context.Cause(f.ctx))
-		}
-		if f.readers == 0 {
-			return nil // abandoned: copy sees it next
-		}
-		f.cond.Wait()
-	}
-	for len(p) > 0 {
-		i := total % ringSize
-		c := copy(f.ring[i:], p)
-		p, total = p[c:], total+int64(c)
-	}
-	return nil
-}
-
-// slowestLocked returns the first byte from the ring that some reader has still to read: the
-// place of the slowest reader that needs the ring, spoolEnd for a reader still on the spool or
-// one not made yet (a waiter counted in readers). f.mu is held.
-func (f *flight) slowestLocked() int64 {
-	slowest := f.written
-	if f.readers > len(f.active) {
-		slowest = f.spoolEnd
-	}
-	for r := range f.active {
-		if r.end > f.spoolEnd && r.off < r.end {
-			slowest = min(slowest, max(r.off, f.spoolEnd))
-		}
-	}
-	return slowest
-}
-
 // abandon takes the fetch out of the map when it still has no reader, so that a request
 // arriving now starts a fetch of its own rather than joining one about to stop.
 func (f *flight) abandon() bool {
@@ -577,23 +512,3 @@ func (r *flightReader) Close() error {
 	}
 	return nil
 }
-
-// tempSpool is a temporary file through which a large object streams to several requests
-// when no tier keeps it. Close removes it.
-type tempSpool struct{ f *os.File }
-
-func newTempSpool(dir string) (*tempSpool, error) {
-	f, err := os.CreateTemp(dir, "fedicache-spool-*")
-	if err != nil {
-		return nil, err
-	}
-	// Unlinked at once: the open file lives until Close, and nothing is left behind on a crash.
-	_ = os.Remove(f.Name())
-	return &tempSpool{f: f}, nil
-}
-
-func (s *tempSpool) Write(p []byte) (int, error)             { return s.f.Write(p) }
-func (s *tempSpool) ReadAt(p []byte, off int64) (int, error) { return s.f.ReadAt(p, off) }
-func (s *tempSpool) Commit() error                           { return nil }
-func (s *tempSpool) Abort()                                  {}
-func (s *tempSpool) Close() error                            { return s.f.Close() }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"strings"
 	"time"
 
@@ -118,11 +117,4 @@ func (s *State) pruneLog(ctx context.Context, cutoff time.Time) error {
 		s.cfg.Logger.Info("state: pruned the log", "entries", len(old), "before", cutoff)
 	}
 	return nil
-}
-
-// sortedCopy returns hs sorted, in a new slice.
-func sortedCopy(hs []hash) []hash {
-	out := slices.Clone(hs)
-	slices.SortFunc(out, compareHash)
-	return out
 }

@@ -98,6 +98,9 @@ func (s *Set) merge(sorted []hash) {
 
 // mergeLocked builds a new sorted slice of base, recent and more (sorted), and empties recent.
 func (s *Set) mergeLocked(more []hash) {
+	if len(s.recent) == 0 && len(more) == 0 && s.base.Load() != nil {
+		return // nothing new: the index and the generation stand
+	}
 	var old []hash
 	if b := s.base.Load(); b != nil {
 		old = b.hs

@@ -20,11 +20,6 @@ import (
 // answer holds the start up no longer than this.
 const startupCheckTimeout = 5 * time.Second
 
-// probeKey is the key, under s3.prefix, that the start check reads to learn why the bucket
-// refused a HeadBucket: the answer to a HEAD has no body, so it carries no error code, and a
-// GET's does. No one stores it; it is the key of the anonymous Ping too.
-const probeKey = ".fedicache-ping"
-
 // logWarnings logs each warning of the configuration once.
 func logWarnings(cfg Config, log *slog.Logger) {
 	for _, w := range cfg.Warnings {
@@ -79,7 +74,7 @@ func ping(ctx context.Context, b *s3.Bucket) error {
 
 // diagnose returns the line that says why b's Ping failed with err, and what to fix, with the
 // error that named the cause. When the answer named none (a HEAD's 403 or 404 has no body), it
-// reads probeKey, ranged, to learn it.
+// reads s3.PingKey (which no one stores), ranged, to learn it from a GET's error body.
 func diagnose(ctx context.Context, b *s3.Bucket, cfg Config, err error) (string, error) {
 	code, status := answerOf(err)
 	if status == 0 && code == "" && unreachable(err) {
@@ -87,7 +82,7 @@ func diagnose(ctx context.Context, b *s3.Bucket, cfg Config, err error) (string,
 	}
 	if !namesCause(code, status) && status < 500 {
 		gctx, cancel := context.WithTimeout(ctx, startupCheckTimeout)
-		body, _, gerr := b.Get(gctx, probeKey, &origin.Range{Start: 0, End: 0})
+		body, _, gerr := b.Get(gctx, s3.PingKey, &origin.Range{Start: 0, End: 0})
 		cancel()
 		if gerr == nil {
 			body.Close()

@@ -13,9 +13,9 @@ import (
 	"github.com/fedicache/fedicache/origin"
 )
 
-// pingKey is the key, under the prefix, that an anonymous Ping asks for. No one stores it: the
+// PingKey is the key, under the prefix, that an anonymous Ping asks for. No one stores it: the
 // bucket answers 403 or 404, either of which says it is there.
-const pingKey = ".fedicache-ping"
+const PingKey = ".fedicache-ping"
 
 // errNoStateCredentials is StateView's error for an anonymous bucket without credentials.
 var errNoStateCredentials = errors.New("s3.anonymous: fedicache's own state (tombstones and cache busts " +
@@ -69,12 +69,12 @@ func forbidden(err error) bool {
 }
 
 // pingAnonymous is Ping for an anonymous bucket: HeadBucket is not for the public, so it sends an
-// unsigned GetObject of pingKey. AccessDenied (403) and NoSuchKey (404) mean the bucket answers;
+// unsigned GetObject of PingKey. AccessDenied (403) and NoSuchKey (404) mean the bucket answers;
 // NoSuchBucket, a 5xx and a network failure are errors.
 func (b *Bucket) pingAnonymous(ctx context.Context) error {
 	start := time.Now()
 	w := newWatchdog(ctx, b.timeout)
-	out, err := b.client.GetObject(w.ctx, &s3.GetObjectInput{Bucket: aws.String(b.bucket), Key: aws.String(b.Key(pingKey))})
+	out, err := b.client.GetObject(w.ctx, &s3.GetObjectInput{Bucket: aws.String(b.bucket), Key: aws.String(b.Key(PingKey))})
 	if err == nil {
 		out.Body.Close() // someone stored it after all: the bucket answers
 	} else {
