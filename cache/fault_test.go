@@ -279,12 +279,12 @@ func TestFaultCorruptDiskEntries(t *testing.T) {
 				h.build()
 				t.Cleanup(h.l.Close)
 				for i := range 3 {
-					got, m, err := h.get(t, key)
+					got, from, err := h.get(t, key)
 					if err != nil || !bytes.Equal(got, objs[key]) {
-						t.Fatalf("request %d after the damage: %v, %d bytes (source %q); want the %d stored", i+1, err, len(got), m.Source, len(objs[key]))
+						t.Fatalf("request %d after the damage: %v, %d bytes (source %q); want the %d stored", i+1, err, len(got), from.Source, len(objs[key]))
 					}
-					if i == 0 && m.Source != origin.SourceBucket {
-						t.Errorf("after the damage: served from %q, want a new fetch", m.Source)
+					if i == 0 && from.Source != origin.SourceBucket {
+						t.Errorf("after the damage: served from %q, want a new fetch", from.Source)
 					}
 				}
 				if n := h.bucket.Gets(key); n < 2 {
@@ -339,10 +339,10 @@ func TestFaultDiskEntryBodyRot(t *testing.T) {
 			h.mem.Delete(key)
 		}
 		t.Cleanup(h.l.Close)
-		got, m, err := h.get(t, key)
+		got, from, err := h.get(t, key)
 		if err == nil && !bytes.Equal(got, objs[key]) {
 			t.Errorf("memory %v: a body damaged in place was served from %q: %d bytes differ from the stored ones",
-				!opts.noMemory, m.Source, countDiff(got, objs[key]))
+				!opts.noMemory, from.Source, countDiff(got, objs[key]))
 		}
 	}
 }

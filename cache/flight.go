@@ -43,10 +43,11 @@ type flight struct {
 
 	// Set before ready is closed, read-only afterwards.
 	meta      origin.Meta
-	started   bool   // the origin answered with a body
-	cacheable bool   // the object will be kept by a tier
-	spool     Spool  // nil when the body is only in buf
-	buf       []byte // the body of a small object (len = size), filled up to written
+	from      origin.From // which store answered
+	started   bool        // the origin answered with a body
+	cacheable bool        // the object will be kept by a tier
+	spool     Spool       // nil when the body is only in buf
+	buf       []byte      // the body of a small object (len = size), filled up to written
 
 	ctx    context.Context // the origin request's, canceled when the fetch is abandoned
 	cancel context.CancelFunc
@@ -87,21 +88,21 @@ func (f *flight) addReader() {
 }
 
 // wait waits for the origin's answer and returns a reader of the whole body.
-func (f *flight) wait(ctx context.Context, shared bool) (io.ReadCloser, origin.Meta, error) {
+func (f *flight) wait(ctx context.Context, shared bool) (io.ReadCloser, origin.Meta, origin.From, error) {
 	select {
 	case <-f.ready:
 	case <-ctx.Done():
 		f.release()
-		return nil, origin.Meta{}, ctx.Err()
+		return nil, origin.Meta{}, origin.From{}, ctx.Err()
 	}
 	if !f.started {
 		f.mu.Lock()
 		err := f.err
 		f.mu.Unlock()
 		f.release()
-		return nil, origin.Meta{}, err
+		return nil, origin.Meta{}, origin.From{}, err
 	}
-	return f.newReader(0, f.meta.Size, shared), f.meta, nil
+	return f.newReader(0, f.meta.Size, shared), f.meta, f.from, nil
 }
 
 // newReader makes a reader of bytes [off, end), for a caller already counted in readers.
@@ -122,32 +123,32 @@ func (f *flight) newReaderLocked(off, end int64, shared bool) *flightReader {
 }
 
 // metaIfKnown returns the object's metadata once the origin answered.
-func (f *flight) metaIfKnown() (origin.Meta, bool) {
+func (f *flight) metaIfKnown() (origin.Meta, origin.From, bool) {
 	select {
 	case <-f.ready:
 		f.mu.Lock()
 		defer f.mu.Unlock()
-		return f.meta, f.err == nil || f.written > 0
+		return f.meta, f.from, f.err == nil || f.written > 0
 	default:
-		return origin.Meta{}, false
+		return origin.Meta{}, origin.From{}, false
 	}
 }
 
 // rangeReader returns a reader of r when the fetch already holds those bytes.
-func (f *flight) rangeReader(r origin.Range) (io.ReadCloser, origin.Meta, bool) {
+func (f *flight) rangeReader(r origin.Range) (io.ReadCloser, origin.Meta, origin.From, bool) {
 	select {
 	case <-f.ready:
 	default:
-		return nil, origin.Meta{}, false
+		return nil, origin.Meta{}, origin.From{}, false
 	}
 	first, last, ok := r.Resolve(f.meta.Size)
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if !ok || f.err != nil || f.released || last >= f.written {
-		return nil, origin.Meta{}, false
+		return nil, origin.Meta{}, origin.From{}, false
 	}
 	f.readers++
-	return f.newReaderLocked(first, last+1, true), f.meta, true
+	return f.newReaderLocked(first, last+1, true), f.meta, f.from, true
 }
 
 // purge keeps the fetch from storing the object; with cut, it also stops the fetch and fails
@@ -234,7 +235,7 @@ func (f *flight) run(release func()) {
 	defer f.cancel()
 
 	l.stats.originGets.Add(1)
-	body, m, err := l.origin.Get(f.ctx, f.key, nil)
+	body, m, from, err := l.origin.GetFrom(f.ctx, f.key, nil)
 	if err != nil {
 		if errors.Is(err, origin.ErrNotFound) {
 			l.neg.add(f.key)
@@ -247,14 +248,13 @@ func (f *flight) run(release func()) {
 	defer body.Close()
 	now := l.cfg.Clock()
 	e := Entry{Key: f.key, Meta: m, StoredAt: now, ValidatedAt: now}
-	e.Meta.Source, e.Meta.Stale = "", false
 	if err := f.prepare(e); err != nil {
 		l.forgetFlight(f)
 		f.finish(err)
 		close(f.ready)
 		return
 	}
-	f.meta = m
+	f.meta, f.from = m, from
 	f.started = true
 	close(f.ready)
 
@@ -269,7 +269,7 @@ func (f *flight) run(release func()) {
 			l.stats.fillErrors.Add(1)
 		default:
 			l.stats.fillErrors.Add(1)
-			l.log.Warn("cache: fetch failed", "key", f.key, "source", string(m.Source), "err", err)
+			l.log.Warn("cache: fetch failed", "key", f.key, "source", string(from.Source), "err", err)
 		}
 		if f.spool != nil {
 			f.spool.Abort()

@@ -63,8 +63,8 @@ func TestGuardRulesEveryTier(t *testing.T) {
 	h.bucket.Put(t, bigKey, big)
 	for _, k := range []string{smallKey, bigKey} {
 		h.get(t, k)
-		if _, m, err := h.get(t, k); err != nil || m.Source == origin.SourceBucket {
-			t.Fatalf("%s is not cached: %v %q", k, err, m.Source)
+		if _, from, err := h.get(t, k); err != nil || from.Source == origin.SourceBucket {
+			t.Fatalf("%s is not cached: %v %q", k, err, from.Source)
 		}
 	}
 	if _, ok := h.l.Peek(smallKey); !ok {
@@ -127,8 +127,8 @@ func TestGuardRefusalDuringFetch(t *testing.T) {
 				t.Errorf("a refused key was stored: memory %d, disk %d", st.Memory.Entries, st.Disk.Entries)
 			}
 			g.set(bigKey, nil)
-			if _, m, _ := h.get(t, bigKey); m.Source != origin.SourceBucket {
-				t.Errorf("after the refusal was lifted: Source %q, want a fresh fetch", m.Source)
+			if _, from, _ := h.get(t, bigKey); from.Source != origin.SourceBucket {
+				t.Errorf("after the refusal was lifted: Source %q, want a fresh fetch", from.Source)
 			}
 		})
 	}
@@ -181,9 +181,9 @@ func TestDropCutsTheFetchUnderWay(t *testing.T) {
 			if st := h.l.Stats(); st.Disk.Entries != 0 {
 				t.Errorf("a purged fetch was stored (%d disk entries)", st.Disk.Entries)
 			}
-			b, m, err := h.get(t, bigKey)
-			if err != nil || len(b) != size || m.Source != origin.SourceBucket || h.bucket.Gets(bigKey) != 2 {
-				t.Errorf("the next request: %d bytes, %v, Source %q, %d GETs; want a fetch of its own", len(b), err, m.Source, h.bucket.Gets(bigKey))
+			b, from, err := h.get(t, bigKey)
+			if err != nil || len(b) != size || from.Source != origin.SourceBucket || h.bucket.Gets(bigKey) != 2 {
+				t.Errorf("the next request: %d bytes, %v, Source %q, %d GETs; want a fetch of its own", len(b), err, from.Source, h.bucket.Gets(bigKey))
 			}
 			for i := int64(0); i < int64(len(b)); i += 4099 {
 				if b[i] != origintest.PatternByte(i) {

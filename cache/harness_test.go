@@ -18,7 +18,7 @@ import (
 // harness is a Layered cache in front of a fake bucket, with the tiers the options ask for.
 type harness struct {
 	bucket  *origintest.FakeBucket
-	origin  origin.Origin
+	origin  origin.Sourced
 	clock   *tiertest.Clock
 	diskDir string
 	cfg     cache.Config
@@ -45,7 +45,7 @@ func newHarness(t *testing.T, o harnessOpts) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h.origin = b
+	h.origin = origin.Fallback(b, nil)
 	h.cfg = cache.Config{
 		TTL: time.Hour, StaleIfError: 2 * time.Hour, NegativeTTL: 30 * time.Second,
 		MemoryObjectBytes: 64 << 10, Clock: h.clock.Now, SpoolDir: t.TempDir(),
@@ -92,14 +92,14 @@ func (h *harness) build() {
 }
 
 // get reads key whole through the cache.
-func (h *harness) get(t *testing.T, key string) ([]byte, origin.Meta, error) {
+func (h *harness) get(t *testing.T, key string) ([]byte, origin.From, error) {
 	t.Helper()
-	body, m, err := h.l.Get(context.Background(), key, nil)
+	body, _, from, err := h.l.GetFrom(context.Background(), key, nil)
 	if err != nil {
-		return nil, m, err
+		return nil, from, err
 	}
 	b, err := io.ReadAll(body)
 	body.Close()
 	h.l.Settle() // what a fetch stores, it stores after the client has its bytes
-	return b, m, err
+	return b, from, err
 }

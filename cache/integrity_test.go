@@ -76,9 +76,9 @@ func TestCorruptBodyNeverLooksComplete(t *testing.T) {
 						t.Errorf("a damaged body was cached: memory %d, disk %d, fill errors %d", st.Memory.Entries, st.Disk.Entries, st.FillErrors)
 					}
 					h.bucket.CorruptBody(bigKey, -1)
-					b, m, err := h.get(t, bigKey)
-					if err != nil || string(b) != string(data) || m.Source != origin.SourceBucket {
-						t.Errorf("after the bucket healed: %d bytes, %v, source %q", len(b), err, m.Source)
+					b, from, err := h.get(t, bigKey)
+					if err != nil || string(b) != string(data) || from.Source != origin.SourceBucket {
+						t.Errorf("after the bucket healed: %d bytes, %v, source %q", len(b), err, from.Source)
 					}
 				})
 			}
@@ -113,15 +113,15 @@ func TestRevalidationNeverConfirmsADamagedEntry(t *testing.T) {
 	data := tiertest.Blob(11, 3<<20)
 	h.bucket.Put(t, bigKey, data)
 	h.get(t, bigKey)
-	if _, m, _ := h.get(t, bigKey); m.Source != "disk" {
-		t.Fatalf("not on disk: %q", m.Source)
+	if _, from, _ := h.get(t, bigKey); from.Source != "disk" {
+		t.Fatalf("not on disk: %q", from.Source)
 	}
 	p := entryFile(t, h.diskDir)
 	overwrite(t, p, int64(len(data)/2), []byte{'!'})
 	h.clock.Advance(2 * time.Hour) // past the TTL
-	b, m, err := h.get(t, bigKey)
-	if err != nil || !bytes.Equal(b, data) || m.Source != origin.SourceBucket {
-		t.Errorf("after its revalidation: %d bytes (right %v), %v, source %q; want the bucket's bytes", len(b), bytes.Equal(b, data), err, m.Source)
+	b, from, err := h.get(t, bigKey)
+	if err != nil || !bytes.Equal(b, data) || from.Source != origin.SourceBucket {
+		t.Errorf("after its revalidation: %d bytes (right %v), %v, source %q; want the bucket's bytes", len(b), bytes.Equal(b, data), err, from.Source)
 	}
 	if n := h.bucket.Gets(bigKey); n != 2 {
 		t.Errorf("%d bucket GETs, want 2 (the fill, the refetch)", n)

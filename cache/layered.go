@@ -151,7 +151,7 @@ type Hit struct {
 // origin, and fills the tiers from the origin with one fetch per object.
 type Layered struct {
 	cfg    Config
-	origin origin.Origin
+	origin origin.Sourced
 	mem    MemoryTier
 	disk   DiskTier
 	tiers  []Tier
@@ -172,9 +172,9 @@ type Layered struct {
 	flights map[string]*flight
 }
 
-// New returns a Layered cache in front of o. mem and disk may each be nil (that tier is off);
-// pass an untyped nil, not a nil pointer of a tier type.
-func New(o origin.Origin, mem MemoryTier, disk DiskTier, cfg Config) *Layered {
+// New returns a Layered cache in front of o (origin.Fallback of the stores). mem and disk may
+// each be nil (that tier is off); pass an untyped nil, not a nil pointer of a tier type.
+func New(o origin.Sourced, mem MemoryTier, disk DiskTier, cfg Config) *Layered {
 	cfg = cfg.withDefaults()
 	if mem != nil && (cfg.MemoryObjectBytes <= 0 || cfg.MemoryObjectBytes > mem.MaxObjectBytes()) {
 		cfg.MemoryObjectBytes = mem.MaxObjectBytes()
@@ -256,12 +256,19 @@ func (l *Layered) refused(key string) error {
 
 // Get implements origin.Origin.
 func (l *Layered) Get(ctx context.Context, key string, r *origin.Range) (io.ReadCloser, origin.Meta, error) {
+	body, m, _, err := l.GetFrom(ctx, key, r)
+	return body, m, err
+}
+
+// GetFrom implements origin.Sourced: the answer comes from a tier (Source the tier's name,
+// Stale while the origin fails to confirm an old entry) or from the origin's store.
+func (l *Layered) GetFrom(ctx context.Context, key string, r *origin.Range) (io.ReadCloser, origin.Meta, origin.From, error) {
 	if err := l.refused(key); err != nil {
-		return nil, origin.Meta{}, err
+		return nil, origin.Meta{}, origin.From{}, err
 	}
 	if l.neg.has(key) {
 		l.stats.negativeHits.Add(1)
-		return nil, origin.Meta{}, origin.ErrNotFound
+		return nil, origin.Meta{}, origin.From{}, origin.ErrNotFound
 	}
 	for _, t := range l.tiers {
 		body, e, err := t.Open(key, r)
@@ -269,7 +276,7 @@ func (l *Layered) Get(ctx context.Context, key string, r *origin.Range) (io.Read
 		case err == nil:
 			return l.fromTier(ctx, t, key, r, body, e)
 		case errors.Is(err, origin.ErrRangeNotSatisfiable):
-			return nil, e.Meta, err
+			return nil, e.Meta, origin.From{Source: origin.Source(t.Name())}, err
 		case !errors.Is(err, origin.ErrNotFound):
 			l.log.Warn("cache tier failed to read", "tier", t.Name(), "key", key, "err", err)
 		}
@@ -279,7 +286,7 @@ func (l *Layered) Get(ctx context.Context, key string, r *origin.Range) (io.Read
 
 // fromTier serves an entry a tier holds: at once while fresh, after a revalidation when not,
 // stale when the origin fails to confirm it within StaleIfError.
-func (l *Layered) fromTier(ctx context.Context, t Tier, key string, r *origin.Range, body io.ReadCloser, e Entry) (io.ReadCloser, origin.Meta, error) {
+func (l *Layered) fromTier(ctx context.Context, t Tier, key string, r *origin.Range, body io.ReadCloser, e Entry) (io.ReadCloser, origin.Meta, origin.From, error) {
 	stale := false
 	if !l.fresh(e.ValidatedAt) {
 		body.Close()
@@ -290,16 +297,14 @@ func (l *Layered) fromTier(ctx context.Context, t Tier, key string, r *origin.Ra
 		case revalChanged:
 			return l.miss(ctx, key, r)
 		default:
-			return nil, origin.Meta{}, err
+			return nil, origin.Meta{}, origin.From{}, err
 		}
 		var err error
 		if body, e, err = t.Open(key, r); err != nil {
 			return l.miss(ctx, key, r)
 		}
 	}
-	m := e.Meta
-	m.Source = origin.Source(t.Name())
-	m.Stale = stale
+	from := origin.From{Source: origin.Source(t.Name()), Stale: stale}
 	if stale {
 		l.stats.staleServed.Add(1)
 	}
@@ -314,7 +319,7 @@ func (l *Layered) fromTier(ctx context.Context, t Tier, key string, r *origin.Ra
 	} else {
 		l.stats.memoryHits.Add(1)
 	}
-	return body, m, nil
+	return body, e.Meta, from, nil
 }
 
 // verifyMaxBytes bounds the disk hits read whole into memory to be checked (and promoted to the
@@ -349,12 +354,18 @@ func (l *Layered) promote(e Entry, body io.ReadCloser) (io.ReadCloser, bool) {
 
 // Stat implements origin.Origin.
 func (l *Layered) Stat(ctx context.Context, key string) (origin.Meta, error) {
+	m, _, err := l.StatFrom(ctx, key)
+	return m, err
+}
+
+// StatFrom implements origin.Sourced, as GetFrom does.
+func (l *Layered) StatFrom(ctx context.Context, key string) (origin.Meta, origin.From, error) {
 	if err := l.refused(key); err != nil {
-		return origin.Meta{}, err
+		return origin.Meta{}, origin.From{}, err
 	}
 	if l.neg.has(key) {
 		l.stats.negativeHits.Add(1)
-		return origin.Meta{}, origin.ErrNotFound
+		return origin.Meta{}, origin.From{}, origin.ErrNotFound
 	}
 	for _, t := range l.tiers {
 		body, e, err := t.Open(key, nil)
@@ -362,77 +373,76 @@ func (l *Layered) Stat(ctx context.Context, key string) (origin.Meta, error) {
 			continue
 		}
 		body.Close()
-		m := e.Meta
-		m.Source = origin.Source(t.Name())
+		from := origin.From{Source: origin.Source(t.Name())}
 		if l.fresh(e.ValidatedAt) {
-			return m, nil
+			return e.Meta, from, nil
 		}
 		switch out, err := l.revalidate(key, e); out {
 		case revalFresh:
-			return m, nil
+			return e.Meta, from, nil
 		case revalStale:
-			m.Stale = true
-			return m, nil
+			from.Stale = true
+			return e.Meta, from, nil
 		case revalChanged:
 			return l.statOrigin(ctx, key)
 		default:
-			return origin.Meta{}, err
+			return origin.Meta{}, origin.From{}, err
 		}
 	}
 	if f := l.flightFor(key); f != nil {
-		if m, ok := f.metaIfKnown(); ok {
-			return m, nil
+		if m, from, ok := f.metaIfKnown(); ok {
+			return m, from, nil
 		}
 	}
 	return l.statOrigin(ctx, key)
 }
 
-func (l *Layered) statOrigin(ctx context.Context, key string) (origin.Meta, error) {
-	m, err := l.origin.Stat(ctx, key)
+func (l *Layered) statOrigin(ctx context.Context, key string) (origin.Meta, origin.From, error) {
+	m, from, err := l.origin.StatFrom(ctx, key)
 	if errors.Is(err, origin.ErrNotFound) {
 		l.neg.add(key)
 	}
-	return m, err
+	return m, from, err
 }
 
 // miss answers from the origin: a range at once with a ranged request (and the whole object
 // fetched into the tiers in the background), a whole object through the key's one fetch.
-func (l *Layered) miss(ctx context.Context, key string, r *origin.Range) (io.ReadCloser, origin.Meta, error) {
+func (l *Layered) miss(ctx context.Context, key string, r *origin.Range) (io.ReadCloser, origin.Meta, origin.From, error) {
 	l.stats.misses.Add(1)
 	if r != nil {
 		if f := l.flightFor(key); f != nil {
-			if body, m, ok := f.rangeReader(*r); ok {
+			if body, m, from, ok := f.rangeReader(*r); ok {
 				l.stats.sharedWaiters.Add(1)
-				return body, m, nil
+				return body, m, from, nil
 			}
 		}
 		l.stats.originGets.Add(1)
-		body, m, err := l.origin.Get(ctx, key, r)
+		body, m, from, err := l.origin.GetFrom(ctx, key, r)
 		switch {
 		case errors.Is(err, origin.ErrNotFound):
 			l.neg.add(key)
 		case err == nil && l.cacheable(m.Size):
 			l.backgroundFill(key)
 		}
-		return body, m, err
+		return body, m, from, err
 	}
 	f, shared := l.join(key)
 	if f == nil {
 		// A fetch has just completed and is being stored: answer from the tiers once it is.
 		if err := l.waitStored(ctx, key); err != nil {
-			return nil, origin.Meta{}, err
+			return nil, origin.Meta{}, origin.From{}, err
 		}
-		return l.Get(ctx, key, nil)
+		return l.GetFrom(ctx, key, nil)
 	}
-	body, m, err := f.wait(ctx, shared)
+	body, m, from, err := f.wait(ctx, shared)
 	if errors.Is(err, errNoSpool) {
 		l.stats.originGets.Add(1)
-		return l.origin.Get(ctx, key, nil)
+		return l.origin.GetFrom(ctx, key, nil)
 	}
 	if err == nil && shared {
 		l.stats.sharedWaiters.Add(1)
 	}
-	return body, m, err
+	return body, m, from, err
 }
 
 // cacheable reports whether an object of size bytes would be kept by some tier.
@@ -532,6 +542,6 @@ func (l *Layered) Ping(ctx context.Context) error {
 }
 
 var (
-	_ origin.Origin = (*Layered)(nil)
-	_ origin.Pinger = (*Layered)(nil)
+	_ origin.Sourced = (*Layered)(nil)
+	_ origin.Pinger  = (*Layered)(nil)
 )

@@ -87,12 +87,12 @@ func TestOneFetchForManyClients(t *testing.T) {
 			if tc.uncached {
 				return
 			}
-			got, m, err := h.get(t, bigKey)
+			got, from, err := h.get(t, bigKey)
 			if err != nil || !bytes.Equal(got, data) {
 				t.Fatalf("after the fill: %v, %d bytes", err, len(got))
 			}
-			if m.Source != cache.SourceMemory && m.Source != cache.SourceDisk {
-				t.Errorf("after the fill: Source %q, want a tier", m.Source)
+			if from.Source != cache.SourceMemory && from.Source != cache.SourceDisk {
+				t.Errorf("after the fill: Source %q, want a tier", from.Source)
 			}
 			if n := h.bucket.Gets(bigKey); n != 1 {
 				t.Errorf("a hit reached the bucket: %d GETs", n)
@@ -207,12 +207,12 @@ func TestTruncatedOriginIsNeverCached(t *testing.T) {
 			t.Fatalf("size %d: a cut body read as complete (%d bytes)", size, len(got))
 		}
 		h.bucket.CutBody(bigKey, 0)
-		got, m, err := h.get(t, bigKey)
+		got, from, err := h.get(t, bigKey)
 		if err != nil || !bytes.Equal(got, data) {
 			t.Fatalf("size %d, after the cut: %v, %d bytes", size, err, len(got))
 		}
-		if m.Source != origin.SourceBucket {
-			t.Errorf("size %d: the second request came from %q: the cut body was cached", size, m.Source)
+		if from.Source != origin.SourceBucket {
+			t.Errorf("size %d: the second request came from %q: the cut body was cached", size, from.Source)
 		}
 		if n := h.bucket.Gets(bigKey); n != 2 {
 			t.Errorf("size %d: %d bucket GETs, want 2", size, n)
@@ -231,12 +231,12 @@ func TestRestartKeepsDiskEntries(t *testing.T) {
 	h.disk.Close()
 	h.openDisk(t, 256<<20)
 	h.build()
-	got, m, err := h.get(t, bigKey)
+	got, from, err := h.get(t, bigKey)
 	if err != nil || !bytes.Equal(got, data) {
 		t.Fatalf("after restart: %v, %d bytes", err, len(got))
 	}
-	if m.Source != cache.SourceDisk {
-		t.Errorf("after restart: Source %q, want disk", m.Source)
+	if from.Source != cache.SourceDisk {
+		t.Errorf("after restart: Source %q, want disk", from.Source)
 	}
 	if n := h.bucket.Gets(bigKey); n != 1 {
 		t.Errorf("%d bucket GETs, want 1", n)
@@ -264,12 +264,12 @@ func TestCorruptDiskEntryIsRefetched(t *testing.T) {
 	if err := os.Truncate(files[0], 1000); err != nil {
 		t.Fatal(err)
 	}
-	got, m, err := h.get(t, bigKey)
+	got, from, err := h.get(t, bigKey)
 	if err != nil || !bytes.Equal(got, data) {
 		t.Fatalf("after corruption: %v, %d bytes", err, len(got))
 	}
-	if m.Source != origin.SourceBucket || h.bucket.Gets(bigKey) != 2 {
-		t.Errorf("after corruption: Source %q, %d GETs; want a new fetch", m.Source, h.bucket.Gets(bigKey))
+	if from.Source != origin.SourceBucket || h.bucket.Gets(bigKey) != 2 {
+		t.Errorf("after corruption: Source %q, %d GETs; want a new fetch", from.Source, h.bucket.Gets(bigKey))
 	}
 }
 
@@ -284,14 +284,14 @@ func TestRevalidation(t *testing.T) {
 			t.Fatal(err)
 		}
 		h.clock.Advance(30 * time.Minute)
-		if _, m, _ := h.get(t, smallKey); m.Source == origin.SourceBucket || h.bucket.Heads(smallKey) != 0 {
-			t.Errorf("within the TTL: Source %q, %d HEADs", m.Source, h.bucket.Heads(smallKey))
+		if _, from, _ := h.get(t, smallKey); from.Source == origin.SourceBucket || h.bucket.Heads(smallKey) != 0 {
+			t.Errorf("within the TTL: Source %q, %d HEADs", from.Source, h.bucket.Heads(smallKey))
 		}
 
 		h.clock.Advance(time.Hour) // past the TTL: unchanged
-		got, m, err := h.get(t, smallKey)
-		if err != nil || !bytes.Equal(got, data) || m.Stale || m.Source == origin.SourceBucket {
-			t.Errorf("revalidated unchanged: %v, Source %q, stale %v", err, m.Source, m.Stale)
+		got, from, err := h.get(t, smallKey)
+		if err != nil || !bytes.Equal(got, data) || from.Stale || from.Source == origin.SourceBucket {
+			t.Errorf("revalidated unchanged: %v, Source %q, stale %v", err, from.Source, from.Stale)
 		}
 		if h.bucket.Heads(smallKey) != 1 || h.bucket.Gets(smallKey) != 1 {
 			t.Errorf("revalidation: %d HEADs and %d GETs, want 1 and 1", h.bucket.Heads(smallKey), h.bucket.Gets(smallKey))
@@ -303,9 +303,9 @@ func TestRevalidation(t *testing.T) {
 
 		h.clock.Advance(90 * time.Minute) // past the TTL, the bucket fails: stale
 		h.bucket.SetMode(origintest.Fail500)
-		got, m, err = h.get(t, smallKey)
-		if err != nil || !bytes.Equal(got, data) || !m.Stale {
-			t.Errorf("bucket failing within stale_if_error: %v, stale %v", err, m.Stale)
+		got, from, err = h.get(t, smallKey)
+		if err != nil || !bytes.Equal(got, data) || !from.Stale {
+			t.Errorf("bucket failing within stale_if_error: %v, stale %v", err, from.Stale)
 		}
 		h.clock.Advance(3 * time.Hour) // beyond stale_if_error
 		if _, _, err := h.get(t, smallKey); err == nil || errors.Is(err, origin.ErrNotFound) {
@@ -374,14 +374,14 @@ func TestRangeOnColdObject(t *testing.T) {
 		t.Fatalf("after the background fill: %d fills, %d disk entries; want 1 and 1", st.BackgroundFills, st.Disk.Entries)
 	}
 	r2 := origin.Range{Start: 10 << 20, End: 10<<20 + 99}
-	body, m, err = h.l.Get(context.Background(), bigKey, &r2)
+	body, _, from, err := h.l.GetFrom(context.Background(), bigKey, &r2)
 	if err != nil {
 		t.Fatal(err)
 	}
 	mid, _ := io.ReadAll(body)
 	body.Close()
-	if m.Source != cache.SourceDisk || len(mid) != 100 || mid[0] != origintest.PatternByte(10<<20) {
-		t.Errorf("later range: Source %q, %d bytes", m.Source, len(mid))
+	if from.Source != cache.SourceDisk || len(mid) != 100 || mid[0] != origintest.PatternByte(10<<20) {
+		t.Errorf("later range: Source %q, %d bytes", from.Source, len(mid))
 	}
 	if n := h.bucket.Gets(bigKey); n != 2 {
 		t.Errorf("%d bucket GETs, want 2 (the range and one background fill)", n)
@@ -398,14 +398,14 @@ func TestPurge(t *testing.T) {
 	if n := h.l.Purge(smallKey); n != 2 {
 		t.Errorf("Purge of an object in both tiers removed %d entries, want 2", n)
 	}
-	if _, m, _ := h.get(t, smallKey); m.Source != origin.SourceBucket {
-		t.Errorf("after purge: Source %q, want the bucket", m.Source)
+	if _, from, _ := h.get(t, smallKey); from.Source != origin.SourceBucket {
+		t.Errorf("after purge: Source %q, want the bucket", from.Source)
 	}
 	if n := h.l.PurgePrefix("media_attachments/files/000/000/001/"); n < 2 {
 		t.Errorf("PurgePrefix removed %d entries, want at least 2", n)
 	}
-	if _, m, _ := h.get(t, bigKey); m.Source != origin.SourceBucket {
-		t.Errorf("after prefix purge: Source %q, want the bucket", m.Source)
+	if _, from, _ := h.get(t, bigKey); from.Source != origin.SourceBucket {
+		t.Errorf("after prefix purge: Source %q, want the bucket", from.Source)
 	}
 }
 
@@ -422,7 +422,7 @@ func TestHiddenObjectsAreNeverCached(t *testing.T) {
 		t.Errorf("a private object was cached: %+v %+v", st.Memory, st.Disk)
 	}
 	h.bucket.Put(t, bigKey, []byte("public for now")) // public-read
-	if _, m, err := h.get(t, bigKey); err != nil || m.Source != origin.SourceBucket {
+	if _, from, err := h.get(t, bigKey); err != nil || from.Source != origin.SourceBucket {
 		t.Fatalf("a public object: %v", err)
 	}
 	h.bucket.SetACL(bigKey, "private") // Mastodon suspends the account

@@ -24,7 +24,7 @@ const (
 // find it stale at the same moment, and updates the tiers accordingly.
 func (l *Layered) revalidate(key string, e Entry) (revalOutcome, error) {
 	v, err, _ := l.reval.Do(key, func() (any, error) {
-		_, same, err := origin.Validate(l.base, l.origin, key, e.Meta.ETag)
+		_, same, err := origin.Revalidate(l.base, l.origin, key, e.Meta.ETag)
 		now := l.cfg.Clock()
 		switch {
 		case err == nil && same && l.damaged(key, e):

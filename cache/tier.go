@@ -7,7 +7,7 @@ import (
 	"github.com/fedicache/fedicache/origin"
 )
 
-// Sources of answers given by the cache tiers, as origin.Meta.Source.
+// Sources of answers given by the cache tiers (origin.From.Source): each tier's Name.
 const (
 	SourceMemory origin.Source = "memory"
 	SourceDisk   origin.Source = "disk"
@@ -18,7 +18,7 @@ type Entry struct {
 	// Key is the object's key.
 	Key string
 	// Meta is the object's metadata as the origin gave it (Size, ContentType, ETag,
-	// LastModified). Tiers set Meta.Source to their own name when they answer.
+	// LastModified).
 	Meta origin.Meta
 	// StoredAt is when the object entered the cache.
 	StoredAt time.Time

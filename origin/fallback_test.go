@@ -15,7 +15,6 @@ import (
 // fakeOrigin is a map-backed Origin that counts the calls it gets. When err is set every call
 // fails with it; a canceled ctx fails a call with ctx's error.
 type fakeOrigin struct {
-	source  origin.Source
 	objects map[string]string
 	err     error
 	calls   int
@@ -33,7 +32,7 @@ func (o *fakeOrigin) Stat(ctx context.Context, key string) (origin.Meta, error) 
 	if !ok {
 		return origin.Meta{}, origin.ErrNotFound
 	}
-	return origin.Meta{Size: int64(len(data)), ETag: `"x"`, LastModified: time.Unix(1, 0), Source: o.source}, nil
+	return origin.Meta{Size: int64(len(data)), ETag: `"x"`, LastModified: time.Unix(1, 0)}, nil
 }
 
 func (o *fakeOrigin) Get(ctx context.Context, key string, r *origin.Range) (io.ReadCloser, origin.Meta, error) {
@@ -141,18 +140,17 @@ func TestFallback(t *testing.T) {
 					continue
 				}
 				p, s := tc.primary, tc.secondary
-				p.source, s.source = origin.SourceBucket, origin.SourceVolume
 				o := origin.Fallback(&p, &s)
 				var (
-					m    origin.Meta
+					from origin.From
 					body string
 					err  error
 				)
 				if op == "Stat" {
-					m, err = o.Stat(ctx, "k")
+					_, from, err = o.StatFrom(ctx, "k")
 				} else {
 					var rc io.ReadCloser
-					rc, m, err = o.Get(ctx, "k", tc.r)
+					rc, _, from, err = o.GetFrom(ctx, "k", tc.r)
 					if err == nil {
 						b, _ := io.ReadAll(rc)
 						rc.Close()
@@ -180,8 +178,8 @@ func TestFallback(t *testing.T) {
 					t.Errorf("%s: %v", op, err)
 					continue
 				}
-				if m.Source != tc.wantSource {
-					t.Errorf("%s: Meta.Source %q, want %q", op, m.Source, tc.wantSource)
+				if from.Source != tc.wantSource || from.Stale {
+					t.Errorf("%s: from %+v, want source %q, not stale", op, from, tc.wantSource)
 				}
 				if op == "Get" && body != tc.wantBody {
 					t.Errorf("Get: body %q, want %q", body, tc.wantBody)
@@ -192,19 +190,24 @@ func TestFallback(t *testing.T) {
 }
 
 func TestFallbackNilSecondary(t *testing.T) {
+	ctx := context.Background()
 	p := &fakeOrigin{}
-	if o := origin.Fallback(p, nil); o != origin.Origin(p) {
-		t.Errorf("Fallback(p, nil) = %v, want p itself", o)
+	o := origin.Fallback(p, nil)
+	if _, _, from, err := o.GetFrom(ctx, "k", nil); !errors.Is(err, origin.ErrNotFound) || from.Source != origin.SourceBucket {
+		t.Errorf("GetFrom of a key the bucket lacks: from %+v, err %v; want the bucket's not found", from, err)
+	}
+	if p.calls != 1 {
+		t.Errorf("asked the bucket %d times, want once", p.calls)
 	}
 }
 
 func TestFallbackPing(t *testing.T) {
 	errPing := errors.New("unreachable")
 	p := &pingOrigin{pingErr: errPing}
-	if err := origin.Fallback(p, &fakeOrigin{}).(origin.Pinger).Ping(context.Background()); !errors.Is(err, errPing) {
+	if err := origin.Fallback(p, &fakeOrigin{}).Ping(context.Background()); !errors.Is(err, errPing) {
 		t.Errorf("Ping with a pingable primary: %v, want %v", err, errPing)
 	}
-	if err := origin.Fallback(&fakeOrigin{}, p).(origin.Pinger).Ping(context.Background()); err != nil {
+	if err := origin.Fallback(&fakeOrigin{}, p).Ping(context.Background()); err != nil {
 		t.Errorf("Ping with a primary that cannot be pinged: %v, want nil", err)
 	}
 }

@@ -22,16 +22,20 @@ type Meta struct {
 	ETag string
 	// LastModified is the time the object was stored.
 	LastModified time.Time
-	// Source names the store that answered (SourceBucket, SourceVolume, ...), for headers,
-	// logs and metrics. It is not part of the object.
-	Source Source
-	// Stale is set on an answer from a cache past its freshness, given because the store
-	// behind it failed to confirm the object. It is not part of the object.
-	Stale bool
 }
 
-// Source names the store an answer came from.
+// Source names the store (or cache tier) an answer came from, for headers, logs and metrics.
 type Source string
+
+// From says where an answer came from. It travels beside the Meta, which describes the object
+// only.
+type From struct {
+	// Source names the store or tier that answered.
+	Source Source
+	// Stale is set on an answer from a cache past its freshness, given because the store
+	// behind it failed to confirm the object.
+	Stale bool
+}
 
 // The stores of this package's implementations.
 const (
@@ -49,11 +53,22 @@ type Origin interface {
 	Get(ctx context.Context, key string, r *Range) (io.ReadCloser, Meta, error)
 }
 
-// Validator is an optional ability: a conditional request (If-None-Match) asking whether key
+// Sourced is an Origin made of several stores that also says which of them answered: Fallback
+// is one, and so is the cache in front of it. The cache asks its origin through it, and the
+// front asks the cache.
+type Sourced interface {
+	Origin
+	// StatFrom is Stat, with where the answer came from.
+	StatFrom(ctx context.Context, key string) (Meta, From, error)
+	// GetFrom is Get, with where the answer came from.
+	GetFrom(ctx context.Context, key string, r *Range) (io.ReadCloser, Meta, From, error)
+}
+
+// Revalidator is an optional ability: a conditional request (If-None-Match) asking whether key
 // still holds the version with entity tag etag. It returns unchanged true when it does (m may
 // then be empty), else the current metadata; origin.ErrNotFound when the key is gone.
-type Validator interface {
-	Validate(ctx context.Context, key, etag string) (m Meta, unchanged bool, err error)
+type Revalidator interface {
+	Revalidate(ctx context.Context, key, etag string) (m Meta, unchanged bool, err error)
 }
 
 // Pinger is an optional ability: a cheap request that tells whether the store answers.

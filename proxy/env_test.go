@@ -40,7 +40,7 @@ type env struct {
 }
 
 // newTestCache returns a Layered cache over o with the tiers asked for.
-func newTestCache(t *testing.T, o origin.Origin, mem, dsk bool, guard cache.Guard) *cache.Layered {
+func newTestCache(t *testing.T, o origin.Sourced, mem, dsk bool, guard cache.Guard) *cache.Layered {
 	t.Helper()
 	var mt cache.MemoryTier
 	var dt cache.DiskTier
@@ -118,13 +118,11 @@ func newEnv(t *testing.T, opts ...envOption) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var o origin.Origin = origin.Fallback(bucket, vol)
-	if ec.memory || ec.disk {
-		e.cache = newTestCache(t, o, ec.memory, ec.disk, ec.guard)
-		o = e.cache
-	}
-	e.front = proxy.New(o, pcfg, e.metrics)
-	e.admin = httptest.NewServer(proxy.NewAdmin(e.front, o, acfg))
+	// As serve does: the cache always stands in front of the stores, with no tier when the
+	// env asks for none.
+	e.cache = newTestCache(t, origin.Fallback(bucket, vol), ec.memory, ec.disk, ec.guard)
+	e.front = proxy.New(e.cache, pcfg, e.metrics)
+	e.admin = httptest.NewServer(proxy.NewAdmin(e.front, e.cache, acfg))
 	t.Cleanup(e.admin.Close)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -30,7 +30,7 @@ func setCommonHeaders(h *fasthttp.ResponseHeader) {
 
 // setObjectHeaders sets the headers that describe an object, for 200, 206 and 304 alike.
 // lastModified is m.LastModified already formatted, or "" to format it here.
-func (s *Server) setObjectHeaders(h *fasthttp.ResponseHeader, m *origin.Meta, lastModified string) {
+func (s *Server) setObjectHeaders(h *fasthttp.ResponseHeader, m *origin.Meta, from origin.From, lastModified string) {
 	setCommonHeaders(h)
 	h.Set("Accept-Ranges", "bytes")
 	h.Set("Cache-Control", s.cfg.CacheControl)
@@ -42,22 +42,22 @@ func (s *Server) setObjectHeaders(h *fasthttp.ResponseHeader, m *origin.Meta, la
 	} else if !m.LastModified.IsZero() {
 		h.Set("Last-Modified", m.LastModified.UTC().Format(http.TimeFormat))
 	}
-	status, tier := cacheStatus(m)
+	status, tier := cacheStatus(from)
 	h.Set(xCache, status)
 	if tier != "" {
 		h.Set(xCacheTier, tier)
 	}
 }
 
-// cacheStatus is the X-Cache value for an answer described by m, and the X-Cache-Tier value
-// ("" for none).
-func cacheStatus(m *origin.Meta) (status, tier string) {
-	switch m.Source {
+// cacheStatus is the X-Cache value for an answer that came from where from says, and the
+// X-Cache-Tier value ("" for none).
+func cacheStatus(from origin.From) (status, tier string) {
+	switch from.Source {
 	case cache.SourceMemory, cache.SourceDisk:
-		if m.Stale {
-			return cacheStale, string(m.Source)
+		if from.Stale {
+			return cacheStale, string(from.Source)
 		}
-		return cacheHit, string(m.Source)
+		return cacheHit, string(from.Source)
 	case origin.SourceVolume:
 		return cacheFallback, ""
 	}

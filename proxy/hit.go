@@ -1,6 +1,8 @@
 package proxy
 
 import (
+	"context"
+	"io"
 	"strconv"
 	"sync"
 	"unsafe"
@@ -10,10 +12,18 @@ import (
 	"github.com/valyala/fasthttp"
 )
 
-// hitPeeker is the ability of a cache to hand over a fresh memory hit without allocating.
-type hitPeeker interface {
+// Cache is what the front asks of the cache, handed to New: a fresh memory hit without
+// allocating, else the object's metadata or bytes with where they came from.
+type Cache interface {
+	// Peek returns a fresh memory hit the guard allows; false sends the request on.
 	Peek(key string) (cache.Hit, bool)
+	// Stat, StatFrom and GetFrom answer as origin.Sourced does.
+	Stat(ctx context.Context, key string) (origin.Meta, error)
+	StatFrom(ctx context.Context, key string) (origin.Meta, origin.From, error)
+	GetFrom(ctx context.Context, key string, r *origin.Range) (io.ReadCloser, origin.Meta, origin.From, error)
 }
+
+var _ Cache = (*cache.Layered)(nil)
 
 // keyBufs holds the buffers keys are decoded into on the hot path.
 var keyBufs = sync.Pool{New: func() any { b := make([]byte, 0, 2*MaxKeyBytes); return &b }}
@@ -29,7 +39,7 @@ func (s *Server) serveMemoryHit(ctx *fasthttp.RequestCtx) bool {
 	if err != nil {
 		return false
 	}
-	hit, ok := s.peek.Peek(b2s(k))
+	hit, ok := s.cache.Peek(b2s(k))
 	if !ok {
 		return false
 	}
@@ -73,9 +83,11 @@ func (s *Server) serveMemoryHit(ctx *fasthttp.RequestCtx) bool {
 	return true
 }
 
-// setHitHeaders sets the object headers of a memory hit (m.Source is the memory tier).
+var fromMemory = origin.From{Source: cache.SourceMemory}
+
+// setHitHeaders sets the object headers of a memory hit.
 func (s *Server) setHitHeaders(h *fasthttp.ResponseHeader, m *origin.Meta, lastModified string) {
-	s.setObjectHeaders(h, m, lastModified)
+	s.setObjectHeaders(h, m, fromMemory, lastModified)
 }
 
 // appendContentRange appends a Content-Range value for bytes first-last of size.

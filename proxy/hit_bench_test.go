@@ -47,7 +47,7 @@ func hitServer(tb testing.TB, tier string, size int) *Server {
 		tb.Cleanup(m.Close)
 		m.Put(e, body)
 		m.Wait()
-		l = cache.New(noOrigin{}, m, nil, cache.Config{Guard: tombstoneGuard()})
+		l = cache.New(origin.Fallback(noOrigin{}, nil), m, nil, cache.Config{Guard: tombstoneGuard()})
 	case "disk":
 		d, err := disk.Open(disk.Config{Dir: tb.TempDir(), MaxBytes: 1 << 30})
 		if err != nil {
@@ -57,7 +57,7 @@ func hitServer(tb testing.TB, tier string, size int) *Server {
 		if err := d.Store(e, bytes.NewReader(body)); err != nil {
 			tb.Fatal(err)
 		}
-		l = cache.New(noOrigin{}, nil, d, cache.Config{})
+		l = cache.New(origin.Fallback(noOrigin{}, nil), nil, d, cache.Config{})
 	}
 	s := New(l, Config{}, nil)
 	s.log = discardLogger()

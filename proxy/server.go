@@ -86,12 +86,11 @@ func (c Config) withDefaults() Config {
 // Server answers media requests from one Origin.
 type Server struct {
 	cfg     Config
-	origin  origin.Origin
+	cache   Cache
 	keys    keyMapper
 	metrics *Metrics
 	log     *slog.Logger
 	srv     *fasthttp.Server
-	peek    hitPeeker  // nil when the origin has no memory tier
 	access  *accessLog // nil when no request is logged
 
 	bustHeader             string // "" when the cache buster is off
@@ -104,27 +103,26 @@ type Server struct {
 	draining atomic.Bool
 }
 
-// New returns a Server answering from o. A nil m gets fresh Metrics.
-func New(o origin.Origin, cfg Config, m *Metrics) *Server {
+// New returns a Server answering from c. A nil m gets fresh Metrics.
+func New(c Cache, cfg Config, m *Metrics) *Server {
 	cfg = cfg.withDefaults()
 	if m == nil {
 		m = NewMetrics()
 	}
 	s := &Server{
 		cfg:     cfg,
-		origin:  o,
+		cache:   c,
 		keys:    newKeyMapper(cfg.StripPrefixes, cfg.DenyPrefixes),
 		metrics: m,
 		log:     cfg.Logger,
 	}
-	s.peek, _ = o.(hitPeeker)
 	s.access = newAccessLog(cfg.Logger, cfg.RequestSample)
 	if cb := cfg.CacheBuster; cb.Header != "" && cb.Secret != "" && cfg.Buster != nil {
 		s.bustHeader, s.bustSecret = cb.Header, []byte(cb.Secret)
 		s.bustMethod = []byte(strings.ToUpper(cmp.Or(cb.Method, "GET")))
 	}
-	if c, ok := o.(cacheStatser); ok {
-		m.registerCache(c)
+	if cs, ok := c.(cacheStatser); ok {
+		m.registerCache(cs)
 	}
 	s.base, s.abort = context.WithCancel(context.Background())
 	s.srv = &fasthttp.Server{
@@ -187,7 +185,7 @@ func (s *Server) route(ctx *fasthttp.RequestCtx) {
 		s.fail(ctx, fasthttp.StatusMethodNotAllowed)
 		return
 	}
-	if s.peek != nil && s.serveMemoryHit(ctx) {
+	if s.serveMemoryHit(ctx) {
 		return
 	}
 	key, err := s.keys.key(ctx.Request.Header.RequestURI())
@@ -212,7 +210,7 @@ func (s *Server) serveObject(ctx *fasthttp.RequestCtx, key string) {
 	c, cancel := context.WithCancel(s.base)
 	var stat *origin.Meta
 	if ctx.IsHead() || ifNoneMatch != "" || ifModifiedSince != "" {
-		m, err := s.origin.Stat(c, key)
+		m, from, err := s.cache.StatFrom(c, key)
 		if err != nil {
 			cancel()
 			s.failObject(ctx, key, err)
@@ -220,9 +218,9 @@ func (s *Server) serveObject(ctx *fasthttp.RequestCtx, key string) {
 		}
 		if notModified(ifNoneMatch, ifModifiedSince, m) {
 			cancel()
-			s.setObjectHeaders(&ctx.Response.Header, &m, "")
+			s.setObjectHeaders(&ctx.Response.Header, &m, from, "")
 			ctx.SetStatusCode(fasthttp.StatusNotModified)
-			s.metrics.observeRequest(fasthttp.StatusNotModified, m.Source)
+			s.metrics.observeRequest(fasthttp.StatusNotModified, from.Source)
 			return
 		}
 		if rng != nil && !ifRangeMatches(ifRange, m) {
@@ -230,21 +228,21 @@ func (s *Server) serveObject(ctx *fasthttp.RequestCtx, key string) {
 		}
 		if ctx.IsHead() {
 			cancel()
-			s.answerHead(ctx, m, rng)
+			s.answerHead(ctx, m, from, rng)
 			return
 		}
 		stat = &m
 	}
 
-	body, m, err := s.origin.Get(c, key, rng)
+	body, m, from, err := s.cache.GetFrom(c, key, rng)
 	if err == nil && rng != nil && stat == nil && !ifRangeMatches(ifRange, m) {
 		// The client's copy is outdated: it gets the whole current object instead.
 		body.Close()
 		rng = nil
-		body, m, err = s.origin.Get(c, key, nil)
+		body, m, from, err = s.cache.GetFrom(c, key, nil)
 	}
 	if errors.Is(err, origin.ErrRangeNotSatisfiable) && rng != nil {
-		body, m, err = s.retryRange(c, key, *rng)
+		body, m, from, err = s.retryRange(c, key, *rng)
 	}
 	if err != nil {
 		cancel()
@@ -265,12 +263,12 @@ func (s *Server) serveObject(ctx *fasthttp.RequestCtx, key string) {
 		status = fasthttp.StatusPartialContent
 		ctx.Response.Header.Set("Content-Range", contentRange(first, last, m.Size))
 	}
-	s.setObjectHeaders(&ctx.Response.Header, &m, "")
+	s.setObjectHeaders(&ctx.Response.Header, &m, from, "")
 	ctx.Response.Header.SetContentType(m.ContentType)
 	ctx.SetStatusCode(status)
-	s.metrics.observeRequest(status, m.Source)
-	s.setBody(ctx, body, length, m.Source, key, cancel)
-	if m.Source == origin.SourceVolume && s.cfg.OnFallback != nil {
+	s.metrics.observeRequest(status, from.Source)
+	s.setBody(ctx, body, length, from.Source, key, cancel)
+	if from.Source == origin.SourceVolume && s.cfg.OnFallback != nil {
 		s.cfg.OnFallback(key)
 	}
 }
@@ -278,20 +276,20 @@ func (s *Server) serveObject(ctx *fasthttp.RequestCtx, key string) {
 // retryRange asks again for a range that the store refused, now as explicit first and last
 // bytes: some S3-compatible servers refuse a suffix longer than the object, which RFC 9110 says
 // selects the whole object. A range that is really beyond the end stays refused.
-func (s *Server) retryRange(c context.Context, key string, r origin.Range) (io.ReadCloser, origin.Meta, error) {
-	m, err := s.origin.Stat(c, key)
+func (s *Server) retryRange(c context.Context, key string, r origin.Range) (io.ReadCloser, origin.Meta, origin.From, error) {
+	m, err := s.cache.Stat(c, key)
 	if err != nil {
-		return nil, origin.Meta{}, err
+		return nil, origin.Meta{}, origin.From{}, err
 	}
 	first, last, ok := r.Resolve(m.Size)
 	if !ok {
-		return nil, origin.Meta{}, origin.ErrRangeNotSatisfiable
+		return nil, origin.Meta{}, origin.From{}, origin.ErrRangeNotSatisfiable
 	}
-	return s.origin.Get(c, key, &origin.Range{Start: first, End: last})
+	return s.cache.GetFrom(c, key, &origin.Range{Start: first, End: last})
 }
 
 // answerHead answers a HEAD as the GET of the same request would, without the body.
-func (s *Server) answerHead(ctx *fasthttp.RequestCtx, m origin.Meta, rng *origin.Range) {
+func (s *Server) answerHead(ctx *fasthttp.RequestCtx, m origin.Meta, from origin.From, rng *origin.Range) {
 	status, length := fasthttp.StatusOK, m.Size
 	if rng != nil {
 		first, last, ok := rng.Resolve(m.Size)
@@ -302,11 +300,11 @@ func (s *Server) answerHead(ctx *fasthttp.RequestCtx, m origin.Meta, rng *origin
 		status, length = fasthttp.StatusPartialContent, last-first+1
 		ctx.Response.Header.Set("Content-Range", contentRange(first, last, m.Size))
 	}
-	s.setObjectHeaders(&ctx.Response.Header, &m, "")
+	s.setObjectHeaders(&ctx.Response.Header, &m, from, "")
 	ctx.Response.Header.SetContentType(m.ContentType)
 	ctx.Response.Header.SetContentLength(int(length))
 	ctx.SetStatusCode(status)
-	s.metrics.observeRequest(status, m.Source)
+	s.metrics.observeRequest(status, from.Source)
 }
 
 // setBody hands the body to fasthttp to stream. An *os.File goes as it is so that fasthttp can
@@ -336,7 +334,7 @@ func (s *Server) failObject(ctx *fasthttp.RequestCtx, key string, err error) {
 	switch status {
 	case fasthttp.StatusRequestedRangeNotSatisfiable:
 		c, cancel := context.WithTimeout(s.base, 30*time.Second)
-		m, serr := s.origin.Stat(c, key)
+		m, serr := s.cache.Stat(c, key)
 		cancel()
 		if serr != nil {
 			s.failObject(ctx, key, serr)

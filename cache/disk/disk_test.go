@@ -111,9 +111,6 @@ func TestWholeBodyIsTheFile(t *testing.T) {
 	if info.Size()-off != e.Meta.Size {
 		t.Errorf("file positioned at %d of %d: %d bytes follow, want the body's %d", off, info.Size(), info.Size()-off, e.Meta.Size)
 	}
-	if e.Meta.Source != cache.SourceDisk {
-		t.Errorf("Source %q", e.Meta.Source)
-	}
 
 	r := origin.Range{Start: 100, End: 199}
 	rb, _, err := d.Open(key, &r)

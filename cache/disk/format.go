@@ -178,6 +178,5 @@ func readEntry(f *os.File, key string) (cache.Entry, int64, fs.FileInfo, error) 
 	e.Meta.ContentType = h.ContentType
 	e.Meta.ETag = h.ETag
 	e.Meta.LastModified = h.LastModified
-	e.Meta.Source = cache.SourceDisk
 	return e, bodyOff, info, nil
 }

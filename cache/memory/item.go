@@ -21,9 +21,8 @@ const httpDate = "Mon, 02 Jan 2006 15:04:05 GMT"
 // item is what the tier stores per key. Everything but validatedAt is written once, before
 // the item is handed to ristretto, and only read after; hits therefore read it without locks.
 type item struct {
-	// entry is the entry as Put gave it, with Meta.Source set to cache.SourceMemory, Meta.Stale
-	// cleared (it describes one answer, not the object) and ValidatedAt zeroed: the live value
-	// is validatedAt.
+	// entry is the entry as Put gave it, with ValidatedAt zeroed: the live value is
+	// validatedAt.
 	entry cache.Entry
 	// body is the whole object, its capacity cut to its length so that no reader's append
 	// can write into memory another reader sees.
@@ -42,8 +41,6 @@ type item struct {
 // newItem builds the item for e and body, taking body over.
 func newItem(e cache.Entry, body []byte) *item {
 	it := &item{entry: e, body: body[:len(body):len(body)]}
-	it.entry.Meta.Source = cache.SourceMemory
-	it.entry.Meta.Stale = false
 	it.entry.ValidatedAt = time.Time{}
 	if !e.Meta.LastModified.IsZero() {
 		it.lastModified = e.Meta.LastModified.UTC().Format(httpDate)

@@ -32,7 +32,6 @@ func NewEntry(key string, body []byte) cache.Entry {
 			ContentType:  origin.ContentType(key),
 			ETag:         fmt.Sprintf(`"%x"`, len(body)*7919+len(key)),
 			LastModified: now.Add(-time.Hour),
-			Source:       origin.SourceBucket,
 		},
 		StoredAt:    now,
 		ValidatedAt: now,
@@ -79,9 +78,6 @@ func Run(t *testing.T, newTier Factory) {
 			if e.Key != k || e.Meta.Size != want.Meta.Size || e.Meta.ETag != want.Meta.ETag ||
 				e.Meta.ContentType != want.Meta.ContentType || !e.Meta.LastModified.Equal(want.Meta.LastModified) {
 				t.Errorf("Open(%q): entry %+v, want %+v", k, e, want)
-			}
-			if e.Meta.Source != origin.Source(tier.Name()) {
-				t.Errorf("Open(%q): Source %q, want the tier's name %q", k, e.Meta.Source, tier.Name())
 			}
 			if e.ValidatedAt.IsZero() || e.StoredAt.IsZero() {
 				t.Errorf("Open(%q): StoredAt or ValidatedAt lost", k)

@@ -985,7 +985,7 @@ func servedMetrics(t *testing.T) map[string]map[string]bool {
 	newCloudflare(cfg, m, log)
 	registerBackfillMetrics(m, backfill.NewProgress())
 	registerStateMetrics(m, state.New(state.Config{}))
-	layered, closeTiers, err := newCache(noOrigin{}, cfg, nil, log)
+	layered, closeTiers, err := newCache(origin.Fallback(noOrigin{}, nil), cfg, nil, log)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -144,7 +144,7 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, started func(addrs
 		sections["backfill"] = func() any { return progress.Snapshot() }
 		migration = func() proxy.Migration { return migrationOf(progress.Snapshot()) }
 	}
-	front := proxy.New(o, pcfg, metrics)
+	front := proxy.New(layered, pcfg, metrics)
 	admin := &http.Server{
 		Handler: proxy.NewAdmin(front, o, proxy.AdminConfig{
 			Version:   buildVersion(),
@@ -356,7 +356,7 @@ func startBackfill(ctx context.Context, cfg Config, vol *volume.Volume, c *cache
 
 // newCache puts the configured tiers in front of o, with guard asked before every answer. The
 // returned func closes them.
-func newCache(o origin.Origin, cfg Config, guard cache.Guard, log *slog.Logger) (*cache.Layered, func(), error) {
+func newCache(o origin.Sourced, cfg Config, guard cache.Guard, log *slog.Logger) (*cache.Layered, func(), error) {
 	var mem cache.MemoryTier
 	var dsk cache.DiskTier
 	var closers []func()

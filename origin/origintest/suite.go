@@ -185,9 +185,6 @@ func checkMeta(t *testing.T, key string, m origin.Meta, size int64) {
 	if m.LastModified.IsZero() {
 		problems = append(problems, "zero LastModified")
 	}
-	if m.Source == "" {
-		problems = append(problems, "empty Source")
-	}
 	if len(problems) > 0 {
 		t.Errorf("meta of %q: %s", key, strings.Join(problems, "; "))
 	}

@@ -53,7 +53,7 @@ func TestPrivateACLHidesTheObject(t *testing.T) {
 	}
 	m, _ := b.Stat(ctx, "shown.png")
 	fb.SetACL("shown.png", "private") // Mastodon hides it
-	if _, _, err := b.Validate(ctx, "shown.png", m.ETag); !errors.Is(err, origin.ErrHidden) {
+	if _, _, err := b.Revalidate(ctx, "shown.png", m.ETag); !errors.Is(err, origin.ErrHidden) {
 		t.Errorf("revalidation of an object hidden since: %v, want ErrHidden", err)
 	}
 	// Without the check, or without ACLs at the service, nothing is hidden.

@@ -107,7 +107,7 @@ func checkReads(t *testing.T, b *s3.Bucket, key string, want error) {
 	check("Get", err)
 	_, err = b.Stat(ctx, key)
 	check("Stat", err)
-	_, _, err = b.Validate(ctx, key, `"0123456789abcdef0123456789abcdef"`)
+	_, _, err = b.Revalidate(ctx, key, `"0123456789abcdef0123456789abcdef"`)
 	check("Validate", err)
 }
 
@@ -235,7 +235,7 @@ func TestAnonymousFallback(t *testing.T) {
 	if _, err := f.Stat(ctx, "priv.png"); !errors.Is(err, origin.ErrHidden) {
 		t.Errorf("Stat of a hidden key: %v, want ErrHidden", err)
 	}
-	if _, _, err := origin.Validate(ctx, f, "priv.png", `"x"`); !errors.Is(err, origin.ErrHidden) {
+	if _, _, err := origin.Revalidate(ctx, f, "priv.png", `"x"`); !errors.Is(err, origin.ErrHidden) {
 		t.Errorf("Validate of a hidden key: %v, want ErrHidden", err)
 	}
 	if n := old.Gets("priv.png") + old.Heads("priv.png"); n != 0 {
@@ -385,7 +385,7 @@ func TestStateViewSkipsTheACLCheck(t *testing.T) {
 	if data, err := read(ctx, view, "state/busts"); err != nil || string(data) != "busts" {
 		t.Errorf("view's Get of a private object: %q, %v", data, err)
 	}
-	if _, _, err := view.Validate(ctx, "state/busts", `"x"`); err != nil {
+	if _, _, err := view.Revalidate(ctx, "state/busts", `"x"`); err != nil {
 		t.Errorf("view's Validate of a private object: %v", err)
 	}
 }

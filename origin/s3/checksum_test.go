@@ -332,7 +332,7 @@ func TestChecksumMultipartETagRevalidates(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Stat: %v", err)
 	}
-	if _, unchanged, err := b.Validate(ctx, key, m.ETag); err != nil || !unchanged {
+	if _, unchanged, err := b.Revalidate(ctx, key, m.ETag); err != nil || !unchanged {
 		t.Errorf("Validate(%s): unchanged %v, %v; want true", m.ETag, unchanged, err)
 	}
 }

@@ -15,7 +15,6 @@ func newMeta(key string, size int64, contentType, etag *string, lastModified *ti
 		Size:        size,
 		ContentType: deref(contentType),
 		ETag:        quoteETag(deref(etag)),
-		Source:      origin.SourceBucket,
 	}
 	if generic(m.ContentType) {
 		m.ContentType = origin.ContentType(key)

@@ -145,7 +145,6 @@ func meta(key string, info fs.FileInfo) origin.Meta {
 		ContentType:  origin.ContentType(key),
 		ETag:         etag(info),
 		LastModified: time.Unix(info.ModTime().Unix(), 0).UTC(),
-		Source:       origin.SourceVolume,
 	}
 }
 

@@ -16,7 +16,7 @@ func TestValidateConditional(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, same, err := b.Validate(ctx, "a/b.png", m.ETag); err != nil || !same {
+	if _, same, err := b.Revalidate(ctx, "a/b.png", m.ETag); err != nil || !same {
 		t.Errorf("Validate with the current ETag: same %v, err %v; want unchanged", same, err)
 	}
 	seen := f.requests()
@@ -24,11 +24,11 @@ func TestValidateConditional(t *testing.T) {
 		t.Errorf("the revalidation reached the bucket as %s with If-None-Match %q and answer %d; want a conditional HEAD answered 304",
 			last.Method, last.Header.Get("If-None-Match"), last.Status)
 	}
-	got, same, err := b.Validate(ctx, "a/b.png", `"stale"`)
+	got, same, err := b.Revalidate(ctx, "a/b.png", `"stale"`)
 	if err != nil || same || got.ETag != m.ETag || got.Size != m.Size {
 		t.Errorf("Validate with an old ETag: %+v, same %v, err %v; want the current meta", got, same, err)
 	}
-	if _, _, err := b.Validate(ctx, "a/none.png", m.ETag); !errors.Is(err, origin.ErrNotFound) {
+	if _, _, err := b.Revalidate(ctx, "a/none.png", m.ETag); !errors.Is(err, origin.ErrNotFound) {
 		t.Errorf("Validate of a deleted key: %v, want ErrNotFound", err)
 	}
 }

@@ -13,9 +13,9 @@ import (
 	"github.com/fedicache/fedicache/origin"
 )
 
-// Validate implements origin.Validator with a HeadObject carrying If-None-Match: the bucket
+// Revalidate implements origin.Revalidator with a HeadObject carrying If-None-Match: the bucket
 // answers 304 while key still has etag, and the current metadata once it changed.
-func (b *Bucket) Validate(ctx context.Context, key, etag string) (origin.Meta, bool, error) {
+func (b *Bucket) Revalidate(ctx context.Context, key, etag string) (origin.Meta, bool, error) {
 	start := time.Now()
 	m, unchanged, err := b.validate(ctx, key, etag)
 	took := time.Since(start)
@@ -55,4 +55,4 @@ func (b *Bucket) validate(ctx context.Context, key, etag string) (origin.Meta, b
 	return m, m.ETag == etag, nil
 }
 
-var _ origin.Validator = (*Bucket)(nil)
+var _ origin.Revalidator = (*Bucket)(nil)
