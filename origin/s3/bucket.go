@@ -80,19 +80,35 @@ func (b *Bucket) Key(key string) string { return b.prefix + key }
 
 // Stat implements origin.Origin with a HeadObject request.
 func (b *Bucket) Stat(ctx context.Context, key string) (origin.Meta, error) {
+	return readObject(ctx, b, "HeadObject", "stat", key, func() (origin.Meta, error) {
+		return b.stat(ctx, key)
+	}, nil)
+}
+
+// readObject runs call, one request reading key's object (op is its S3 operation, verb names it
+// in errors), then the steps every such read shares: the error wrapped with the verb and key
+// (an unsigned 403 told apart by denied), the request's time observed, and, on success, the
+// object's ACL read where hidden media must answer as absent (checkPublic). undo, when set,
+// releases what call returned when that last check refuses it.
+func readObject[T any](ctx context.Context, b *Bucket, op, verb, key string, call func() (T, error), undo func(T)) (T, error) {
 	start := time.Now()
-	m, err := b.stat(ctx, key)
+	v, err := call()
 	took := time.Since(start)
 	if err != nil {
-		err = fmt.Errorf("s3: stat %q: %w", key, b.denied(ctx, key, err))
+		err = fmt.Errorf("s3: %s %q: %w", verb, key, b.denied(ctx, key, err))
 	}
-	b.observedTook("HeadObject", took, err)
-	if err == nil {
-		if err = b.checkPublic(ctx, key); err != nil {
-			return origin.Meta{}, err
+	b.observedTook(op, took, err)
+	if err != nil {
+		return v, err
+	}
+	if err := b.checkPublic(ctx, key); err != nil {
+		if undo != nil {
+			undo(v)
 		}
+		var zero T
+		return zero, err
 	}
-	return m, err
+	return v, nil
 }
 
 func (b *Bucket) stat(ctx context.Context, key string) (origin.Meta, error) {
@@ -118,20 +134,15 @@ func (b *Bucket) stat(ctx context.Context, key string) (origin.Meta, error) {
 // bytes do not match it. A service that refuses the question is sent the request again without
 // it, once, and not asked again.
 func (b *Bucket) Get(ctx context.Context, key string, r *origin.Range) (io.ReadCloser, origin.Meta, error) {
-	start := time.Now()
-	body, m, err := b.get(ctx, key, r)
-	took := time.Since(start)
-	if err != nil {
-		err = fmt.Errorf("s3: get %q: %w", key, b.denied(ctx, key, err))
+	type answer struct {
+		body io.ReadCloser
+		m    origin.Meta
 	}
-	b.observedTook("GetObject", took, err)
-	if err == nil {
-		if err = b.checkPublic(ctx, key); err != nil {
-			body.Close()
-			return nil, origin.Meta{}, err
-		}
-	}
-	return body, m, err
+	a, err := readObject(ctx, b, "GetObject", "get", key, func() (answer, error) {
+		body, m, err := b.get(ctx, key, r)
+		return answer{body, m}, err
+	}, func(a answer) { a.body.Close() })
+	return a.body, a.m, err
 }
 
 func (b *Bucket) get(ctx context.Context, key string, r *origin.Range) (io.ReadCloser, origin.Meta, error) {

@@ -3,9 +3,7 @@ package s3
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net/http"
-	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -15,25 +13,20 @@ import (
 
 // Revalidate implements origin.Revalidator with a HeadObject carrying If-None-Match: the bucket
 // answers 304 while key still has etag, and the current metadata once it changed.
+// A version that stays may have been hidden meanwhile: the ACL is read on every revalidation.
 func (b *Bucket) Revalidate(ctx context.Context, key, etag string) (origin.Meta, bool, error) {
-	start := time.Now()
-	m, unchanged, err := b.validate(ctx, key, etag)
-	took := time.Since(start)
-	if err != nil {
-		err = fmt.Errorf("s3: validate %q: %w", key, b.denied(ctx, key, err))
+	type answer struct {
+		m         origin.Meta
+		unchanged bool
 	}
-	b.observedTook("HeadObject", took, err)
-	if err == nil {
-		// A version that stays may have been hidden meanwhile: the ACL is read on every
-		// revalidation.
-		if err = b.checkPublic(ctx, key); err != nil {
-			return origin.Meta{}, false, err
-		}
-	}
-	return m, unchanged, err
+	a, err := readObject(ctx, b, "HeadObject", "revalidate", key, func() (answer, error) {
+		m, unchanged, err := b.revalidate(ctx, key, etag)
+		return answer{m, unchanged}, err
+	}, nil)
+	return a.m, a.unchanged, err
 }
 
-func (b *Bucket) validate(ctx context.Context, key, etag string) (origin.Meta, bool, error) {
+func (b *Bucket) revalidate(ctx context.Context, key, etag string) (origin.Meta, bool, error) {
 	w := newWatchdog(ctx, b.timeout)
 	defer w.release()
 	out, err := b.client.HeadObject(w.ctx, &s3.HeadObjectInput{
