@@ -19,6 +19,7 @@ import (
 	"github.com/fedicache/fedicache/origin"
 	"github.com/fedicache/fedicache/origin/origintest"
 	"github.com/fedicache/fedicache/origin/s3"
+	"github.com/fedicache/fedicache/origin/s3/s3test"
 	"github.com/fedicache/fedicache/origin/volume"
 )
 
@@ -33,7 +34,6 @@ type world struct {
 
 func newWorld(t *testing.T, files map[string][]byte) *world {
 	t.Helper()
-	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
 	w := &world{bucket: origintest.NewFakeBucket(t), dir: t.TempDir(), files: files}
 	for k, v := range files {
 		p := filepath.Join(w.dir, filepath.FromSlash(k))
@@ -49,21 +49,8 @@ func newWorld(t *testing.T, files map[string][]byte) *world {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { w.vol.Close() })
-	w.s3 = newBucket(t, w.bucket.URL, "")
+	w.s3 = s3test.New(t, w.bucket, func(c *s3.Config) { c.MaxAttempts, c.MaxBackoff = 8, 20*time.Millisecond })
 	return w
-}
-
-func newBucket(t *testing.T, url, prefix string) *s3.Bucket {
-	t.Helper()
-	b, err := s3.New(context.Background(), s3.Config{
-		Endpoint: url, Bucket: origintest.BucketName, ForcePathStyle: true, Prefix: prefix,
-		AccessKeyID: "AKID", SecretAccessKey: "secret", Timeout: 5 * time.Second,
-		MaxAttempts: 8, MaxBackoff: 20 * time.Millisecond,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
 }
 
 // mastodonTree returns n files of Mastodon's shapes and sizes (kept small for tests).

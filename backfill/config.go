@@ -11,15 +11,31 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"math"
 	"os"
 	"path"
+	"slices"
 	"time"
 
 	"github.com/fedicache/fedicache/origin"
+	"github.com/fedicache/fedicache/origin/fielderr"
 )
 
 // MastodonCacheControl is the Cache-Control Mastodon stores its uploads with.
 const MastodonCacheControl = "public, max-age=315576000, immutable"
+
+// MastodonACL is the canned ACL Mastodon stores its uploads with by default (its S3_PERMISSION),
+// the ACL to give Config.ACL for a bucket that has ACLs.
+const MastodonACL = "public-read"
+
+// Defaults of Config.
+const (
+	DefaultConcurrency  = 8
+	DefaultStaleUploads = 24 * time.Hour
+)
+
+// cannedACLs are the values Config.ACL may take: the canned ACLs of objects, and "" for none.
+var cannedACLs = []string{"", MastodonACL, "private", "authenticated-read", "bucket-owner-read", "bucket-owner-full-control"}
 
 // Volume is what the backfill reads: the old volume.
 type Volume interface {
@@ -44,7 +60,7 @@ type staleUploadAborter interface {
 // Config tunes a run. The zero value copies with 8 workers, no limits, no ACL, Content-MD5 on
 // and conditional writes off.
 type Config struct {
-	// Concurrency is the number of files copied at once. Zero means 8.
+	// Concurrency is the number of files copied at once. Zero means DefaultConcurrency, 8.
 	Concurrency int
 	// Bandwidth caps the bytes read from the volume per second. Zero means no cap.
 	Bandwidth int64
@@ -58,7 +74,7 @@ type Config struct {
 	DenyPrefixes []string
 	// Skip, when set, names keys never copied: those Mastodon deleted (tombstones).
 	Skip func(key string) bool
-	// ACL is the canned ACL of copied objects (Mastodon's S3_PERMISSION, "public-read" by
+	// ACL is the canned ACL of copied objects (Mastodon's S3_PERMISSION, MastodonACL by
 	// default there); files hidden on the volume get "private". Empty sends no ACL, for buckets
 	// without ACLs: hidden files are then skipped and listed.
 	ACL string
@@ -73,7 +89,7 @@ type Config struct {
 	// DryRun decides and reports without writing anything.
 	DryRun bool
 	// StaleUploads is the age beyond which incomplete multipart uploads under the prefix are
-	// aborted at the start of a run. Zero means 24h.
+	// aborted at the start of a run. Zero means DefaultStaleUploads, 24h.
 	StaleUploads time.Duration
 	// OnCopied, when set, is called with each key stored (serve drops it from its not-found
 	// memory), from the workers: concurrently.
@@ -87,13 +103,13 @@ type Config struct {
 
 func (c Config) withDefaults() Config {
 	if c.Concurrency <= 0 {
-		c.Concurrency = 8
+		c.Concurrency = DefaultConcurrency
 	}
 	if c.CacheControl == "" {
 		c.CacheControl = MastodonCacheControl
 	}
 	if c.StaleUploads <= 0 {
-		c.StaleUploads = 24 * time.Hour
+		c.StaleUploads = DefaultStaleUploads
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
@@ -101,11 +117,36 @@ func (c Config) withDefaults() Config {
 	return c
 }
 
-// Validate checks the globs.
+// Validate reports the first thing wrong with c: a *fielderr.Error naming the field, what is
+// wrong and an example of a right value.
 func (c Config) Validate() error {
-	for _, g := range append(append([]string{}, c.Include...), c.Exclude...) {
-		if _, err := path.Match(g, ""); err != nil {
-			return fmt.Errorf("backfill: glob %q is malformed: %w (e.g. --include 'media_attachments/*' or --exclude '*.mp4')", g, err)
+	switch {
+	case c.Concurrency < 0:
+		return &fielderr.Error{Pkg: "backfill", Field: "Config.Concurrency", Value: fmt.Sprint(c.Concurrency),
+			Problem: "is negative", Fix: "set the number of files copied at once, or 0 for the default", Example: "16"}
+	case c.Bandwidth < 0:
+		return &fielderr.Error{Pkg: "backfill", Field: "Config.Bandwidth", Value: fmt.Sprint(c.Bandwidth),
+			Problem: "is negative", Fix: "set bytes per second, or 0 for no cap", Example: "52428800 (50 MiB)"}
+	case c.Rate < 0 || math.IsNaN(c.Rate):
+		return &fielderr.Error{Pkg: "backfill", Field: "Config.Rate", Value: fmt.Sprint(c.Rate),
+			Problem: "is not a rate", Fix: "set files started per second, or 0 for no cap", Example: "200"}
+	case c.StaleUploads < 0:
+		return &fielderr.Error{Pkg: "backfill", Field: "Config.StaleUploads", Value: c.StaleUploads.String(),
+			Problem: "is negative", Fix: "set a positive duration, or 0 for the default", Example: DefaultStaleUploads.String()}
+	case !slices.Contains(cannedACLs, c.ACL):
+		return &fielderr.Error{Pkg: "backfill", Field: "Config.ACL", Value: fmt.Sprintf("%q", c.ACL),
+			Problem: "is not a canned ACL", Fix: "set " + MastodonACL + " (Mastodon's default S3_PERMISSION), private, " +
+				"or \"\" to send none (buckets without ACLs)", Example: MastodonACL}
+	}
+	for _, g := range []struct {
+		field, example string
+		globs          []string
+	}{{"Config.Include", "media_attachments/*", c.Include}, {"Config.Exclude", "*.mp4", c.Exclude}} {
+		for _, glob := range g.globs {
+			if _, err := path.Match(glob, ""); err != nil {
+				return &fielderr.Error{Pkg: "backfill", Field: g.field, Value: fmt.Sprintf("%q", glob), Problem: "is not a glob",
+					Err: err, Fix: "write it as path.Match reads it", Example: g.example}
+			}
 		}
 	}
 	return nil

@@ -47,11 +47,11 @@ func fill(t *testing.T, dir string, keep int64) string {
 	return p
 }
 
-// TestFaultDiskFillsUp is the operator's full disk: the disk tier (and the spool folder) on a
+// TestFullDiskFillsUp is the operator's full disk: the disk tier (and the spool folder) on a
 // small file system, cache.disk.max_bytes far above it, cold objects larger than the memory
 // tier's limit and larger than the space left. No client is cut: one client, and ten sharing
 // one fetch, all get every byte, from one bucket GET; nothing half-written stays on the disk.
-func TestFaultDiskFillsUp(t *testing.T) {
+func TestFullDiskFillsUp(t *testing.T) {
 	origintest.CheckLeaks(t)
 	fsDir := tinyFS(t, 16<<20)
 	h := newHarness(t, harnessOpts{noDisk: true})
@@ -114,10 +114,10 @@ func TestFaultDiskFillsUp(t *testing.T) {
 	h.checkTiers(t, map[string][]byte{}) // nothing half-written left, in the tier or the spool folder
 }
 
-// TestFaultDiskFullSlowReader: after the spool fails, a fast and a slow client share the fetch
+// TestFullDiskSlowReader: after the spool fails, a fast and a slow client share the fetch
 // through its bounded window: the fast one waits for the slow one rather than the window
 // overwriting bytes the slow one has still to read; both get every byte right.
-func TestFaultDiskFullSlowReader(t *testing.T) {
+func TestFullDiskSlowReader(t *testing.T) {
 	origintest.CheckLeaks(t)
 	fsDir := tinyFS(t, 4<<20)
 	h := newHarness(t, harnessOpts{noDisk: true})

@@ -134,10 +134,10 @@ func TestGuardRefusalDuringFetch(t *testing.T) {
 	}
 }
 
-// TestDropCutsTheFetchUnderWay: Drop (a deleted or hidden object) fails the clients reading its
-// fetch, cancels the bucket request and stores nothing; Purge lets them finish but stores
-// nothing, and a request after either starts a fetch of its own.
-func TestDropCutsTheFetchUnderWay(t *testing.T) {
+// TestGuardDropCutsTheFetchUnderWay: Drop (a deleted or hidden object) fails the clients
+// reading its fetch, cancels the bucket request and stores nothing; Purge lets them finish but
+// stores nothing, and a request after either starts a fetch of its own.
+func TestGuardDropCutsTheFetchUnderWay(t *testing.T) {
 	for _, drop := range []bool{true, false} {
 		t.Run(fmt.Sprint("drop=", drop), func(t *testing.T) {
 			h := newHarness(t, harnessOpts{})

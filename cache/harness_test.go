@@ -9,17 +9,17 @@ import (
 	"github.com/fedicache/fedicache/cache"
 	"github.com/fedicache/fedicache/cache/disk"
 	"github.com/fedicache/fedicache/cache/memory"
-	"github.com/fedicache/fedicache/cache/tiertest"
 	"github.com/fedicache/fedicache/origin"
 	"github.com/fedicache/fedicache/origin/origintest"
 	"github.com/fedicache/fedicache/origin/s3"
+	"github.com/fedicache/fedicache/origin/s3/s3test"
 )
 
 // harness is a Layered cache in front of a fake bucket, with the tiers the options ask for.
 type harness struct {
 	bucket  *origintest.FakeBucket
 	origin  origin.Sourced
-	clock   *tiertest.Clock
+	clock   *origintest.Clock
 	diskDir string
 	cfg     cache.Config
 	mem     *memory.Memory
@@ -35,16 +35,9 @@ type harnessOpts struct {
 
 func newHarness(t *testing.T, o harnessOpts) *harness {
 	t.Helper()
-	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
-	h := &harness{bucket: origintest.NewFakeBucket(t), clock: tiertest.NewClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))}
-	b, err := s3.New(context.Background(), s3.Config{
-		Endpoint: h.bucket.URL, Bucket: origintest.BucketName, ForcePathStyle: true,
-		AccessKeyID: "AKID", SecretAccessKey: "secret", Timeout: 5 * time.Second,
-		RequirePublicRead: o.requirePublic,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	h := &harness{bucket: origintest.NewFakeBucket(t), clock: origintest.NewClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))}
+	b := s3test.New(t, h.bucket, func(c *s3.Config) { c.RequirePublicRead = o.requirePublic })
+	var err error
 	h.origin = origin.Fallback(b, nil)
 	h.cfg = cache.Config{
 		TTL: time.Hour, StaleIfError: 2 * time.Hour, NegativeTTL: 30 * time.Second,

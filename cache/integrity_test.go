@@ -14,13 +14,13 @@ import (
 	"github.com/fedicache/fedicache/origin"
 )
 
-// TestCorruptBodyNeverLooksComplete: the bucket sends an object with one byte altered (right
+// TestIntegrityCorruptBody: the bucket sends an object with one byte altered (right
 // length, an MD5 ETag that no longer matches). Whatever the byte (first, middle, last), the
 // size (in the memory tier or not) and the number of clients, and whether a client reads while
 // the fetch streams or only once it has ended, no client receives all the bytes: each sees its
 // read fail, as an HTTP client sees the connection cut. Nothing is cached; once the bucket sends
 // the right bytes, they are served.
-func TestCorruptBodyNeverLooksComplete(t *testing.T) {
+func TestIntegrityCorruptBody(t *testing.T) {
 	for _, size := range []int{20_000, 300_000} { // under and over the memory tier's limit
 		for _, clients := range []int{1, 100} {
 			for _, pos := range []string{"first", "middle", "last"} {
@@ -86,9 +86,9 @@ func TestCorruptBodyNeverLooksComplete(t *testing.T) {
 	}
 }
 
-// TestCorruptBodyLateReader is the order the harness found: the fetch ends (and finds the damage)
+// TestIntegrityLateReader is the order the harness found: the fetch ends (and finds the damage)
 // before the only client reads a byte; the client must not get the last byte.
-func TestCorruptBodyLateReader(t *testing.T) {
+func TestIntegrityLateReader(t *testing.T) {
 	h := newHarness(t, harnessOpts{})
 	data := tiertest.Blob(10, 5_000)
 	h.bucket.Put(t, smallKey, data)
@@ -105,10 +105,10 @@ func TestCorruptBodyLateReader(t *testing.T) {
 	}
 }
 
-// TestRevalidationNeverConfirmsADamagedEntry: a disk entry too large to be checked on every hit
+// TestIntegrityRevalidationNeverConfirmsDamage: a disk entry too large to be checked on every hit
 // (served by sendfile) whose bytes rotted on the disk is not confirmed fresh by the bucket's
 // "unchanged" at its revalidation: it is dropped and fetched again.
-func TestRevalidationNeverConfirmsADamagedEntry(t *testing.T) {
+func TestIntegrityRevalidationNeverConfirmsDamage(t *testing.T) {
 	h := newHarness(t, harnessOpts{noMemory: true})
 	data := tiertest.Blob(11, 3<<20)
 	h.bucket.Put(t, bigKey, data)

@@ -22,9 +22,9 @@ const (
 	bigKey   = "media_attachments/files/000/000/001/original/0123456789abcdef.mp4"
 )
 
-// TestOneFetchForManyClients: concurrent cold requests make one bucket GET and all get the
+// TestCoalesceManyClients: concurrent cold requests make one bucket GET and all get the
 // same bytes, whichever tiers hold the result.
-func TestOneFetchForManyClients(t *testing.T) {
+func TestCoalesceManyClients(t *testing.T) {
 	for _, tc := range []struct {
 		name     string
 		opts     harnessOpts

@@ -61,17 +61,14 @@ func (n *negative) del(key string) {
 	n.mu.Unlock()
 }
 
-func (n *negative) delPrefix(prefix string) int {
+func (n *negative) delPrefix(prefix string) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	c := 0
 	for k := range n.expires {
 		if strings.HasPrefix(k, prefix) {
 			delete(n.expires, k)
-			c++
 		}
 	}
-	return c
 }
 
 func (n *negative) len() int {

@@ -1,6 +1,8 @@
 package cache
 
-// Lock order: Layered.mu (the flights map) before flight.mu, as in layered.go.
+// Lock order: Layered.mu (the fetches map) before stream.mu, as in fetch.go.
+
+import "strings"
 
 // dropAll removes key from every tier and returns how many entries went.
 func (l *Layered) dropAll(key string) int {
@@ -25,50 +27,50 @@ func (l *Layered) Drop(key string) int { return l.purge(key, true) }
 
 func (l *Layered) purge(key string, cut bool) int {
 	l.neg.del(key)
-	if f := l.detach(key); f != nil {
-		f.purge(cut)
-		if f.complete() {
-			<-f.stored
-		}
+	l.mu.Lock()
+	f := l.fetches[key]
+	delete(l.fetches, key) // no request joins it any more
+	l.mu.Unlock()
+	if f != nil {
+		l.unstore(f, cut)
 	}
 	return l.dropAll(key)
-}
-
-// detach takes key's fetch out of the map, so that no request joins it any more, and returns it.
-func (l *Layered) detach(key string) *flight {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	f := l.flights[key]
-	if f != nil {
-		delete(l.flights, key)
-	}
-	return f
 }
 
 // PurgePrefix removes every key starting with prefix, as Purge does, and returns how many
 // entries went.
 func (l *Layered) PurgePrefix(prefix string) int {
 	l.neg.delPrefix(prefix)
-	var storing []*flight
+	var purged []*fetch
 	l.mu.Lock()
-	for k, f := range l.flights {
-		if len(k) >= len(prefix) && k[:len(prefix)] == prefix {
-			delete(l.flights, k)
-			f.purge(false)
-			if f.complete() {
-				storing = append(storing, f)
-			}
+	for k, f := range l.fetches {
+		if strings.HasPrefix(k, prefix) {
+			delete(l.fetches, k)
+			purged = append(purged, f)
 		}
 	}
 	l.mu.Unlock()
-	for _, f := range storing {
-		<-f.stored
+	for _, f := range purged {
+		l.unstore(f, false)
 	}
 	n := 0
 	for _, t := range l.tiers {
 		n += t.DeletePrefix(prefix)
 	}
 	return n
+}
+
+// unstore keeps f, taken out of the map, from storing its object; with cut, it also stops f and
+// fails its readers. A store already under way is waited for, so that what it stored can go.
+func (l *Layered) unstore(f *fetch, cut bool) {
+	f.purged.Store(true)
+	if cut {
+		f.s.cut(errDropped, false)
+		f.cancel()
+	}
+	if f.s.complete() {
+		<-f.stored
+	}
 }
 
 // Forget drops what the cache remembers of key being absent, so an object that has just been

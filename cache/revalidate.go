@@ -21,7 +21,9 @@ const (
 )
 
 // revalidate asks the origin whether e is still current, once per key however many requests
-// find it stale at the same moment, and updates the tiers accordingly.
+// find it stale at the same moment, and updates the tiers accordingly. It de-duplicates with a
+// singleflight.Group rather than a fetch: its callers share a small answer, once it is known,
+// with no body to stream, no readers to count and nothing to store.
 func (l *Layered) revalidate(key string, e Entry) (revalOutcome, error) {
 	v, err, _ := l.reval.Do(key, func() (any, error) {
 		_, same, err := origin.Revalidate(l.base, l.origin, key, e.Meta.ETag)

@@ -1,71 +1,77 @@
 package cache
 
+// One lock: stream.mu, as in stream.go.
+
 import (
 	"context"
 	"fmt"
 )
 
-// ringSize is the window of a fetch whose spool failed: the memory such a fetch may take.
+// ringSize is the window of a stream whose file failed: the memory such a stream may take.
 const ringSize = 4 << 20
 
-// spoolFailed turns the fetch away from a spool whose write of the bytes at total failed (a full
-// or failing disk), so that no reader fails because of it: a small object goes on in buf (and
-// the memory tier still gets it), a large one through the ring, uncached.
-func (f *flight) spoolFailed(total int64, err error) {
-	f.spool.Abort() // the file goes; what was written stays readable until the spool is closed
-	if f.buf != nil {
-		f.l.log.Warn("cache: writing to the disk tier failed; keeping the object in memory only", "key", f.key, "err", err)
-		f.mu.Lock()
-		f.spoolBad = true
-		f.mu.Unlock()
+// The ring: after a write into file failed (a full or failing disk) for a body with no buf,
+// the stream goes on through ring, a window of ringSize bytes of the body (byte i at
+// ring[i%ringSize]) that the writer fills no further than ringSize past the slowest reader.
+// Bytes [0, fileEnd) are still read from file, which stays readable until closed. Every reader
+// still gets every byte, and the last one is still held back.
+
+// fileFailed turns the stream away from a file whose write of the bytes at off failed: a body
+// with buf goes on in buf alone, one without through the ring. The owner hears of it first, so
+// that it lets no reader come that would need bytes the ring has let go.
+func (s *stream) fileFailed(off int64, err error) {
+	s.fileBad = true
+	ring := s.buf == nil
+	s.hooks.fileFailed(err, ring)
+	if !ring {
 		return
 	}
-	f.l.log.Warn("cache: writing the spool failed; the object streams on to its readers uncached", "key", f.key, "err", err)
-	// Requests from now on start a fetch of their own: this one can no longer serve a byte that
-	// has left the ring. (Layered.mu before flight.mu: out of the map first.)
-	f.l.forgetFlight(f)
-	f.mu.Lock()
-	f.spoolBad = true
-	f.spoolEnd = total
-	f.ring = make([]byte, ringSize)
-	f.cacheable = false
-	f.mu.Unlock()
-	context.AfterFunc(f.ctx, f.cond.Broadcast) // a canceled fetch stops waiting for readers
+	s.mu.Lock()
+	s.fileEnd = off
+	s.ring = make([]byte, ringSize)
+	s.mu.Unlock()
 }
 
-// toRing puts the body bytes p, at offset total, into the ring, once the slowest reader is near
+// toRing puts the body bytes p, at offset off, into the ring, once the slowest reader is near
 // enough that they overwrite nothing it still has to read.
-func (f *flight) toRing(total int64, p []byte) error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	for total+int64(len(p))-f.slowestLocked() > ringSize {
-		if f.dropped || f.ctx.Err() != nil {
-			return fmt.Errorf("cache: fetch stopped while waiting for its readers: %w", context.Cause(f.ctx))
+func (s *stream) toRing(ctx context.Context, off int64, p []byte) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for off+int64(len(p))-s.slowestLocked() > ringSize {
+		if s.cutErr != nil {
+			return s.cutErr
 		}
-		if f.readers == 0 {
-			return nil // abandoned: copy sees it next
+		if ctx.Err() != nil {
+			return fmt.Errorf("cache: fetch stopped while waiting for its readers: %w", context.Cause(ctx))
 		}
-		f.cond.Wait()
+		// Woken under the lock, so the wake-up cannot fall between the check above and Wait.
+		stop := context.AfterFunc(ctx, func() {
+			s.mu.Lock()
+			s.cond.Broadcast()
+			s.mu.Unlock()
+		})
+		s.cond.Wait()
+		stop()
 	}
 	for len(p) > 0 {
-		i := total % ringSize
-		c := copy(f.ring[i:], p)
-		p, total = p[c:], total+int64(c)
+		i := off % ringSize
+		c := copy(s.ring[i:], p)
+		p, off = p[c:], off+int64(c)
 	}
 	return nil
 }
 
-// slowestLocked returns the first byte from the ring that some reader has still to read: the
-// place of the slowest reader that needs the ring, spoolEnd for a reader still on the spool or
-// one not made yet (a waiter counted in readers). f.mu is held.
-func (f *flight) slowestLocked() int64 {
-	slowest := f.written
-	if f.readers > len(f.active) {
-		slowest = f.spoolEnd
+// slowestLocked returns the first body byte that some reader has still to read from the ring:
+// the place of the slowest reader that needs the ring; fileEnd while a counted reader is not
+// made yet (it starts at 0). s.mu is held.
+func (s *stream) slowestLocked() int64 {
+	slowest := s.written
+	if s.readers > len(s.active) {
+		slowest = s.fileEnd
 	}
-	for r := range f.active {
-		if r.end > f.spoolEnd && r.off < r.end {
-			slowest = min(slowest, max(r.off, f.spoolEnd))
+	for r := range s.active {
+		if r.end > s.fileEnd && r.off < r.end {
+			slowest = min(slowest, max(r.off, s.fileEnd))
 		}
 	}
 	return slowest

@@ -2,6 +2,7 @@ package cache
 
 import (
 	"io"
+	"sync/atomic"
 	"time"
 
 	"github.com/fedicache/fedicache/origin"
@@ -65,4 +66,53 @@ type TierStats struct {
 	Dropped uint64 `json:"dropped"`
 	// WriteErrors counts failed writes.
 	WriteErrors uint64 `json:"write_errors"`
+}
+
+// MemoryTier is what Layered needs of the memory tier.
+type MemoryTier interface {
+	Tier
+	// Put stores body (which the tier then owns) under e; it may refuse or drop it.
+	Put(e Entry, body []byte) bool
+	// Peek returns key's entry without allocating, for the hot path.
+	Peek(key string) (Hit, bool)
+	// Wait returns once the Puts made before it are readable.
+	Wait()
+	// MaxObjectBytes is the largest body Put accepts.
+	MaxObjectBytes() int64
+}
+
+// DiskTier is what Layered needs of the disk tier.
+type DiskTier interface {
+	Tier
+	// Spool starts writing e's body into the tier; it fails quickly while the tier is off.
+	Spool(e Entry) (Spool, error)
+}
+
+// Spool is an object being written into a tier while clients read it.
+type Spool interface {
+	// Write appends body bytes.
+	io.Writer
+	// ReadAt reads body bytes already written, concurrently with Write.
+	io.ReaderAt
+	// Commit makes the entry part of the tier once the whole body is written.
+	Commit() error
+	// Abort drops what was written.
+	Abort()
+	// Close releases the spool once nobody reads it any more (after Commit or Abort).
+	Close() error
+}
+
+// Hit is a memory hit, shaped so that serving it allocates nothing.
+type Hit struct {
+	// Body is the whole object; callers must not modify it.
+	Body []byte
+	// Entry describes it; callers must not modify it.
+	Entry *Entry
+	// LastModified is Entry.Meta.LastModified as an HTTP date ("" when unknown).
+	LastModified string
+	// ValidatedAt is when the origin last confirmed the entry.
+	ValidatedAt time.Time
+	// Allowed is kept with the entry for the cache's Guard: the guard generation (plus one) at
+	// which the entry was last allowed. Nil when the tier keeps none.
+	Allowed *atomic.Uint64
 }

@@ -62,7 +62,10 @@ func (f *FallbackOrigin) GetFrom(ctx context.Context, key string, r *Range) (io.
 		return body, m, fromBucket, err
 	}
 	body, m, err2 := f.Secondary.Get(ctx, key, r)
-	if err2 != nil {
+	switch {
+	case errors.Is(err2, ErrRangeNotSatisfiable):
+		return nil, m, fromVolume, err2 // the object is there: its Meta gives the size for a 416
+	case err2 != nil:
 		return nil, Meta{}, From{}, pickErr(err, err2)
 	}
 	return body, m, fromVolume, nil

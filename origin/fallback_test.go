@@ -74,6 +74,7 @@ func TestFallback(t *testing.T) {
 		wantBody     string
 		wantSource   origin.Source
 		wantErr      error // nil: success
+		wantSize     int64 // with a range error: the Meta's Size, for the 416
 		notErr       error // the error must not be this
 		askSecondary bool
 	}{{
@@ -116,6 +117,14 @@ func TestFallback(t *testing.T) {
 		secondary: fakeOrigin{objects: map[string]string{"k": "a longer volume object"}},
 		r:         &origin.Range{Start: 10, End: -1},
 		wantErr:   origin.ErrRangeNotSatisfiable,
+		wantSize:  6,
+	}, {
+		name:         "range beyond the secondary's object",
+		secondary:    fakeOrigin{objects: map[string]string{"k": "volume"}},
+		r:            &origin.Range{Start: 10, End: -1},
+		wantErr:      origin.ErrRangeNotSatisfiable,
+		wantSize:     6,
+		askSecondary: true,
 	}, {
 		name:         "range from the secondary",
 		secondary:    fakeOrigin{objects: map[string]string{"k": "volume"}},
@@ -142,15 +151,16 @@ func TestFallback(t *testing.T) {
 				p, s := tc.primary, tc.secondary
 				o := origin.Fallback(&p, &s)
 				var (
+					m    origin.Meta
 					from origin.From
 					body string
 					err  error
 				)
 				if op == "Stat" {
-					_, from, err = o.StatFrom(ctx, "k")
+					m, from, err = o.StatFrom(ctx, "k")
 				} else {
 					var rc io.ReadCloser
-					rc, _, from, err = o.GetFrom(ctx, "k", tc.r)
+					rc, m, from, err = o.GetFrom(ctx, "k", tc.r)
 					if err == nil {
 						b, _ := io.ReadAll(rc)
 						rc.Close()
@@ -171,6 +181,9 @@ func TestFallback(t *testing.T) {
 					}
 					if tc.notErr != nil && errors.Is(err, tc.notErr) {
 						t.Errorf("%s: err %v must not be %v", op, err, tc.notErr)
+					}
+					if m.Size != tc.wantSize {
+						t.Errorf("%s: Meta.Size %d with the error, want %d", op, m.Size, tc.wantSize)
 					}
 					continue
 				}

@@ -81,6 +81,8 @@ var (
 	// ErrNotFound means the store answered and holds no object under the key.
 	ErrNotFound = errors.New("origin: not found")
 	// ErrRangeNotSatisfiable means the object exists but the range lies wholly beyond its end.
+	// Get returns it with the object's Meta when the store knows it (for the 416's
+	// Content-Range), else with an empty Meta.
 	ErrRangeNotSatisfiable = errors.New("origin: range not satisfiable")
 	// ErrHidden means the store holds the object but it must not be served: Mastodon hid it
 	// (its ACL grants the public no read) or deleted it (a tombstone). It is also ErrNotFound

@@ -15,7 +15,7 @@ import (
 	"time"
 
 	"github.com/fedicache/fedicache/cache/tiertest"
-	"github.com/fedicache/fedicache/origin/origintest"
+	"github.com/fedicache/fedicache/proxy/proxytest"
 )
 
 // rawGet sends a GET of target with the given header lines byte for byte, as a hostile client
@@ -137,7 +137,7 @@ type hostileTarget struct {
 // TestFaultHostileRanges: malformed, overflowing, multi-part and non-ASCII Range values get a
 // 200 with the whole object, a 206 with the right bytes or a 416, never a 5xx.
 func TestFaultHostileRanges(t *testing.T) {
-	origintest.CheckLeaks(t)
+	proxytest.CheckLeaks(t)
 	ranges := []string{
 		"bytes=99999999999999999999-",
 		"bytes=0-99999999999999999999",
@@ -192,7 +192,7 @@ func TestFaultHostileRanges(t *testing.T) {
 // If-Modified-Since and If-Range values get a 200 with the whole object, a 206 or a 304, never
 // a 5xx; a list that holds the current ETag still gets its 304.
 func TestFaultHostileConditionals(t *testing.T) {
-	origintest.CheckLeaks(t)
+	proxytest.CheckLeaks(t)
 	for _, tg := range hostileTargets(t) {
 		resp, _ := tg.e.do(t, "GET", "/"+tg.key)
 		etag := resp.Header.Get("ETag")
@@ -245,7 +245,7 @@ func TestFaultHostileConditionals(t *testing.T) {
 // get 400 or 404 (or the object they really name), never a 5xx, never a byte from outside the
 // old volume, and never a header the client smuggled in.
 func TestFaultHostileEncodings(t *testing.T) {
-	origintest.CheckLeaks(t)
+	proxytest.CheckLeaks(t)
 	e, inBucket, onVolume := seeded(t)
 	known := map[string][]byte{}
 	for k, v := range inBucket {
@@ -346,7 +346,7 @@ func escapeEvery(s string) string {
 // TestFaultHugeHeaders: 100 KB of request headers get 431 and a closed connection; the server
 // answers the next client as usual.
 func TestFaultHugeHeaders(t *testing.T) {
-	origintest.CheckLeaks(t)
+	proxytest.CheckLeaks(t)
 	e, inBucket, _ := seeded(t)
 	for _, hdr := range []string{
 		"X-Big: " + strings.Repeat("a", 100<<10),
@@ -393,7 +393,7 @@ func TestFaultHugeHeaders(t *testing.T) {
 // another, is not held back: it completes while the slow one still reads. Both while the
 // object is fetched (the slow client started the shared fetch) and once it is a disk hit.
 func TestFaultSlowReader(t *testing.T) {
-	origintest.CheckLeaks(t)
+	proxytest.CheckLeaks(t)
 	c := newCachedEnv(t, cachedOptions{})
 	client := c.newClient(t, 4)
 	const size = 5 << 20
@@ -495,7 +495,7 @@ func TestFaultSlowReader(t *testing.T) {
 // server from answering, and once they close, the server's descriptors for them are gone (and
 // its goroutines once it stops).
 func TestFaultIdleConnections(t *testing.T) {
-	origintest.CheckLeaks(t)
+	proxytest.CheckLeaks(t)
 	e, inBucket, _ := seeded(t)
 	n := 2000
 	if faultLong() {
@@ -509,7 +509,7 @@ func TestFaultIdleConnections(t *testing.T) {
 	if resp, _ := e.do(t, "GET", "/"+bucketKey); resp.StatusCode != 200 {
 		t.Fatalf("before: status %d", resp.StatusCode)
 	}
-	base := origintest.CountResources()
+	base := proxytest.CountResources()
 	conns := make([]net.Conn, 0, n)
 	defer func() {
 		for _, c := range conns {
@@ -558,7 +558,7 @@ func TestFaultIdleConnections(t *testing.T) {
 // 503 and closed at once rather than kept waiting; once the held ones close, requests are
 // served again and nothing is left open.
 func TestFaultMaxConnsRefusesExtra(t *testing.T) {
-	origintest.CheckLeaks(t)
+	proxytest.CheckLeaks(t)
 	const limit, extra = 20, 40
 	c := newCachedEnv(t, cachedOptions{maxConns: limit})
 	data := tiertest.Blob(600, 10_000)
@@ -567,7 +567,7 @@ func TestFaultMaxConnsRefusesExtra(t *testing.T) {
 		t.Fatalf("before: status %d", resp.StatusCode)
 	}
 	c.client.CloseIdleConnections()
-	base := origintest.CountResources()
+	base := proxytest.CountResources()
 
 	conns := make([]net.Conn, limit+extra)
 	closed := make(chan int, len(conns))

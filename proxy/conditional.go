@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"net/http"
 	"strings"
 	"time"
 
@@ -11,30 +10,27 @@ import (
 // notModified reports whether the request's validators say the client's copy is current
 // (RFC 9110 section 13.2.2): If-None-Match, with weak comparison, decides when present;
 // If-Modified-Since only when it is absent.
-func notModified(ifNoneMatch, ifModifiedSince string, m origin.Meta) bool {
-	if ifNoneMatch != "" {
-		return etagListMatches(ifNoneMatch, m.ETag, false)
+func notModified(r *request, m origin.Meta) bool {
+	if r.ifNoneMatch != "" {
+		return etagListMatches(r.ifNoneMatch, m.ETag, false)
 	}
-	if ifModifiedSince != "" && !m.LastModified.IsZero() {
-		t, err := http.ParseTime(ifModifiedSince)
-		return err == nil && !m.LastModified.Truncate(time.Second).After(t)
+	if !r.ifModifiedSince.IsZero() && !m.LastModified.IsZero() {
+		return !m.LastModified.Truncate(time.Second).After(r.ifModifiedSince)
 	}
 	return false
 }
 
-// ifRangeMatches reports whether an If-Range value still names the object's current version,
-// so that the Range applies: an entity tag must match strongly, a date must equal Last-Modified.
-// An empty value matches.
-func ifRangeMatches(ifRange string, m origin.Meta) bool {
-	ifRange = strings.TrimSpace(ifRange)
-	if ifRange == "" {
+// ifRangeMatches reports whether the request's If-Range still names the object's current
+// version, so that its Range applies: an entity tag must match strongly, a date must equal
+// Last-Modified. A request without If-Range matches.
+func ifRangeMatches(r *request, m origin.Meta) bool {
+	switch {
+	case !r.ifRange:
 		return true
+	case r.ifRangeETag != "":
+		return etagListMatches(r.ifRangeETag, m.ETag, true) && !strings.HasPrefix(r.ifRangeETag, "W/")
 	}
-	if strings.HasPrefix(ifRange, `"`) || strings.HasPrefix(ifRange, "W/") {
-		return etagListMatches(ifRange, m.ETag, true) && !strings.HasPrefix(ifRange, "W/")
-	}
-	t, err := http.ParseTime(ifRange)
-	return err == nil && !m.LastModified.IsZero() && m.LastModified.Truncate(time.Second).Equal(t)
+	return !r.ifRangeDate.IsZero() && !m.LastModified.IsZero() && m.LastModified.Truncate(time.Second).Equal(r.ifRangeDate)
 }
 
 // etagListMatches reports whether a comma-separated list of entity tags (or "*") holds etag.

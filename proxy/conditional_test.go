@@ -29,11 +29,12 @@ func TestNotModified(t *testing.T) {
 		{"", "not a date", false},
 	}
 	for _, tt := range tests {
-		if got := notModified(tt.inm, tt.ims, m); got != tt.want {
+		r := testRequest("GET", "If-None-Match", tt.inm, "If-Modified-Since", tt.ims)
+		if got := notModified(&r, m); got != tt.want {
 			t.Errorf("notModified(%q, %q) = %v, want %v", tt.inm, tt.ims, got, tt.want)
 		}
 	}
-	if notModified(`"abc"`, "", origin.Meta{}) {
+	if r := testRequest("GET", "If-None-Match", `"abc"`); notModified(&r, origin.Meta{}) {
 		t.Error("an object without ETag matched If-None-Match")
 	}
 }
@@ -54,11 +55,12 @@ func TestIfRange(t *testing.T) {
 		{"garbage", false},
 	}
 	for _, tt := range tests {
-		if got := ifRangeMatches(tt.ifRange, m); got != tt.want {
+		r := testRequest("GET", "Range", "bytes=0-9", "If-Range", tt.ifRange)
+		if got := ifRangeMatches(&r, m); got != tt.want {
 			t.Errorf("ifRangeMatches(%q) = %v, want %v", tt.ifRange, got, tt.want)
 		}
 	}
-	if ifRangeMatches(`"abc"`, origin.Meta{ETag: `W/"abc"`, LastModified: mod}) {
+	if r := testRequest("GET", "Range", "bytes=0-9", "If-Range", `"abc"`); ifRangeMatches(&r, origin.Meta{ETag: `W/"abc"`, LastModified: mod}) {
 		t.Error("If-Range matched a weak current ETag")
 	}
 }

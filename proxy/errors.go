@@ -9,9 +9,14 @@ import (
 	"github.com/valyala/fasthttp"
 )
 
-// statusFor is the one place that maps an error to the status the client sees: not found 404,
-// a range beyond the end 416, not ready to serve 503, a timeout 504, any other failure of the
-// stores 502.
+// statusClientClosed is the status of a request canceled before its answer (nginx's and
+// caddy's 499): the client went away, or a shutdown aborted the request. It is counted and
+// logged as such, not as a failure of the stores; no client is there to read it.
+const statusClientClosed = 499
+
+// statusFor is the one place that maps an error to the status of the answer: not found 404, a
+// range beyond the end 416, not ready to serve 503, a timeout 504, canceled 499, any other
+// failure of the stores 502.
 func statusFor(err error) int {
 	var ne net.Error
 	switch {
@@ -25,6 +30,8 @@ func statusFor(err error) int {
 		return fasthttp.StatusServiceUnavailable
 	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
 		return fasthttp.StatusGatewayTimeout
+	case errors.Is(err, context.Canceled):
+		return statusClientClosed
 	default:
 		return fasthttp.StatusBadGateway
 	}
@@ -46,6 +53,8 @@ func errorBody(status int) string {
 		return "504 gateway timeout\n"
 	case fasthttp.StatusServiceUnavailable:
 		return "503 service unavailable\n"
+	case statusClientClosed:
+		return "499 client closed request\n"
 	default:
 		return "502 bad gateway\n"
 	}

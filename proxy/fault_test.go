@@ -2,14 +2,13 @@ package proxy_test
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"fmt"
 	"io"
 	"log/slog"
 	"math/rand/v2"
-	"net"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"slices"
 	"sync"
@@ -18,43 +17,20 @@ import (
 	"time"
 
 	"github.com/fedicache/fedicache/cache"
-	"github.com/fedicache/fedicache/cache/disk"
-	"github.com/fedicache/fedicache/cache/memory"
 	"github.com/fedicache/fedicache/cache/tiertest"
-	"github.com/fedicache/fedicache/origin"
 	"github.com/fedicache/fedicache/origin/origintest"
-	"github.com/fedicache/fedicache/origin/s3"
-	"github.com/fedicache/fedicache/origin/volume"
-	"github.com/fedicache/fedicache/proxy"
+	"github.com/fedicache/fedicache/proxy/proxytest"
 )
 
 // faultLong reports whether the long fault cases were asked for (FEDICACHE_FAULT_LONG=1).
 func faultLong() bool { return os.Getenv("FEDICACHE_FAULT_LONG") == "1" }
 
-// faultClock is a settable clock for the cache, so that a test can move past the TTL.
-type faultClock struct{ ns atomic.Int64 }
-
-func newFaultClock() *faultClock {
-	c := &faultClock{}
-	c.ns.Store(time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC).UnixNano())
-	return c
-}
-
-func (c *faultClock) Now() time.Time          { return time.Unix(0, c.ns.Load()).UTC() }
-func (c *faultClock) Advance(d time.Duration) { c.ns.Add(int64(d)) }
-
 // cachedEnv is an env whose front answers through a Layered cache that the test can inspect:
-// its two tiers, the disk tier's folder, the spool folder and the cache's clock.
+// its two tiers (Env.Memory, Env.Disk), their folders (Env.DiskDir, Env.SpoolDir) and the
+// cache's clock.
 type cachedEnv struct {
 	*env
-	// front answers through the cache; it shadows env.front, the cacheless front newEnv
-	// started (and stops), which the test does not use.
-	front    *proxy.Server
-	mem      *memory.Memory
-	disk     *disk.Disk
-	diskDir  string
-	spoolDir string
-	clock    *faultClock
+	clock *origintest.Clock
 	// clients are the transports of newClient, whose idle connections checkCache closes
 	// before it stops the front (a connection that never sent a request holds a shutdown for
 	// 5 s).
@@ -71,69 +47,24 @@ type cachedOptions struct {
 
 // newCachedEnv returns an env (bucket, old volume, canary) whose front answers through a
 // Layered cache over them, with a memory tier (objects up to 1 MiB) and a disk tier in a
-// folder the test knows.
+// folder the test knows, on a clock the test moves.
 func newCachedEnv(t *testing.T, o cachedOptions) *cachedEnv {
 	t.Helper()
-	if o.s3Timeout == 0 {
-		o.s3Timeout = 2 * time.Second
-	}
-	if o.diskMax == 0 {
-		o.diskMax = 1 << 30
-	}
-	if o.ttl == 0 {
-		o.ttl = time.Hour
-	}
-	c := &cachedEnv{env: newEnv(t), diskDir: t.TempDir(), spoolDir: t.TempDir(), clock: newFaultClock()}
+	clock := origintest.NewClock(time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC))
 	quiet := slog.New(slog.DiscardHandler) // the faults are meant: their warnings are noise
-	metrics := proxy.NewMetrics()
-	bucket, err := s3.New(context.Background(), s3.Config{
-		Endpoint: c.bucket.URL, Bucket: testBucket, ForcePathStyle: true,
-		AccessKeyID: "AKIDTEST", SecretAccessKey: "secret", Timeout: o.s3Timeout,
-		Observe: metrics.ObserveBucket,
+	e := proxytest.NewEnv(t, proxytest.WithTiers, func(c *proxytest.Config) {
+		if o.s3Timeout != 0 {
+			c.S3.Timeout = o.s3Timeout
+		}
+		if o.diskMax != 0 {
+			c.Disk.MaxBytes = o.diskMax
+		}
+		c.Disk.Logger = quiet
+		c.Cache.TTL, c.Cache.StaleIfError = cmp.Or(o.ttl, time.Hour), 24*time.Hour
+		c.Cache.Clock, c.Cache.Logger = clock.Now, quiet
+		c.Proxy.MaxConns, c.Proxy.Logger = o.maxConns, quiet
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	vol, err := volume.Open(c.volDir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { vol.Close() })
-	if c.mem, err = memory.New(memory.Config{MaxBytes: 64 << 20, MaxObjectBytes: 1 << 20}); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.mem.Close)
-	if c.disk, err = disk.Open(disk.Config{Dir: c.diskDir, MaxBytes: o.diskMax, Logger: quiet}); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.disk.Close() })
-	c.cache = cache.New(origin.Fallback(bucket, vol), c.mem, c.disk, cache.Config{
-		TTL: o.ttl, StaleIfError: 24 * time.Hour, MemoryObjectBytes: 1 << 20,
-		SpoolDir: c.spoolDir, Clock: c.clock.Now, Logger: quiet,
-	})
-	t.Cleanup(c.cache.Close)
-
-	c.metrics = metrics
-	c.front = proxy.New(c.cache, proxy.Config{
-		DenyPrefixes: []string{"backups/", "imports/"}, StripPrefixes: []string{"/" + testBucket},
-		MaxConns: o.maxConns, Logger: quiet,
-	}, metrics)
-	c.admin = httptest.NewServer(proxy.NewAdmin(c.front, c.cache, proxy.AdminConfig{Token: "s3cret-token"}))
-	t.Cleanup(c.admin.Close)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	c.addr = ln.Addr().String()
-	c.url = "http://" + c.addr
-	front := c.front
-	go func() { _ = front.Serve(ln) }()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = front.Shutdown(ctx)
-	})
-	return c
+	return &cachedEnv{env: wrapEnv(e), clock: clock}
 }
 
 // checkCache stops the front and the cache's fetches, then checks what the cache kept: every
@@ -143,16 +74,16 @@ func (c *cachedEnv) checkCache(t *testing.T, objects map[string][]byte) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	c.client.CloseIdleConnections()
+	c.Client.CloseIdleConnections()
 	for _, tr := range c.clients {
 		tr.CloseIdleConnections()
 	}
-	if err := c.front.Shutdown(ctx); err != nil {
+	if err := c.Front.Shutdown(ctx); err != nil {
 		t.Errorf("shutting the front down: %v", err)
 	}
-	c.cache.WaitFills()
-	c.cache.Close()
-	tiertest.CheckKept(t, objects, c.mem, c.disk, c.diskDir, c.spoolDir)
+	c.Cache.WaitFills()
+	c.Cache.Close()
+	tiertest.CheckKept(t, objects, c.Memory, c.Disk, c.DiskDir, c.SpoolDir)
 }
 
 // fetch sends a GET with the given headers through client and returns the response, its body
@@ -186,12 +117,12 @@ func (c *cachedEnv) newClient(t *testing.T, conns int) *http.Client {
 // uncached object starts a background fill of the whole object, which WaitFills waits for.
 func (c *cachedEnv) warm(t *testing.T, key string) {
 	t.Helper()
-	resp, _, err := fetch(c.client, c.url+escapePath(key), "Range", "bytes=0-0")
+	resp, _, err := fetch(c.Client, c.URL+escapePath(key), "Range", "bytes=0-0")
 	if err != nil || resp == nil || resp.StatusCode != 206 {
 		t.Fatalf("warming %s: %v %v", key, resp, err)
 	}
-	c.cache.WaitFills()
-	for _, tier := range []cache.Tier{c.mem, c.disk} {
+	c.Cache.WaitFills()
+	for _, tier := range []cache.Tier{c.Memory, c.Disk} {
 		if body, _, err := tier.Open(key, nil); err == nil {
 			body.Close()
 			return
@@ -218,7 +149,7 @@ type faultObject struct {
 
 // seedFaultObjects stores n objects of mixed sizes (small ones for the memory tier, some
 // larger than its object limit) in the bucket, on the volume or in both.
-func seedFaultObjects(t *testing.T, e *env, n int) ([]faultObject, map[string][]byte) {
+func seedFaultObjects(t *testing.T, e *proxytest.Env, n int) ([]faultObject, map[string][]byte) {
 	t.Helper()
 	objs := make([]faultObject, n)
 	all := map[string][]byte{}
@@ -239,10 +170,10 @@ func seedFaultObjects(t *testing.T, e *env, n int) ([]faultObject, map[string][]
 			where: where(i % 5 % 3), // of every 5: 2 in the bucket only, 2 in both, 1 on the volume only
 		}
 		if o.where != onVolumeOnly {
-			e.bucket.Put(t, o.key, o.data)
+			e.Bucket.Put(t, o.key, o.data)
 		}
 		if o.where != inBucketOnly {
-			e.putVolume(t, o.key, o.data)
+			e.PutVolume(t, o.key, o.data)
 		}
 		objs[i], all[o.key] = o, o.data
 	}
@@ -292,9 +223,9 @@ func checkAnswer(o faultObject, rng *[2]int, resp *http.Response, body []byte, r
 // 502 for an object the old volume lacks; afterwards every object is served again and the cache
 // holds only whole entries.
 func TestFaultBucketErrorsNowAndThen(t *testing.T) {
-	origintest.CheckLeaks(t)
+	proxytest.CheckLeaks(t)
 	c := newCachedEnv(t, cachedOptions{})
-	objs, all := seedFaultObjects(t, c.env, 120)
+	objs, all := seedFaultObjects(t, c.Env, 120)
 	clients, perClient := 50, 24
 	if faultLong() {
 		perClient = 200
@@ -318,7 +249,7 @@ func TestFaultBucketErrorsNowAndThen(t *testing.T) {
 					rng = &[2]int{first, first + r.IntN(n-first)}
 					hdr = []string{"Range", fmt.Sprintf("bytes=%d-%d", rng[0], rng[1])}
 				}
-				resp, body, err := fetch(client, c.url+escapePath(o.key), hdr...)
+				resp, body, err := fetch(client, c.URL+escapePath(o.key), hdr...)
 				if resp == nil {
 					t.Errorf("GET %s: %v", o.key, err)
 					return
@@ -331,10 +262,10 @@ func TestFaultBucketErrorsNowAndThen(t *testing.T) {
 				mu.Unlock()
 				n := done.Add(1)
 				if n%40 == 0 {
-					c.bucket.SetMode(modes[(n/40)%int64(len(modes))])
+					c.Bucket.SetMode(modes[(n/40)%int64(len(modes))])
 				}
 				if n%150 == 0 {
-					c.cache.Purge(objs[r.IntN(len(objs))].key)
+					c.Cache.Purge(objs[r.IntN(len(objs))].key)
 				}
 				if n%300 == 0 {
 					c.clock.Advance(2 * time.Hour) // every entry needs revalidating
@@ -343,14 +274,14 @@ func TestFaultBucketErrorsNowAndThen(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	t.Logf("statuses: %v; %d bucket GETs", statuses, c.bucket.TotalGets())
+	t.Logf("statuses: %v; %d bucket GETs", statuses, c.Bucket.TotalGets())
 	if statuses[502]+statuses[504] == 0 {
 		t.Log("no request met a failing bucket with an uncached object")
 	}
 
-	c.bucket.SetMode(origintest.Healthy)
+	c.Bucket.SetMode(origintest.Healthy)
 	for _, o := range objs {
-		resp, body, err := fetch(client, c.url+escapePath(o.key))
+		resp, body, err := fetch(client, c.URL+escapePath(o.key))
 		if resp == nil || resp.StatusCode != 200 || err != nil || !bytes.Equal(body, o.data) {
 			t.Errorf("after the bucket recovered, GET %s: %v, %d bytes, %v", o.key, resp != nil && resp.StatusCode == 200, len(body), err)
 		}
@@ -363,7 +294,7 @@ func TestFaultBucketErrorsNowAndThen(t *testing.T) {
 // cached; the next request fetches again and succeeds. A range on a cold object is answered
 // while the background fill that follows it is cut, and that fill leaves nothing behind.
 func TestFaultBucketCutsTheBody(t *testing.T) {
-	origintest.CheckLeaks(t)
+	proxytest.CheckLeaks(t)
 	c := newCachedEnv(t, cachedOptions{})
 	client := c.newClient(t, 16)
 	all := map[string][]byte{}
@@ -381,19 +312,19 @@ func TestFaultBucketCutsTheBody(t *testing.T) {
 			key := fmt.Sprintf("media_attachments/files/000/000/%03d/original/cut%013d.mp4", i, i)
 			data := tiertest.Blob(uint64(50+i), tc.size)
 			all[key] = data
-			c.bucket.Put(t, key, data)
+			c.Bucket.Put(t, key, data)
 			if tc.where == inBoth {
-				c.putVolume(t, key, data)
+				c.PutVolume(t, key, data)
 			}
-			c.bucket.CutBody(key, tc.cut)
-			gate := c.bucket.GateBody(key, tc.gate) // every client joins before the cut
+			c.Bucket.CutBody(key, tc.cut)
+			gate := c.Bucket.GateBody(key, tc.gate) // every client joins before the cut
 
 			const clients = 10
 			joined := make(chan struct{}, clients)
 			results := make(chan string, clients)
 			for range clients {
 				go func() {
-					resp, err := client.Get(c.url + "/" + key)
+					resp, err := client.Get(c.URL + "/" + key)
 					joined <- struct{}{}
 					if err != nil {
 						results <- "" // the connection broke before the headers: fine
@@ -422,28 +353,28 @@ func TestFaultBucketCutsTheBody(t *testing.T) {
 					t.Error(bad)
 				}
 			}
-			if n := c.bucket.Gets(key); n != 1 {
+			if n := c.Bucket.Gets(key); n != 1 {
 				t.Errorf("%d bucket GETs for %d clients, want 1", n, clients)
 			}
-			for _, tier := range []cache.Tier{c.mem, c.disk} {
+			for _, tier := range []cache.Tier{c.Memory, c.Disk} {
 				if body, _, err := tier.Open(key, nil); err == nil {
 					body.Close()
 					t.Errorf("the %s tier kept the cut body", tier.Name())
 				}
 			}
 
-			c.bucket.CutBody(key, 0)
-			resp, body, err := fetch(client, c.url+"/"+key)
+			c.Bucket.CutBody(key, 0)
+			resp, body, err := fetch(client, c.URL+"/"+key)
 			if resp == nil || resp.StatusCode != 200 || err != nil || !bytes.Equal(body, data) {
 				t.Fatalf("after the cut ended: %v, %d bytes, %v", resp != nil && resp.StatusCode == 200, len(body), err)
 			}
 			if xc := resp.Header.Get("X-Cache"); xc != "MISS" {
 				t.Errorf("after the cut ended: X-Cache %q, want MISS", xc)
 			}
-			if resp, body, err := fetch(client, c.url+"/"+key); resp == nil || err != nil || !bytes.Equal(body, data) {
+			if resp, body, err := fetch(client, c.URL+"/"+key); resp == nil || err != nil || !bytes.Equal(body, data) {
 				t.Errorf("once more: %v, %d bytes, %v", resp != nil, len(body), err)
 			}
-			if n := c.bucket.Gets(key); n != 2 {
+			if n := c.Bucket.Gets(key); n != 2 {
 				t.Errorf("%d bucket GETs, want 2: the refetched object was not kept", n)
 			}
 		})
@@ -453,24 +384,24 @@ func TestFaultBucketCutsTheBody(t *testing.T) {
 		const key = "media_attachments/files/000/000/099/original/cutrange00000099.mp4"
 		data := tiertest.Blob(99, 3<<20)
 		all[key] = data
-		c.bucket.Put(t, key, data)
-		c.bucket.CutBody(key, 1<<20)
-		resp, body, err := fetch(client, c.url+"/"+key, "Range", "bytes=0-99")
+		c.Bucket.Put(t, key, data)
+		c.Bucket.CutBody(key, 1<<20)
+		resp, body, err := fetch(client, c.URL+"/"+key, "Range", "bytes=0-99")
 		if resp == nil || resp.StatusCode != 206 || err != nil || !bytes.Equal(body, data[:100]) {
 			t.Fatalf("range on a cold object: %v, %d bytes, %v", resp != nil && resp.StatusCode == 206, len(body), err)
 		}
-		c.cache.WaitFills()
-		if n := c.bucket.Gets(key); n != 2 {
+		c.Cache.WaitFills()
+		if n := c.Bucket.Gets(key); n != 2 {
 			t.Errorf("%d bucket GETs, want 2: the range and the background fill", n)
 		}
-		if body, _, err := c.disk.Open(key, nil); err == nil {
+		if body, _, err := c.Disk.Open(key, nil); err == nil {
 			body.Close()
 			t.Error("the disk tier kept the cut background fill")
 		}
-		c.bucket.CutBody(key, 0)
-		fetch(client, c.url+"/"+key, "Range", "bytes=0-99")
-		c.cache.WaitFills()
-		resp, body, err = fetch(client, c.url+"/"+key, "Range", "bytes=2000000-2000099")
+		c.Bucket.CutBody(key, 0)
+		fetch(client, c.URL+"/"+key, "Range", "bytes=0-99")
+		c.Cache.WaitFills()
+		resp, body, err = fetch(client, c.URL+"/"+key, "Range", "bytes=2000000-2000099")
 		if resp == nil || resp.StatusCode != 206 || err != nil || !bytes.Equal(body, data[2000000:2000100]) {
 			t.Fatalf("range after the fill: %v, %d bytes, %v", resp != nil && resp.StatusCode == 206, len(body), err)
 		}
@@ -486,27 +417,27 @@ func TestFaultBucketCutsTheBody(t *testing.T) {
 // cached or on the volume, are answered meanwhile. Once the body moves, every waiting client
 // gets all of it.
 func TestFaultSlowBucketHoldsOnlyItsClients(t *testing.T) {
-	origintest.CheckLeaks(t)
+	proxytest.CheckLeaks(t)
 	c := newCachedEnv(t, cachedOptions{})
 	client := c.newClient(t, 32)
-	objs, all := seedFaultObjects(t, c.env, 12)
+	objs, all := seedFaultObjects(t, c.Env, 12)
 	const slowKey = "media_attachments/files/000/000/100/original/slow000000000100.mp4"
 	slow := tiertest.Blob(100, 3<<20)
 	all[slowKey] = slow
-	c.bucket.Put(t, slowKey, slow)
+	c.Bucket.Put(t, slowKey, slow)
 	for _, o := range objs[:4] { // cached before the bucket slows down
 		if len(o.data) > 0 {
 			c.warm(t, o.key)
 		}
 	}
-	gate := c.bucket.GateBody(slowKey, 512<<10)
+	gate := c.Bucket.GateBody(slowKey, 512<<10)
 
 	const clients = 20
 	joined := make(chan struct{}, clients)
 	results := make(chan string, clients)
 	for range clients {
 		go func() {
-			resp, err := client.Get(c.url + "/" + slowKey)
+			resp, err := client.Get(c.URL + "/" + slowKey)
 			joined <- struct{}{}
 			if err != nil {
 				results <- err.Error()
@@ -527,7 +458,7 @@ func TestFaultSlowBucketHoldsOnlyItsClients(t *testing.T) {
 	<-gate.Passed
 	// The gate is still closed: everything else is served meanwhile.
 	for _, o := range objs {
-		resp, body, err := fetch(client, c.url+escapePath(o.key))
+		resp, body, err := fetch(client, c.URL+escapePath(o.key))
 		if resp == nil {
 			t.Fatalf("GET %s while another object is held: %v", o.key, err)
 		}
@@ -546,7 +477,7 @@ func TestFaultSlowBucketHoldsOnlyItsClients(t *testing.T) {
 			t.Error(bad)
 		}
 	}
-	if n := c.bucket.Gets(slowKey); n != 1 {
+	if n := c.Bucket.Gets(slowKey); n != 1 {
 		t.Errorf("%d bucket GETs for the held object, want 1", n)
 	}
 	c.checkCache(t, all)
@@ -557,15 +488,15 @@ func TestFaultSlowBucketHoldsOnlyItsClients(t *testing.T) {
 // a body that stalls mid-way breaks the client's connection; neither leaves anything cached,
 // and both objects are served once the bucket answers again.
 func TestFaultStalledBucketTimesOut(t *testing.T) {
-	origintest.CheckLeaks(t)
+	proxytest.CheckLeaks(t)
 	c := newCachedEnv(t, cachedOptions{s3Timeout: 300 * time.Millisecond})
 	client := c.newClient(t, 8)
-	objs, all := seedFaultObjects(t, c.env, 10)
+	objs, all := seedFaultObjects(t, c.Env, 10)
 	inBucket := pick(objs, inBucketOnly)
 	cached, cold, onVolume := inBucket[0], inBucket[1], pick(objs, onVolumeOnly)[0]
 	c.warm(t, cached.key)
 
-	c.bucket.SetMode(origintest.Stall)
+	c.Bucket.SetMode(origintest.Stall)
 	for _, tc := range []struct {
 		o      faultObject
 		status int
@@ -575,7 +506,7 @@ func TestFaultStalledBucketTimesOut(t *testing.T) {
 		{onVolume, 200, "FALLBACK"},
 		{cached, 200, "HIT"},
 	} {
-		resp, body, err := fetch(client, c.url+escapePath(tc.o.key))
+		resp, body, err := fetch(client, c.URL+escapePath(tc.o.key))
 		if resp == nil || resp.StatusCode != tc.status || checkAnswer(tc.o, nil, resp, body, err) != "" {
 			t.Errorf("bucket stalled, GET %s: %v, want %d", tc.o.key, resp != nil && resp.StatusCode == tc.status, tc.status)
 			continue
@@ -584,22 +515,22 @@ func TestFaultStalledBucketTimesOut(t *testing.T) {
 			t.Errorf("bucket stalled, GET %s: X-Cache %q, want %q", tc.o.key, resp.Header.Get("X-Cache"), tc.xcache)
 		}
 	}
-	if _, _, err := c.disk.Open(cold.key, nil); err == nil {
+	if _, _, err := c.Disk.Open(cold.key, nil); err == nil {
 		t.Error("the disk tier has an object the bucket never sent")
 	}
 
 	// A body that stalls mid-way: the connection breaks, nothing is cached.
-	c.bucket.SetMode(origintest.Healthy)
+	c.Bucket.SetMode(origintest.Healthy)
 	const stallKey = "media_attachments/files/000/000/200/original/stall00000000200.mp4"
 	data := tiertest.Blob(200, 2<<20)
 	all[stallKey] = data
-	c.bucket.Put(t, stallKey, data)
-	gate := c.bucket.GateBody(stallKey, 256<<10)
-	resp, body, err := fetch(client, c.url+"/"+stallKey)
+	c.Bucket.Put(t, stallKey, data)
+	gate := c.Bucket.GateBody(stallKey, 256<<10)
+	resp, body, err := fetch(client, c.URL+"/"+stallKey)
 	if resp == nil || resp.StatusCode != 200 || err == nil {
 		t.Errorf("body stalled mid-way: want a 200 whose body breaks, got %v, %d bytes, %v", resp != nil, len(body), err)
 	}
-	for _, tier := range []cache.Tier{c.mem, c.disk} {
+	for _, tier := range []cache.Tier{c.Memory, c.Disk} {
 		if b, _, err := tier.Open(stallKey, nil); err == nil {
 			b.Close()
 			t.Errorf("the %s tier kept a stalled body", tier.Name())
@@ -607,7 +538,7 @@ func TestFaultStalledBucketTimesOut(t *testing.T) {
 	}
 	gate.Open()
 	for _, o := range []faultObject{cold, {key: stallKey, data: data}} {
-		resp, body, err := fetch(client, c.url+escapePath(o.key))
+		resp, body, err := fetch(client, c.URL+escapePath(o.key))
 		if resp == nil || resp.StatusCode != 200 || err != nil || !bytes.Equal(body, o.data) {
 			t.Errorf("bucket answering again, GET %s: %v, %d bytes, %v", o.key, resp != nil && resp.StatusCode == 200, len(body), err)
 		}
@@ -621,10 +552,10 @@ func TestFaultStalledBucketTimesOut(t *testing.T) {
 // answers again everything is served fresh. When it is gone for good (its listener closed),
 // cached objects are still served.
 func TestFaultBucketGoesAwayAndComesBack(t *testing.T) {
-	origintest.CheckLeaks(t)
+	proxytest.CheckLeaks(t)
 	c := newCachedEnv(t, cachedOptions{s3Timeout: 300 * time.Millisecond})
 	client := c.newClient(t, 8)
-	objs, all := seedFaultObjects(t, c.env, 12)
+	objs, all := seedFaultObjects(t, c.Env, 12)
 	var cached, uncached, volumeOnly []faultObject
 	for i, o := range objs {
 		switch {
@@ -641,7 +572,7 @@ func TestFaultBucketGoesAwayAndComesBack(t *testing.T) {
 	}
 
 	expect := func(phase string, o faultObject, statuses []int, xcache ...string) {
-		resp, body, err := fetch(client, c.url+escapePath(o.key))
+		resp, body, err := fetch(client, c.URL+escapePath(o.key))
 		if resp == nil {
 			t.Errorf("%s, GET %s: %v", phase, o.key, err)
 			return
@@ -682,7 +613,7 @@ func TestFaultBucketGoesAwayAndComesBack(t *testing.T) {
 		// 504 too: with a timeout this short, the SDK's retries of the 503s outlast it.
 		{origintest.Fail503, []int{502, 504}},
 	} {
-		c.bucket.SetMode(down.mode)
+		c.Bucket.SetMode(down.mode)
 		phase := "bucket " + string(down.mode)
 		each(cached, func(o faultObject) { expect(phase, o, []int{200}, cachedXCache(o)...) })
 		each(uncached, func(o faultObject) { expect(phase, o, down.errors) })
@@ -697,21 +628,21 @@ func TestFaultBucketGoesAwayAndComesBack(t *testing.T) {
 		})
 	}
 
-	c.bucket.SetMode(origintest.Healthy)
+	c.Bucket.SetMode(origintest.Healthy)
 	each(objs, func(o faultObject) { expect("bucket back", o, []int{200}, "HIT", "MISS", "FALLBACK") })
-	before := c.bucket.TotalGets()
+	before := c.Bucket.TotalGets()
 	each(cached, func(o faultObject) {
 		expect("bucket back, again", o, []int{200}, "HIT", "MISS") // MISS: sharing a fill still storing
 	})
-	if n := c.bucket.TotalGets() - before; n != 0 {
+	if n := c.Bucket.TotalGets() - before; n != 0 {
 		t.Errorf("cached objects made %d bucket GETs once the bucket was back", n)
 	}
 
-	c.bucket.Close() // gone for good: connections refused
+	c.Bucket.Close() // gone for good: connections refused
 	c.clock.Advance(2 * time.Hour)
 	each(cached, func(o faultObject) { expect("bucket gone", o, []int{200}, cachedXCache(o)...) })
 	for _, o := range uncached {
-		c.cache.Purge(o.key) // cached while the bucket was back
+		c.Cache.Purge(o.key) // cached while the bucket was back
 	}
 	each(uncached, func(o faultObject) { expect("bucket gone", o, []int{502}) })
 	c.checkCache(t, all)
@@ -723,18 +654,18 @@ func TestFaultBucketGoesAwayAndComesBack(t *testing.T) {
 // its entry: it is not dropped and fetched again from the volume, whose ETag differs, which
 // would make every client's and CDN's copy look changed.
 func TestFaultOutageKeepsTheBucketsCopy(t *testing.T) {
-	origintest.CheckLeaks(t)
+	proxytest.CheckLeaks(t)
 	c := newCachedEnv(t, cachedOptions{s3Timeout: 300 * time.Millisecond})
 	client := c.newClient(t, 4)
-	objs, all := seedFaultObjects(t, c.env, 5)
+	objs, all := seedFaultObjects(t, c.Env, 5)
 	for _, o := range pick(objs, inBoth) {
 		c.warm(t, o.key)
-		first, _, _ := fetch(client, c.url+escapePath(o.key))
+		first, _, _ := fetch(client, c.URL+escapePath(o.key))
 		etag := first.Header.Get("ETag")
-		c.bucket.SetMode(origintest.Fail503)
+		c.Bucket.SetMode(origintest.Fail503)
 		c.clock.Advance(2 * time.Hour)
 		for range 2 {
-			resp, body, err := fetch(client, c.url+escapePath(o.key), "If-None-Match", etag)
+			resp, body, err := fetch(client, c.URL+escapePath(o.key), "If-None-Match", etag)
 			if resp == nil || err != nil {
 				t.Fatalf("GET %s: %v", o.key, err)
 			}
@@ -743,7 +674,7 @@ func TestFaultOutageKeepsTheBucketsCopy(t *testing.T) {
 					o.key, resp.StatusCode, resp.Header.Get("ETag"), resp.Header.Get("X-Cache"), len(body), etag)
 			}
 		}
-		c.bucket.SetMode(origintest.Healthy)
+		c.Bucket.SetMode(origintest.Healthy)
 	}
 	c.checkCache(t, all)
 }
@@ -751,7 +682,7 @@ func TestFaultOutageKeepsTheBucketsCopy(t *testing.T) {
 // TestFaultDiskCacheFull: with a disk tier far smaller than the objects, every request is
 // still answered with the right bytes, and the disk tier keeps nothing half-written.
 func TestFaultDiskCacheFull(t *testing.T) {
-	origintest.CheckLeaks(t)
+	proxytest.CheckLeaks(t)
 	c := newCachedEnv(t, cachedOptions{diskMax: 64 << 10})
 	client := c.newClient(t, 8)
 	all := map[string][]byte{}
@@ -759,7 +690,7 @@ func TestFaultDiskCacheFull(t *testing.T) {
 	for i, size := range []int{40_000, 100_000, 900_000, 2 << 20, 3<<20 + 7} {
 		key := fmt.Sprintf("media_attachments/files/000/000/%03d/original/full%012d.mp4", i, i)
 		all[key] = tiertest.Blob(uint64(300+i), size)
-		c.bucket.Put(t, key, all[key])
+		c.Bucket.Put(t, key, all[key])
 		keys = append(keys, key)
 	}
 	for round := range 3 {
@@ -767,7 +698,7 @@ func TestFaultDiskCacheFull(t *testing.T) {
 		for _, key := range keys {
 			for range 4 {
 				wg.Go(func() {
-					resp, body, err := fetch(client, c.url+"/"+key)
+					resp, body, err := fetch(client, c.URL+"/"+key)
 					if resp == nil || resp.StatusCode != 200 || err != nil || !bytes.Equal(body, all[key]) {
 						t.Errorf("round %d, GET %s with the disk tier full: %v, %d bytes, %v", round, key, resp != nil && resp.StatusCode == 200, len(body), err)
 					}
@@ -776,7 +707,7 @@ func TestFaultDiskCacheFull(t *testing.T) {
 		}
 		wg.Wait()
 	}
-	if st := c.disk.Stats(); st.Bytes > 64<<10 {
+	if st := c.Disk.Stats(); st.Bytes > 64<<10 {
 		t.Errorf("the disk tier holds %d bytes, beyond its 64 KiB", st.Bytes)
 	}
 	c.checkCache(t, all)

@@ -3,8 +3,6 @@ package proxy
 import (
 	"context"
 	"io"
-	"strconv"
-	"sync"
 	"unsafe"
 
 	"github.com/fedicache/fedicache/cache"
@@ -13,71 +11,59 @@ import (
 )
 
 // Cache is what the front asks of the cache, handed to New: a fresh memory hit without
-// allocating, else the object's metadata or bytes with where they came from.
+// allocating, else the object's metadata or bytes with where they came from. The front asks it
+// at most once per request in the ordinary cases (see Server.fetch).
 type Cache interface {
 	// Peek returns a fresh memory hit the guard allows; false sends the request on.
 	Peek(key string) (cache.Hit, bool)
-	// Stat, StatFrom and GetFrom answer as origin.Sourced does.
-	Stat(ctx context.Context, key string) (origin.Meta, error)
+	// StatFrom and GetFrom answer as origin.Sourced does. A range GetFrom refuses with
+	// origin.ErrRangeNotSatisfiable comes with the object's Meta when the store says it, so
+	// that the 416 names the size without another call (an empty Meta costs a StatFrom).
 	StatFrom(ctx context.Context, key string) (origin.Meta, origin.From, error)
 	GetFrom(ctx context.Context, key string, r *origin.Range) (io.ReadCloser, origin.Meta, origin.From, error)
 }
 
 var _ Cache = (*cache.Layered)(nil)
 
-// keyBufs holds the buffers keys are decoded into on the hot path.
-var keyBufs = sync.Pool{New: func() any { b := make([]byte, 0, 2*MaxKeyBytes); return &b }}
-
-// serveMemoryHit answers the request from a fresh memory hit and reports true, or reports
-// false and leaves the request to the general path (which maps the key again and answers any
-// error). It allocates nothing of its own: it reads the request's bytes in place and hands the
-// cached body to fasthttp as it is.
-func (s *Server) serveMemoryHit(ctx *fasthttp.RequestCtx) bool {
-	bp := keyBufs.Get().(*[]byte)
-	defer keyBufs.Put(bp)
-	k, err := s.keys.appendKey((*bp)[:0], ctx.Request.Header.RequestURI())
-	if err != nil {
-		return false
-	}
-	hit, ok := s.cache.Peek(b2s(k))
+// serveMemoryHit answers r from a fresh memory hit and reports true, or reports false and
+// leaves it to the general path. It allocates nothing for a 200, 206 or 304: the key and the
+// headers were read in place, and the cached body goes to fasthttp as it is.
+func (s *Server) serveMemoryHit(ctx *fasthttp.RequestCtx, r *request) bool {
+	hit, ok := s.cache.Peek(b2s(r.key))
 	if !ok {
 		return false
 	}
 	m := &hit.Entry.Meta
-	req := &ctx.Request.Header
+	a := decide(r, *m)
 	h := &ctx.Response.Header
-	if inm, ims := req.Peek("If-None-Match"), req.Peek("If-Modified-Since"); len(inm) > 0 || len(ims) > 0 {
-		if len(inm) == 0 && b2s(ims) == hit.LastModified || notModified(b2s(inm), b2s(ims), *m) {
-			s.setHitHeaders(h, m, hit.LastModified)
-			ctx.SetStatusCode(fasthttp.StatusNotModified)
-			s.metrics.hit304.Inc()
-			return true
-		}
-	}
-	body, status := hit.Body, fasthttp.StatusOK
-	if r, ok := parseRange(b2s(req.Peek("Range"))); ok && ifRangeMatches(b2s(req.Peek("If-Range")), *m) {
-		first, last, ok := r.Resolve(m.Size)
-		if !ok {
-			return false // the general path answers 416
-		}
+	switch a.status {
+	case fasthttp.StatusNotModified:
+		s.setHitHeaders(h, m, hit.LastModified)
+		ctx.SetStatusCode(fasthttp.StatusNotModified)
+		s.metrics.hit304.Inc()
+		return true
+	case fasthttp.StatusRequestedRangeNotSatisfiable:
+		s.rangeNotSatisfiable(ctx, a)
+		return true
+	case fasthttp.StatusPartialContent:
 		var crb [64]byte
-		h.SetBytesV("Content-Range", appendContentRange(crb[:0], first, last, m.Size))
-		body, status = body[first:last+1], fasthttp.StatusPartialContent
+		h.SetBytesV("Content-Range", a.appendContentRange(crb[:0]))
 	}
+	body := hit.Body[a.first : a.last+1]
 	s.setHitHeaders(h, m, hit.LastModified)
 	h.SetContentType(m.ContentType)
-	ctx.SetStatusCode(status)
+	ctx.SetStatusCode(a.status)
 	ctx.Response.SetBodyRaw(body)
-	if ctx.IsHead() {
+	if r.head {
 		// fasthttp drops the body of a HEAD answer, and with an empty one its length: say it.
 		h.SetContentLength(len(body))
 	}
-	if status == fasthttp.StatusOK {
+	if a.status == fasthttp.StatusOK {
 		s.metrics.hit200.Inc()
 	} else {
 		s.metrics.hit206.Inc()
 	}
-	if !ctx.IsHead() {
+	if a.body {
 		s.metrics.addHitBytes(cache.SourceMemory, int64(len(body)))
 	}
 	return true
@@ -88,16 +74,6 @@ var fromMemory = origin.From{Source: cache.SourceMemory}
 // setHitHeaders sets the object headers of a memory hit.
 func (s *Server) setHitHeaders(h *fasthttp.ResponseHeader, m *origin.Meta, lastModified string) {
 	s.setObjectHeaders(h, m, fromMemory, lastModified)
-}
-
-// appendContentRange appends a Content-Range value for bytes first-last of size.
-func appendContentRange(dst []byte, first, last, size int64) []byte {
-	dst = append(dst, "bytes "...)
-	dst = strconv.AppendInt(dst, first, 10)
-	dst = append(dst, '-')
-	dst = strconv.AppendInt(dst, last, 10)
-	dst = append(dst, '/')
-	return strconv.AppendInt(dst, size, 10)
 }
 
 // b2s views b as a string without copying; the string must not outlive b's contents.

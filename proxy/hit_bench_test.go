@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"io"
 	"log/slog"
+	"net/http"
 	"strconv"
 	"testing"
 	"time"
@@ -111,13 +112,20 @@ func TestMemoryHitAllocatesNothing(t *testing.T) {
 	}
 	s := hitServer(t, "memory", 30_000)
 	var ctx fasthttp.RequestCtx
-	for _, hdr := range [][]string{nil, {"Range", "bytes=100-199"}, {"If-None-Match", tiertest.NewEntry(hitKey, tiertest.Blob(1, 30_000)).Meta.ETag}} {
-		want := 200
-		if len(hdr) > 0 && hdr[0] == "Range" {
-			want = 206
-		} else if len(hdr) > 0 {
-			want = 304
-		}
+	etag := tiertest.NewEntry(hitKey, tiertest.Blob(1, 30_000)).Meta.ETag
+	for _, tc := range []struct {
+		want int
+		hdr  []string
+	}{
+		{200, nil},
+		{206, []string{"Range", "bytes=100-199"}},
+		{304, []string{"If-None-Match", etag}},
+		{206, []string{"Range", "bytes=-500", "If-Range", etag}},
+		{200, []string{"Range", "bytes=100-199", "If-Range", `"other"`}},
+		{304, []string{"If-Modified-Since", time.Now().UTC().Format(http.TimeFormat)}},
+		{200, []string{"If-None-Match", `"other"`}},
+	} {
+		want, hdr := tc.want, tc.hdr
 		serveOnce(t, s, &ctx, want, hdr...)
 		if n := testing.AllocsPerRun(200, func() { serveOnce(t, s, &ctx, want, hdr...) }); n != 0 {
 			t.Errorf("a memory hit with %v allocates %.1f times per request, want 0", hdr, n)

@@ -1,28 +1,22 @@
 package proxy
 
 import (
-	"errors"
 	"strconv"
 	"sync/atomic"
-	"time"
 
 	"github.com/fedicache/fedicache/cache"
 	"github.com/fedicache/fedicache/origin"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
 )
 
-// Metrics holds the Prometheus collectors of the front and of the stores behind it, in a
-// registry of its own (so that tests and several servers in one process never collide).
+// Metrics holds the Prometheus collectors of the public front: its answers, the bytes it sent,
+// the streams in flight and the cache busts. The registry is the caller's (the command builds
+// it, with the stores' collectors beside these).
 type Metrics struct {
-	Registry *prometheus.Registry
-
-	requests      *prometheus.CounterVec
-	bytesOut      *prometheus.CounterVec
-	originLatency *prometheus.HistogramVec
-	originErrors  *prometheus.CounterVec
-	inFlight      prometheus.Gauge
-	busts         prometheus.Counter
+	requests *prometheus.CounterVec
+	bytesOut *prometheus.CounterVec
+	inFlight prometheus.Gauge
+	busts    prometheus.Counter
 
 	// Counters of the memory-hit path, resolved once so that path allocates nothing.
 	hit200, hit206, hit304 prometheus.Counter
@@ -30,11 +24,10 @@ type Metrics struct {
 	hitBytes               atomic.Int64 // body bytes sent from the cache tiers
 }
 
-// NewMetrics returns the collectors registered in a new registry, with the Go runtime and
-// process collectors.
-func NewMetrics() *Metrics {
+// NewMetrics returns the front's collectors, registered with reg. A nil reg registers them
+// nowhere (a front whose figures nobody scrapes).
+func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
-		Registry: prometheus.NewRegistry(),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "fedicache_requests_total",
 			Help: "Public requests answered, by HTTP status and by the store that answered (bucket, volume, none).",
@@ -43,43 +36,29 @@ func NewMetrics() *Metrics {
 			Name: "fedicache_response_bytes_total",
 			Help: "Body bytes sent to clients, by the store they came from.",
 		}, []string{"source"}),
-		originLatency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name:    "fedicache_bucket_request_duration_seconds",
-			Help:    "Latency of requests to the bucket until the response headers, by operation.",
-			Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
-		}, []string{"op"}),
-		originErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "fedicache_bucket_errors_total",
-			Help: "Bucket requests that failed (not counting not-found answers), by operation.",
-		}, []string{"op"}),
 		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "fedicache_streams_in_flight",
 			Help: "Response bodies streaming from an origin request to a client (files sent with sendfile not counted).",
 		}),
+		busts: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "fedicache_cache_busts_total",
+			Help: "Mastodon cache-buster requests carried out (a deleted or hidden file dropped everywhere).",
+		}),
 	}
-	m.busts = prometheus.NewCounter(prometheus.CounterOpts{
-		Name: "fedicache_cache_busts_total",
-		Help: "Mastodon cache-buster requests carried out (a deleted or hidden file dropped everywhere).",
-	})
-	m.Registry.MustRegister(m.busts)
 	m.hit200 = m.requests.WithLabelValues("200", string(cache.SourceMemory))
 	m.hit206 = m.requests.WithLabelValues("206", string(cache.SourceMemory))
 	m.hit304 = m.requests.WithLabelValues("304", string(cache.SourceMemory))
 	m.memoryBytes = m.bytesOut.WithLabelValues(string(cache.SourceMemory))
 	m.diskBytes = m.bytesOut.WithLabelValues(string(cache.SourceDisk))
-	m.Registry.MustRegister(m.requests, m.bytesOut, m.originLatency, m.originErrors, m.inFlight,
-		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	if reg != nil {
+		reg.MustRegister(m.requests, m.bytesOut, m.inFlight, m.busts)
+	}
 	return m
 }
 
-// ObserveBucket records one bucket request: its latency and, unless it succeeded or found
-// nothing, an error. Its signature fits the bucket's Observe hook.
-func (m *Metrics) ObserveBucket(op string, d time.Duration, err error) {
-	m.originLatency.WithLabelValues(op).Observe(d.Seconds())
-	if err != nil && !errors.Is(err, origin.ErrNotFound) && !errors.Is(err, origin.ErrRangeNotSatisfiable) {
-		m.originErrors.WithLabelValues(op).Inc()
-	}
-}
+// HitBytes returns the body bytes sent so far from the cache tiers, which the origin did not
+// send: part of the egress the cache saved.
+func (m *Metrics) HitBytes() int64 { return m.hitBytes.Load() }
 
 func (m *Metrics) observeRequest(status int, src origin.Source) {
 	if src == "" {

@@ -400,7 +400,7 @@ func TestMetricsCountRequests(t *testing.T) {
 	e.do(t, "GET", "/"+bucketKey)
 	e.do(t, "GET", "/"+volumeKey)
 	e.do(t, "GET", "/nothing/here.png")
-	families, err := e.metrics.Registry.Gather()
+	families, err := e.reg.Gather()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -429,7 +429,5 @@ func TestMetricsCountRequests(t *testing.T) {
 			t.Errorf("%s = %v, want %v", k, got[k], want)
 		}
 	}
-	if got["fedicache_bucket_request_duration_seconds,op=GetObject"] < 3 {
-		t.Errorf("bucket latency histogram has %v GetObject samples, want 3", got["fedicache_bucket_request_duration_seconds,op=GetObject"])
-	}
+	// The bucket's latency histogram is the command's (cmd/fedicache, TestServeMetrics).
 }

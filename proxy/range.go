@@ -62,12 +62,12 @@ func parseDigits(s string) (int64, bool) {
 	return n, err == nil
 }
 
-// contentRange formats a Content-Range value for bytes first-last of size.
-func contentRange(first, last, size int64) string {
-	return string(appendContentRange(nil, first, last, size))
-}
-
-// unsatisfiedRange formats the Content-Range value of a 416 answer.
-func unsatisfiedRange(size int64) string {
-	return "bytes */" + strconv.FormatInt(size, 10)
+// appendContentRange appends a Content-Range value for bytes first-last of size.
+func appendContentRange(dst []byte, first, last, size int64) []byte {
+	dst = append(dst, "bytes "...)
+	dst = strconv.AppendInt(dst, first, 10)
+	dst = append(dst, '-')
+	dst = strconv.AppendInt(dst, last, 10)
+	dst = append(dst, '/')
+	return strconv.AppendInt(dst, size, 10)
 }

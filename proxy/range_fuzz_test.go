@@ -1,8 +1,10 @@
 package proxy
 
 import (
+	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/fedicache/fedicache/origin"
 )
@@ -55,6 +57,43 @@ func FuzzParseRange(f *testing.F) {
 			case first != r.Start || r.End >= 0 && r.End < s && last != r.End || (r.End < 0 || r.End >= s) && last != s-1:
 				t.Fatalf("%v (from %q).Resolve(%d) = %d-%d", r, h, s, first, last)
 			}
+		}
+	})
+}
+
+// FuzzDecide checks decide on any Range and If-Range values and any object size: no panic; a
+// 200 carries the whole object, a 206 bytes inside it (those a store's body for the Range
+// holds), a 416 only a Range that selects nothing; Content-Range says what the answer carries.
+func FuzzDecide(f *testing.F) {
+	f.Add("bytes=0-99", "", int64(1000))
+	f.Add("bytes=-5000", `"e"`, int64(1000))
+	f.Add("bytes=1000-", "Wed, 01 May 2024 12:00:00 GMT", int64(1000))
+	f.Add("bytes=-0", "", int64(0))
+	f.Fuzz(func(t *testing.T, rng, ifRange string, size int64) {
+		if size < 0 {
+			return
+		}
+		m := origin.Meta{Size: size, ETag: `"e"`, LastModified: time.Date(2024, 5, 1, 12, 0, 0, 0, time.UTC)}
+		r := testRequest("GET", "Range", rng, "If-Range", ifRange)
+		a := decide(&r, m)
+		cr := string(a.appendContentRange(nil))
+		switch a.status {
+		case 200:
+			if a.first != 0 || a.last != size-1 || !a.body || cr != "" {
+				t.Fatalf("Range %q, If-Range %q, size %d: 200 with %+v, Content-Range %q", rng, ifRange, size, a, cr)
+			}
+		case 206:
+			held := held(&r.rng, m)
+			if !r.hasRange || a.first < 0 || a.first > a.last || a.last >= size || held != a ||
+				cr != fmt.Sprintf("bytes %d-%d/%d", a.first, a.last, size) {
+				t.Fatalf("Range %q, If-Range %q, size %d: 206 with %+v (a store's body holds %+v), Content-Range %q", rng, ifRange, size, a, held, cr)
+			}
+		case 416:
+			if _, _, ok := r.rng.Resolve(size); !r.hasRange || ok || a.body || cr != fmt.Sprintf("bytes */%d", size) {
+				t.Fatalf("Range %q, If-Range %q, size %d: 416 with %+v, Content-Range %q", rng, ifRange, size, a, cr)
+			}
+		default:
+			t.Fatalf("Range %q, If-Range %q, size %d: status %d", rng, ifRange, size, a.status)
 		}
 	})
 }

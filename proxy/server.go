@@ -1,6 +1,8 @@
-// Package proxy is the HTTP front of fedicache: it maps media URLs to object keys, answers GET
-// and HEAD from one origin.Origin with the headers, ranges and conditionals that Mastodon's web
-// and mobile clients expect, and runs the admin listener (health, readiness, metrics, status).
+// Package proxy is the public front of fedicache, and only that: it maps media URLs to object
+// keys and answers GET and HEAD from one Cache with the headers, ranges, conditionals and
+// statuses that Mastodon's web and mobile clients expect, over TLS when asked, and carries out
+// Mastodon's cache-buster requests through a Buster. The admin listener is proxy/admin; the
+// other replicas and the CDN are proxy/cluster.
 package proxy
 
 import (
@@ -20,8 +22,17 @@ import (
 	"github.com/valyala/fasthttp"
 )
 
-// DefaultCacheControl is the Cache-Control of media answers when Config.CacheControl is empty.
-const DefaultCacheControl = "public, max-age=31536000, immutable"
+// Defaults of Config.
+const (
+	// DefaultCacheControl is the Cache-Control of media answers.
+	DefaultCacheControl = "public, max-age=31536000, immutable"
+	DefaultReadTimeout  = 30 * time.Second
+	DefaultWriteTimeout = 60 * time.Second
+	DefaultIdleTimeout  = 120 * time.Second
+	// DefaultMaxHeaderBytes is 16 KiB.
+	DefaultMaxHeaderBytes = 16 << 10
+	DefaultMaxConns       = 10_000
+)
 
 // Config tunes the public listener. The zero value works.
 type Config struct {
@@ -63,19 +74,19 @@ func (c Config) withDefaults() Config {
 		c.CacheControl = DefaultCacheControl
 	}
 	if c.ReadTimeout <= 0 {
-		c.ReadTimeout = 30 * time.Second
+		c.ReadTimeout = DefaultReadTimeout
 	}
 	if c.WriteTimeout <= 0 {
-		c.WriteTimeout = 60 * time.Second
+		c.WriteTimeout = DefaultWriteTimeout
 	}
 	if c.IdleTimeout <= 0 {
-		c.IdleTimeout = 120 * time.Second
+		c.IdleTimeout = DefaultIdleTimeout
 	}
 	if c.MaxHeaderBytes <= 0 {
-		c.MaxHeaderBytes = 16 << 10
+		c.MaxHeaderBytes = DefaultMaxHeaderBytes
 	}
 	if c.MaxConns <= 0 {
-		c.MaxConns = 10_000
+		c.MaxConns = DefaultMaxConns
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
@@ -107,7 +118,7 @@ type Server struct {
 func New(c Cache, cfg Config, m *Metrics) *Server {
 	cfg = cfg.withDefaults()
 	if m == nil {
-		m = NewMetrics()
+		m = NewMetrics(nil)
 	}
 	s := &Server{
 		cfg:     cfg,
@@ -120,9 +131,6 @@ func New(c Cache, cfg Config, m *Metrics) *Server {
 	if cb := cfg.CacheBuster; cb.Header != "" && cb.Secret != "" && cfg.Buster != nil {
 		s.bustHeader, s.bustSecret = cb.Header, []byte(cb.Secret)
 		s.bustMethod = []byte(strings.ToUpper(cmp.Or(cb.Method, "GET")))
-	}
-	if cs, ok := c.(cacheStatser); ok {
-		m.registerCache(cs)
 	}
 	s.base, s.abort = context.WithCancel(context.Background())
 	s.srv = &fasthttp.Server{
@@ -185,126 +193,172 @@ func (s *Server) route(ctx *fasthttp.RequestCtx) {
 		s.fail(ctx, fasthttp.StatusMethodNotAllowed)
 		return
 	}
-	if s.serveMemoryHit(ctx) {
-		return
+	var r request
+	s.readRequest(ctx, &r)
+	defer r.release()
+	switch {
+	case r.keyErr != nil:
+		s.fail(ctx, statusFor(r.keyErr))
+	case s.serveMemoryHit(ctx, &r):
+	default:
+		s.serveObject(ctx, &r)
 	}
-	key, err := s.keys.key(ctx.Request.Header.RequestURI())
-	if err != nil {
-		s.fail(ctx, statusFor(err))
-		return
-	}
-	s.serveObject(ctx, key)
 }
 
-// serveObject answers GET or HEAD for key.
-func (s *Server) serveObject(ctx *fasthttp.RequestCtx, key string) {
-	req := &ctx.Request.Header
-	var rng *origin.Range
-	if r, ok := parseRange(string(req.Peek("Range"))); ok {
-		rng = &r
-	}
-	ifNoneMatch := string(req.Peek("If-None-Match"))
-	ifModifiedSince := string(req.Peek("If-Modified-Since"))
-	ifRange := string(req.Peek("If-Range"))
-
+// serveObject answers r, a GET or HEAD that no memory hit answered, from the cache (see fetch
+// for the calls it makes). Until the body is handed to fasthttp, the request's context is
+// canceled here, whichever way the answer ends; afterwards the body stream cancels it.
+func (s *Server) serveObject(ctx *fasthttp.RequestCtx, r *request) {
+	key := string(r.key)
 	c, cancel := context.WithCancel(s.base)
-	var stat *origin.Meta
-	if ctx.IsHead() || ifNoneMatch != "" || ifModifiedSince != "" {
-		m, from, err := s.cache.StatFrom(c, key)
-		if err != nil {
+	defer func() {
+		if cancel != nil {
 			cancel()
-			s.failObject(ctx, key, err)
-			return
 		}
-		if notModified(ifNoneMatch, ifModifiedSince, m) {
-			cancel()
-			s.setObjectHeaders(&ctx.Response.Header, &m, from, "")
-			ctx.SetStatusCode(fasthttp.StatusNotModified)
-			s.metrics.observeRequest(fasthttp.StatusNotModified, from.Source)
-			return
-		}
-		if rng != nil && !ifRangeMatches(ifRange, m) {
-			rng = nil
-		}
-		if ctx.IsHead() {
-			cancel()
-			s.answerHead(ctx, m, from, rng)
-			return
-		}
-		stat = &m
-	}
-
-	body, m, from, err := s.cache.GetFrom(c, key, rng)
-	if err == nil && rng != nil && stat == nil && !ifRangeMatches(ifRange, m) {
-		// The client's copy is outdated: it gets the whole current object instead.
-		body.Close()
-		rng = nil
-		body, m, from, err = s.cache.GetFrom(c, key, nil)
-	}
-	if errors.Is(err, origin.ErrRangeNotSatisfiable) && rng != nil {
-		body, m, from, err = s.retryRange(c, key, *rng)
-	}
-	if err != nil {
-		cancel()
+	}()
+	body, m, from, a, err := s.fetch(c, key, r)
+	switch {
+	case err != nil:
 		s.failObject(ctx, key, err)
 		return
+	case a.status == fasthttp.StatusRequestedRangeNotSatisfiable:
+		s.rangeNotSatisfiable(ctx, a)
+		return
 	}
-	length := m.Size
-	status := fasthttp.StatusOK
-	if rng != nil {
-		first, last, ok := rng.Resolve(m.Size)
-		if !ok { // the store served a range that does not fit the size it reported
-			body.Close()
-			cancel()
-			s.failObject(ctx, key, origin.ErrRangeNotSatisfiable)
-			return
+	h := &ctx.Response.Header
+	if a.status == fasthttp.StatusPartialContent {
+		var crb [64]byte
+		h.SetBytesV("Content-Range", a.appendContentRange(crb[:0]))
+	}
+	s.setObjectHeaders(h, &m, from, "")
+	if a.status != fasthttp.StatusNotModified {
+		h.SetContentType(m.ContentType)
+	}
+	ctx.SetStatusCode(a.status)
+	s.metrics.observeRequest(a.status, from.Source)
+	if body == nil { // a HEAD or a 304
+		if a.status != fasthttp.StatusNotModified {
+			h.SetContentLength(int(a.length()))
 		}
-		length = last - first + 1
-		status = fasthttp.StatusPartialContent
-		ctx.Response.Header.Set("Content-Range", contentRange(first, last, m.Size))
+		return
 	}
-	s.setObjectHeaders(&ctx.Response.Header, &m, from, "")
-	ctx.Response.Header.SetContentType(m.ContentType)
-	ctx.SetStatusCode(status)
-	s.metrics.observeRequest(status, from.Source)
-	s.setBody(ctx, body, length, from.Source, key, cancel)
+	s.setBody(ctx, body, a.length(), from.Source, key, cancel)
+	cancel = nil // the body stream cancels it when fasthttp closes it
 	if from.Source == origin.SourceVolume && s.cfg.OnFallback != nil {
 		s.cfg.OnFallback(key)
 	}
 }
 
-// retryRange asks again for a range that the store refused, now as explicit first and last
-// bytes: some S3-compatible servers refuse a suffix longer than the object, which RFC 9110 says
-// selects the whole object. A range that is really beyond the end stays refused.
-func (s *Server) retryRange(c context.Context, key string, r origin.Range) (io.ReadCloser, origin.Meta, origin.From, error) {
-	m, err := s.cache.Stat(c, key)
+// fetch asks the cache what r needs and decides the answer; the body is nil when none goes out
+// (a HEAD, a 304, a 416). The calls it makes:
+//   - a HEAD: one StatFrom;
+//   - a GET, with a Range or without: one GetFrom;
+//   - a GET with If-None-Match or If-Modified-Since: one StatFrom, which answers a 304 (or a
+//     416) without fetching a byte; when the validators do not match, one GetFrom follows.
+//
+// A second GetFrom is asked only when the first shows that RFC 9110 wants other bytes than it
+// asked for: an If-Range that names another version (the whole object instead of the range),
+// or a range the store refused that does select bytes (see retryRange).
+func (s *Server) fetch(c context.Context, key string, r *request) (io.ReadCloser, origin.Meta, origin.From, answer, error) {
+	wantRange := r.hasRange
+	if r.head || r.conditional() {
+		m, from, err := s.cache.StatFrom(c, key)
+		if err != nil {
+			return nil, m, from, answer{}, err
+		}
+		a := decide(r, m)
+		if !a.body {
+			return nil, m, from, a, nil
+		}
+		// A GET whose validators do not match: its bytes are needed after all.
+		wantRange = a.status == fasthttp.StatusPartialContent
+	}
+	var asked *origin.Range
+	if wantRange {
+		rng := r.rng
+		asked = &rng
+	}
+	body, m, from, err := s.cache.GetFrom(c, key, asked)
+	if errors.Is(err, origin.ErrRangeNotSatisfiable) && asked != nil {
+		return s.refused(c, key, r, m, from)
+	}
 	if err != nil {
-		return nil, origin.Meta{}, origin.From{}, err
+		return nil, m, from, answer{}, err
 	}
-	first, last, ok := r.Resolve(m.Size)
-	if !ok {
-		return nil, origin.Meta{}, origin.From{}, origin.ErrRangeNotSatisfiable
+	a := decide(r, m)
+	switch {
+	case a.status == fasthttp.StatusNotModified: // changed since the StatFrom, into the client's version
+		body.Close()
+		return nil, m, from, a, nil
+	case asked == nil: // the whole object: the answer is 200 whatever the Range says
+		return body, m, from, whole(m, false), nil
+	case a.status == fasthttp.StatusOK:
+		// If-Range names another version: the client gets the whole current object instead.
+		body.Close()
+		return s.refetch(c, key, nil, m, from)
 	}
-	return s.cache.GetFrom(c, key, &origin.Range{Start: first, End: last})
+	a = held(asked, m)
+	if !a.body { // the store served a range that does not fit the size it reported
+		body.Close()
+		return nil, m, from, a, nil
+	}
+	return body, m, from, a, nil
 }
 
-// answerHead answers a HEAD as the GET of the same request would, without the body.
-func (s *Server) answerHead(ctx *fasthttp.RequestCtx, m origin.Meta, from origin.From, rng *origin.Range) {
-	status, length := fasthttp.StatusOK, m.Size
-	if rng != nil {
-		first, last, ok := rng.Resolve(m.Size)
-		if !ok {
-			s.rangeNotSatisfiable(ctx, m.Size)
-			return
+// refused answers r after the store refused its range (origin.ErrRangeNotSatisfiable). The
+// refusal carries the object's Meta, so its size costs no call; only an empty Meta (a store that
+// does not say) is completed with a StatFrom. RFC 9110 then decides: a range beyond the end
+// answers 416; an If-Range that names another version gets the whole object; a range that does
+// select bytes is asked again as those bytes (retryRange).
+func (s *Server) refused(c context.Context, key string, r *request, m origin.Meta, from origin.From) (io.ReadCloser, origin.Meta, origin.From, answer, error) {
+	if !metaKnown(m) {
+		var err error
+		if m, from, err = s.cache.StatFrom(c, key); err != nil {
+			return nil, m, from, answer{}, err
 		}
-		status, length = fasthttp.StatusPartialContent, last-first+1
-		ctx.Response.Header.Set("Content-Range", contentRange(first, last, m.Size))
 	}
-	s.setObjectHeaders(&ctx.Response.Header, &m, from, "")
-	ctx.Response.Header.SetContentType(m.ContentType)
-	ctx.Response.Header.SetContentLength(int(length))
-	ctx.SetStatusCode(status)
-	s.metrics.observeRequest(status, from.Source)
+	switch a := decide(r, m); a.status {
+	case fasthttp.StatusOK:
+		return s.refetch(c, key, nil, m, from)
+	case fasthttp.StatusPartialContent:
+		return s.retryRange(c, key, a, m, from)
+	default:
+		return nil, m, from, a, nil
+	}
+}
+
+// metaKnown reports whether m describes an object, rather than being the empty Meta of a store
+// that did not say.
+func metaKnown(m origin.Meta) bool {
+	return m.Size != 0 || m.ETag != "" || m.ContentType != "" || !m.LastModified.IsZero()
+}
+
+// retryRange asks again for a range that the store refused though it selects bytes of the
+// object, now as explicit first and last bytes: some S3-compatible servers refuse a suffix
+// longer than the object, which RFC 9110 says selects the whole object.
+func (s *Server) retryRange(c context.Context, key string, a answer, m origin.Meta, from origin.From) (io.ReadCloser, origin.Meta, origin.From, answer, error) {
+	return s.refetch(c, key, &origin.Range{Start: a.first, End: a.last}, m, from)
+}
+
+// refetch is the second GetFrom of a request, for asked (nil: the whole object), answered with
+// the bytes it holds. A range refused again answers 416 with the size m, the Meta known before.
+func (s *Server) refetch(c context.Context, key string, asked *origin.Range, m origin.Meta, from origin.From) (io.ReadCloser, origin.Meta, origin.From, answer, error) {
+	body, m2, from2, err := s.cache.GetFrom(c, key, asked)
+	switch {
+	case errors.Is(err, origin.ErrRangeNotSatisfiable) && asked != nil:
+		if metaKnown(m2) {
+			m, from = m2, from2
+		}
+		return nil, m, from, answer{status: fasthttp.StatusRequestedRangeNotSatisfiable, last: -1, size: m.Size}, nil
+	case err != nil:
+		return nil, m2, from2, answer{}, err
+	}
+	a := held(asked, m2)
+	if !a.body {
+		body.Close()
+		return nil, m2, from2, a, nil
+	}
+	return body, m2, from2, a, nil
 }
 
 // setBody hands the body to fasthttp to stream. An *os.File goes as it is so that fasthttp can
@@ -328,31 +382,27 @@ func (s *Server) setBody(ctx *fasthttp.RequestCtx, body io.ReadCloser, length in
 // with sendfile before its write deadline ends the connection.
 const minClientRate = 16 << 10
 
-// failObject answers an origin error, logging the cause of failures (never sent to the client).
+// failObject answers an error of the cache, logging the cause of failures (never sent to the
+// client). A request canceled (the client went away, or a shutdown aborted it) is no failure
+// of the stores: it is counted as 499 and logged at debug.
 func (s *Server) failObject(ctx *fasthttp.RequestCtx, key string, err error) {
 	status := statusFor(err)
 	switch status {
-	case fasthttp.StatusRequestedRangeNotSatisfiable:
-		c, cancel := context.WithTimeout(s.base, 30*time.Second)
-		m, serr := s.cache.Stat(c, key)
-		cancel()
-		if serr != nil {
-			s.failObject(ctx, key, serr)
-			return
-		}
-		s.rangeNotSatisfiable(ctx, m.Size)
-		return
-	case fasthttp.StatusNotFound:
+	case fasthttp.StatusNotFound, fasthttp.StatusRequestedRangeNotSatisfiable:
 	case fasthttp.StatusServiceUnavailable:
 		ctx.Response.Header.Set("Retry-After", "5")
+	case statusClientClosed:
+		s.log.Debug("request canceled before its answer", "key", key, "err", err)
 	default:
 		s.log.Warn("origin request failed", "key", key, "status", status, "err", err)
 	}
 	s.fail(ctx, status)
 }
 
-func (s *Server) rangeNotSatisfiable(ctx *fasthttp.RequestCtx, size int64) {
-	ctx.Response.Header.Set("Content-Range", unsatisfiedRange(size))
+// rangeNotSatisfiable answers a 416, whose Content-Range names the object's size.
+func (s *Server) rangeNotSatisfiable(ctx *fasthttp.RequestCtx, a answer) {
+	var crb [32]byte
+	ctx.Response.Header.SetBytesV("Content-Range", a.appendContentRange(crb[:0]))
 	ctx.Response.Header.Set("Accept-Ranges", "bytes")
 	s.fail(ctx, fasthttp.StatusRequestedRangeNotSatisfiable)
 }
@@ -392,8 +442,12 @@ func (b *bodyStream) Read(p []byte) (int, error) {
 		_ = b.ctx.SetWriteDeadline(now.Add(b.s.cfg.WriteTimeout))
 	}
 	if err != nil && !errors.Is(err, io.EOF) {
-		b.s.log.Warn("origin body failed mid-stream", "key", b.key, "source", string(b.src),
-			"sent", b.n, "of", b.want, "err", err)
+		level := slog.LevelWarn
+		if statusFor(err) == statusClientClosed { // a shutdown aborted it: no failure
+			level = slog.LevelDebug
+		}
+		b.s.log.Log(context.Background(), level, "origin body failed mid-stream", "key", b.key,
+			"source", string(b.src), "sent", b.n, "of", b.want, "err", err)
 	}
 	return n, err
 }

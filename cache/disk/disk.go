@@ -21,6 +21,7 @@ import (
 
 	"github.com/fedicache/fedicache/cache"
 	"github.com/fedicache/fedicache/origin"
+	"github.com/fedicache/fedicache/origin/fielderr"
 )
 
 // Defaults of Config.
@@ -45,6 +46,35 @@ type Config struct {
 	// RetryAfter is how long writes stay off after the disk reported full, over quota or
 	// read-only. Zero means 1 minute.
 	RetryAfter time.Duration
+}
+
+// Validate reports the first thing wrong with c: a *fielderr.Error naming the field, what is
+// wrong and an example of a right value. Of Dir it checks, without creating anything, that it
+// is not a file and not under one; whether it can be created is for Open to find.
+func (c Config) Validate() error {
+	switch {
+	case c.Dir == "":
+		return &fielderr.Error{Pkg: "disk", Field: "Config.Dir", Problem: "is empty",
+			Fix: "set the directory of the disk cache", Example: "/var/cache/fedicache"}
+	case c.MaxBytes < 0:
+		return &fielderr.Error{Pkg: "disk", Field: "Config.MaxBytes", Value: fmt.Sprint(c.MaxBytes),
+			Problem: "is negative", Fix: "set the cache's size in bytes, or 0 for the default", Example: fmt.Sprint(int64(DefaultMaxBytes))}
+	case c.RetryAfter < 0:
+		return &fielderr.Error{Pkg: "disk", Field: "Config.RetryAfter", Value: c.RetryAfter.String(),
+			Problem: "is negative", Fix: "set a positive duration, or 0 for the default", Example: DefaultRetryAfter.String()}
+	}
+	// The nearest part of Dir that exists must be a directory.
+	for p := filepath.Clean(c.Dir); ; p = filepath.Dir(p) {
+		fi, err := os.Stat(p)
+		if err == nil && !fi.IsDir() {
+			return &fielderr.Error{Pkg: "disk", Field: "Config.Dir", Value: fmt.Sprintf("%q", c.Dir),
+				Problem: "is a file, or under one", Fix: "set a directory, or a path where one can be created",
+				Example: "/var/cache/fedicache"}
+		}
+		if err == nil || filepath.Dir(p) == p {
+			return nil // a directory, or nothing to be found: Open says what is wrong
+		}
+	}
 }
 
 // Errors of Create, besides the disk's own; callers that get any error from Create don't cache.
@@ -99,16 +129,8 @@ func Open(cfg Config) (*Disk, error) { return open(cfg, nil) }
 
 // open is Open with a hook that adjusts the Disk before the rebuild starts (tests).
 func open(cfg Config, setup func(*Disk)) (*Disk, error) {
-	switch {
-	case cfg.Dir == "":
-		return nil, errors.New("cache.disk.dir is empty: set the directory of the disk cache, " +
-			"e.g. cache.disk.dir: /var/cache/fedicache")
-	case cfg.MaxBytes < 0:
-		return nil, fmt.Errorf("cache.disk.max_bytes %d is negative: set the cache's size in bytes, "+
-			"or 0 for 10 GiB", cfg.MaxBytes)
-	case cfg.RetryAfter < 0:
-		return nil, fmt.Errorf("cache.disk.retry_after %s is negative: set a positive duration, "+
-			"e.g. cache.disk.retry_after: 1m", cfg.RetryAfter)
+	if err := cfg.Validate(); err != nil {
+		return nil, err
 	}
 	d := &Disk{
 		dir:        filepath.Clean(cfg.Dir),
@@ -134,7 +156,8 @@ func open(cfg Config, setup func(*Disk)) (*Disk, error) {
 	}
 	d.idx.init()
 	if err := os.MkdirAll(d.tmp, 0o750); err != nil {
-		return nil, fmt.Errorf("cache.disk.dir %q cannot be created: %w: set a directory the process may write", cfg.Dir, err)
+		return nil, &fielderr.Error{Pkg: "disk", Field: "Config.Dir", Value: fmt.Sprintf("%q", cfg.Dir),
+			Problem: "cannot be created", Fix: "set a directory the process may write", Err: err}
 	}
 	d.removeTemps()
 	if setup != nil {

@@ -14,6 +14,7 @@ import (
 	"github.com/fedicache/fedicache/cache"
 	"github.com/fedicache/fedicache/cache/tiertest"
 	"github.com/fedicache/fedicache/origin"
+	"github.com/fedicache/fedicache/origin/fielderr"
 )
 
 func TestTier(t *testing.T) {
@@ -47,21 +48,45 @@ func TestOpenConfig(t *testing.T) {
 		cfg  Config
 		want string
 	}{
-		{"empty dir", Config{}, "cache.disk.dir"},
-		{"dir under a file", Config{Dir: filepath.Join(file, "cache")}, "cache.disk.dir"},
-		{"negative size", Config{Dir: t.TempDir(), MaxBytes: -1}, "cache.disk.max_bytes"},
-		{"negative retry", Config{Dir: t.TempDir(), RetryAfter: -time.Second}, "cache.disk.retry_after"},
+		{"empty dir", Config{}, "Config.Dir"},
+		{"dir is a file", Config{Dir: file}, "Config.Dir"},
+		{"dir under a file", Config{Dir: filepath.Join(file, "cache", "media")}, "Config.Dir"},
+		{"negative size", Config{Dir: t.TempDir(), MaxBytes: -1}, "Config.MaxBytes"},
+		{"negative retry", Config{Dir: t.TempDir(), RetryAfter: -time.Second}, "Config.RetryAfter"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			if err := tc.cfg.Validate(); err == nil {
+				t.Errorf("Validate(%+v) found nothing wrong", tc.cfg)
+			}
 			d, err := Open(tc.cfg)
 			if err == nil {
 				d.Close()
 				t.Fatalf("Open(%+v) succeeded", tc.cfg)
 			}
-			if !strings.Contains(err.Error(), tc.want) {
-				t.Errorf("Open(%+v): %v, want it to name %s", tc.cfg, err, tc.want)
+			var fe *fielderr.Error
+			if !errors.As(err, &fe) || fe.Pkg != "disk" || fe.Field != tc.want || fe.Fix == "" {
+				t.Errorf("Open(%+v): %v, want a *fielderr.Error naming %s and the fix", tc.cfg, err, tc.want)
+			}
+			if strings.Contains(err.Error(), "cache.disk.") {
+				t.Errorf("Open(%+v): %v names a configuration key", tc.cfg, err)
 			}
 		})
+	}
+	if err := (Config{Dir: filepath.Join(t.TempDir(), "new", "cache")}).Validate(); err != nil {
+		t.Errorf("Validate of a directory to be created: %v", err)
+	}
+	// What only creating finds (here, a file where the temporary directory goes) is the same
+	// error, with its cause.
+	blocked := t.TempDir()
+	if err := os.WriteFile(filepath.Join(blocked, "tmp"), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var fe *fielderr.Error
+	if d, err := Open(Config{Dir: blocked}); err == nil {
+		d.Close()
+		t.Error("Open of a directory whose tmp is a file succeeded")
+	} else if !errors.As(err, &fe) || fe.Field != "Config.Dir" || fe.Err == nil {
+		t.Errorf("Open of a directory whose tmp is a file: %v, want a *fielderr.Error of Config.Dir with the cause", err)
 	}
 	d := testDisk(t, Config{Dir: t.TempDir()}, nil)
 	if st := d.Stats(); st.MaxBytes != DefaultMaxBytes || d.retryAfter != DefaultRetryAfter || d.Name() != "disk" {

@@ -11,26 +11,19 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/fedicache/fedicache/cache"
 	"github.com/fedicache/fedicache/cache/tiertest"
 	"github.com/fedicache/fedicache/origin"
+	"github.com/fedicache/fedicache/origin/origintest"
 )
 
-// clock is a settable time for Disk.now.
-type clock struct{ ns atomic.Int64 }
-
-func newClock() *clock {
-	c := &clock{}
-	c.ns.Store(time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC).UnixNano())
-	return c
+// newClock returns a settable time for Disk.now.
+func newClock() *origintest.Clock {
+	return origintest.NewClock(time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC))
 }
-
-func (c *clock) now() time.Time          { return time.Unix(0, c.ns.Load()).UTC() }
-func (c *clock) advance(d time.Duration) { c.ns.Add(int64(d)) }
 
 // logs collects log records, for counting warnings.
 type logs struct {

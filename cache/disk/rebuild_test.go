@@ -124,21 +124,21 @@ func TestRebuildOrdersByMtime(t *testing.T) {
 func TestHitTouchesMtime(t *testing.T) {
 	dir := t.TempDir()
 	clk := newClock()
-	d := testDisk(t, Config{Dir: dir}, func(d *Disk) { d.now = clk.now })
+	d := testDisk(t, Config{Dir: dir}, func(d *Disk) { d.now = clk.Now })
 	waitReady(t, d)
 	const key = "a.png"
 	store(t, d, key, []byte("a"))
 	p := pathOf(dir, key)
 	read(t, d, key) // just committed: no touch
-	clk.advance(2 * touchEvery)
+	clk.Advance(2 * touchEvery)
 	read(t, d, key)
 	d.Close() // waits for the touch
 	info, err := os.Stat(p)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !info.ModTime().Equal(clk.now()) {
-		t.Errorf("mtime %v after a hit at %v", info.ModTime(), clk.now())
+	if !info.ModTime().Equal(clk.Now()) {
+		t.Errorf("mtime %v after a hit at %v", info.ModTime(), clk.Now())
 	}
 }
 

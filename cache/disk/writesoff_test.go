@@ -24,7 +24,7 @@ func TestWritesOffWhenFull(t *testing.T) {
 				tries atomic.Int32
 			)
 			d := testDisk(t, Config{Dir: dir, RetryAfter: time.Millisecond, Logger: slogger(logs)}, func(d *Disk) {
-				d.now = clk.now
+				d.now = clk.Now
 				d.createTemp = func(dir, pattern string) (*os.File, error) {
 					tries.Add(1)
 					if full.Load() {
@@ -55,7 +55,7 @@ func TestWritesOffWhenFull(t *testing.T) {
 			}
 
 			// After RetryAfter a write is tried; it fails again, quietly.
-			clk.advance(time.Millisecond)
+			clk.Advance(time.Millisecond)
 			if d.Stats().Disabled {
 				t.Error("still disabled after RetryAfter")
 			}
@@ -68,7 +68,7 @@ func TestWritesOffWhenFull(t *testing.T) {
 
 			// The disk has room again: the next try succeeds.
 			full.Store(false)
-			clk.advance(time.Millisecond)
+			clk.Advance(time.Millisecond)
 			store(t, d, "d.png", []byte("d"))
 			if st := d.Stats(); st.Disabled || st.WriteErrors != 2 || st.Entries != 2 {
 				t.Errorf("after writes came back: %+v", st)

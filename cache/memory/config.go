@@ -1,6 +1,10 @@
 package memory
 
-import "fmt"
+import (
+	"fmt"
+
+	"github.com/fedicache/fedicache/origin/fielderr"
+)
 
 // Defaults of Config.
 const (
@@ -18,29 +22,42 @@ type Config struct {
 	MaxObjectBytes int64
 }
 
-// withDefaults validates c and fills in its defaults. Its errors name the configuration key,
-// what is wrong and an example of a right value.
-func (c Config) withDefaults() (Config, error) {
+// Validate reports the first thing wrong with c: a *fielderr.Error naming the field, what is
+// wrong and an example of a right value.
+func (c Config) Validate() error {
 	switch {
 	case c.MaxBytes < 0:
-		return c, fmt.Errorf("memory: cache.memory.max_bytes %d is negative: set a size in bytes, "+
-			"e.g. cache.memory.max_bytes: 268435456 (256 MiB), or 0 for that default", c.MaxBytes)
+		return &fielderr.Error{Pkg: "memory", Field: "Config.MaxBytes", Value: fmt.Sprint(c.MaxBytes),
+			Problem: "is negative", Fix: "set a size in bytes, or 0 for the default", Example: fmt.Sprint(DefaultMaxBytes)}
 	case c.MaxObjectBytes < 0:
-		return c, fmt.Errorf("memory: cache.memory.max_object_bytes %d is negative: set a size in bytes, "+
-			"e.g. cache.memory.max_object_bytes: 1048576 (1 MiB), or 0 for that default", c.MaxObjectBytes)
+		return &fielderr.Error{Pkg: "memory", Field: "Config.MaxObjectBytes", Value: fmt.Sprint(c.MaxObjectBytes),
+			Problem: "is negative", Fix: "set a size in bytes, or 0 for the default", Example: fmt.Sprint(DefaultMaxObjectBytes)}
 	}
+	if d := c.filled(); d.MaxObjectBytes > d.MaxBytes {
+		return &fielderr.Error{Pkg: "memory", Field: "Config.MaxObjectBytes", Value: fmt.Sprint(d.MaxObjectBytes),
+			Problem: fmt.Sprintf("is larger than {Config.MaxBytes} (%d)", d.MaxBytes),
+			Fix:     "lower it, or raise {Config.MaxBytes}", Example: fmt.Sprint(min(DefaultMaxObjectBytes, d.MaxBytes))}
+	}
+	return nil
+}
+
+// withDefaults validates c and fills in its defaults.
+func (c Config) withDefaults() (Config, error) {
+	if err := c.Validate(); err != nil {
+		return c, err
+	}
+	return c.filled(), nil
+}
+
+// filled returns c with its zero fields filled in: the one place defaults live.
+func (c Config) filled() Config {
 	if c.MaxBytes == 0 {
 		c.MaxBytes = DefaultMaxBytes
 	}
 	if c.MaxObjectBytes == 0 {
 		c.MaxObjectBytes = min(DefaultMaxObjectBytes, c.MaxBytes)
 	}
-	if c.MaxObjectBytes > c.MaxBytes {
-		return c, fmt.Errorf("memory: cache.memory.max_object_bytes %d is larger than cache.memory.max_bytes %d: "+
-			"lower it, e.g. cache.memory.max_object_bytes: %d, or raise cache.memory.max_bytes",
-			c.MaxObjectBytes, c.MaxBytes, min(DefaultMaxObjectBytes, c.MaxBytes))
-	}
-	return c, nil
+	return c
 }
 
 // Sizing of ristretto's admission counters: about ten per entry the tier holds when full

@@ -11,6 +11,7 @@ import (
 	"github.com/fedicache/fedicache/cache/memory"
 	"github.com/fedicache/fedicache/cache/tiertest"
 	"github.com/fedicache/fedicache/origin"
+	"github.com/fedicache/fedicache/origin/fielderr"
 	"github.com/fedicache/fedicache/origin/origintest"
 )
 
@@ -56,12 +57,12 @@ func TestNewConfig(t *testing.T) {
 		{"zero", memory.Config{}, ""},
 		{"small tier, default object limit", memory.Config{MaxBytes: 64 << 10}, ""},
 		{"object limit at the tier size", memory.Config{MaxBytes: 1 << 20, MaxObjectBytes: 1 << 20}, ""},
-		{"negative size", memory.Config{MaxBytes: -1}, "cache.memory.max_bytes -1 is negative"},
-		{"negative object limit", memory.Config{MaxObjectBytes: -1}, "cache.memory.max_object_bytes -1 is negative"},
+		{"negative size", memory.Config{MaxBytes: -1}, "memory: Config.MaxBytes -1 is negative"},
+		{"negative object limit", memory.Config{MaxObjectBytes: -1}, "memory: Config.MaxObjectBytes -1 is negative"},
 		{"object limit above the tier size", memory.Config{MaxBytes: 1 << 20, MaxObjectBytes: 2 << 20},
-			"cache.memory.max_object_bytes 2097152 is larger than cache.memory.max_bytes 1048576"},
+			"memory: Config.MaxObjectBytes 2097152 is larger than Config.MaxBytes (1048576)"},
 		{"object limit above the default tier size", memory.Config{MaxObjectBytes: 512 << 20},
-			"cache.memory.max_object_bytes 536870912 is larger than cache.memory.max_bytes 268435456"},
+			"memory: Config.MaxObjectBytes 536870912 is larger than Config.MaxBytes (268435456)"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			m, err := memory.New(tc.cfg)
@@ -78,6 +79,9 @@ func TestNewConfig(t *testing.T) {
 			}
 			if !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), "e.g.") {
 				t.Errorf("New(%+v): %q, want it to say %q and give an example", tc.cfg, err, tc.want)
+			}
+			if fe := (*fielderr.Error)(nil); !errors.As(err, &fe) || fe.Pkg != "memory" {
+				t.Errorf("New(%+v): %v (%T), want a *fielderr.Error of package memory", tc.cfg, err, err)
 			}
 		})
 	}

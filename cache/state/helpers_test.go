@@ -7,11 +7,11 @@ import (
 	"os"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/fedicache/fedicache/origin"
 	"github.com/fedicache/fedicache/origin/origintest"
 	"github.com/fedicache/fedicache/origin/s3"
+	"github.com/fedicache/fedicache/origin/s3/s3test"
 )
 
 func TestMain(m *testing.M) {
@@ -83,15 +83,9 @@ func (s *countingStore) counts() (lists, listed int) {
 // newStore returns the state view of a fresh FakeBucket that holds one media object.
 func newStore(t testing.TB) (*origintest.FakeBucket, Store) {
 	t.Helper()
-	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
 	fb := origintest.NewFakeBucket(t)
 	fb.Put(t, "media_attachments/files/000/000/001/original/0000000000000001.png", []byte("media"))
-	b, err := s3.New(context.Background(), s3.Config{Endpoint: fb.URL, Bucket: origintest.BucketName,
-		ForcePathStyle: true, AccessKeyID: "AKID", SecretAccessKey: "secret", RequirePublicRead: true,
-		Timeout: 5 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
+	b := s3test.New(t, fb, func(c *s3.Config) { c.RequirePublicRead = true })
 	view, err := b.StateView()
 	if err != nil {
 		t.Fatal(err)

@@ -11,11 +11,13 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/fedicache/fedicache/origin"
+	"github.com/fedicache/fedicache/origin/fielderr"
 )
 
 // Store is where the state lives: the bucket, read and written with signed requests that no
@@ -39,8 +41,9 @@ type Cache interface {
 
 // Defaults of Config.
 const (
+	DefaultPrefix       = "_fedicache/"
 	DefaultRefresh      = 30 * time.Second
-	DefaultRetention    = 193 * time.Hour // cache.ttl + cache.stale_if_error + 1h, by default
+	DefaultRetention    = 193 * time.Hour // cache.DefaultTTL + cache.DefaultStaleIfError + 1h
 	DefaultCompactEvery = time.Hour
 	DefaultOverlap      = 5 * time.Minute
 )
@@ -49,7 +52,8 @@ const (
 type Config struct {
 	// Store is the bucket.
 	Store Store
-	// Prefix is the state prefix inside the bucket, ending in "/". Zero means "_fedicache/".
+	// Prefix is the state prefix inside the bucket: a folder, ending in "/" and not starting
+	// with one. Zero means DefaultPrefix, "_fedicache/".
 	Prefix string
 	// Refresh is how often the log is read for what is new. Zero means 30s.
 	Refresh time.Duration
@@ -74,9 +78,35 @@ type Config struct {
 	Clock func() time.Time
 }
 
+// Validate reports the first thing wrong with the settings of c (Store and Cache are the
+// caller's to give): a *fielderr.Error naming the field, what is wrong and an example of a right
+// value. New does not call it: call it where the settings are read.
+func (c Config) Validate() error {
+	if c.Prefix != "" && (!strings.HasSuffix(c.Prefix, "/") || strings.HasPrefix(c.Prefix, "/")) {
+		return &fielderr.Error{Pkg: "state", Field: "Config.Prefix", Value: fmt.Sprintf("%q", c.Prefix),
+			Problem: "is not a folder-like prefix", Fix: "end it in / and start it without one", Example: DefaultPrefix}
+	}
+	for _, d := range []struct {
+		field string
+		value time.Duration
+		def   time.Duration
+	}{
+		{"Config.Refresh", c.Refresh, DefaultRefresh},
+		{"Config.Retention", c.Retention, DefaultRetention},
+		{"Config.CompactEvery", c.CompactEvery, DefaultCompactEvery},
+		{"Config.Overlap", c.Overlap, DefaultOverlap},
+	} {
+		if d.value < 0 {
+			return &fielderr.Error{Pkg: "state", Field: d.field, Value: d.value.String(), Problem: "is negative",
+				Fix: "set a positive duration, or 0 for the default", Example: d.def.String()}
+		}
+	}
+	return nil
+}
+
 func (c Config) withDefaults() Config {
 	if c.Prefix == "" {
-		c.Prefix = "_fedicache/"
+		c.Prefix = DefaultPrefix
 	}
 	if c.Refresh <= 0 {
 		c.Refresh = DefaultRefresh

@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/fedicache/fedicache/cache/tiertest"
 	"github.com/fedicache/fedicache/origin"
+	"github.com/fedicache/fedicache/origin/origintest"
 )
 
 const (
@@ -120,7 +120,7 @@ func TestRefreshListsOnlyWhatIsNew(t *testing.T) {
 	_, view := newStore(t)
 	store := &countingStore{Store: view}
 	ctx := context.Background()
-	clk := tiertest.NewClock(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC))
+	clk := origintest.NewClock(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC))
 	writer := New(Config{Store: store, Clock: clk.Now})
 	if err := writer.Load(ctx); err != nil {
 		t.Fatal(err)
@@ -164,7 +164,7 @@ func TestSnapshotAndPrune(t *testing.T) {
 	_, view := newStore(t)
 	store := &countingStore{Store: view}
 	ctx := context.Background()
-	clk := tiertest.NewClock(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC))
+	clk := origintest.NewClock(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC))
 	cfg := Config{Store: store, Clock: clk.Now, Retention: 48 * time.Hour, CompactEvery: time.Hour}
 	a := New(cfg)
 	if err := a.Load(ctx); err != nil {
@@ -268,7 +268,7 @@ func TestDamagedSnapshotIsRefused(t *testing.T) {
 	// record the snapshot was made from, rather than fail or load less.
 	_, store := newStore(t)
 	ctx := context.Background()
-	clk := tiertest.NewClock(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC))
+	clk := origintest.NewClock(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC))
 	a := New(Config{Store: store, Clock: clk.Now, CompactEvery: time.Hour})
 	if err := a.Load(ctx); err != nil {
 		t.Fatal(err)

@@ -17,8 +17,9 @@ import (
 	"github.com/fedicache/fedicache/backfill"
 	"github.com/fedicache/fedicache/origin/s3"
 	"github.com/fedicache/fedicache/origin/volume"
-	"github.com/fedicache/fedicache/proxy"
+	"github.com/fedicache/fedicache/proxy/admin"
 	"github.com/mattn/go-isatty"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
 )
@@ -83,7 +84,7 @@ func newBackfillCmd() *cobra.Command {
 			}
 			eng.Include, eng.Exclude, eng.DryRun = include, exclude, dryRun
 			if err := eng.Validate(); err != nil {
-				return &configError{[]string{err.Error()}}
+				return configErrorOf(err)
 			}
 			if verify != "" && verify != string(backfill.VerifySize) && verify != string(backfill.VerifyHash) {
 				return &configError{[]string{fmt.Sprintf("--verify=%s: use e.g. --verify (sizes) or --verify=hash (contents)", verify)}}
@@ -113,7 +114,7 @@ func newBackfillCmd() *cobra.Command {
 	f.StringVar(&verify, "verify", "", "compare every file with the bucket: size (--verify) or hash (--verify=hash)")
 	f.Lookup("verify").NoOptDefVal = string(backfill.VerifySize)
 	f.StringVar(&verifyOut, "verify-out", "verified-keys.txt", "with --verify: file listing the keys safe to delete from the volume")
-	f.IntVar(&concurrency, "concurrency", 8, "files copied at once (key backfill.concurrency)")
+	f.IntVar(&concurrency, "concurrency", backfill.DefaultConcurrency, "files copied at once (key backfill.concurrency)")
 	f.StringVar(&bandwidth, "bandwidth", "0", "bytes read per second, e.g. 50MiB; 0 for no cap (key backfill.bandwidth)")
 	f.Float64Var(&rate, "rate", 0, "files started per second; 0 for no cap (key backfill.rate)")
 	f.StringArrayVar(&include, "include", nil, "copy only keys matching this glob (repeatable); a glob with / matches the key, one without the file name")
@@ -131,18 +132,18 @@ func runBackfill(ctx context.Context, cfg Config, eng backfill.Config, verify, v
 	defer vol.Close()
 	scfg := cfg.S3
 	scfg.MaxAttempts = backfillMaxAttempts
-	var metrics *proxy.Metrics
+	var reg *prometheus.Registry
 	if adminListen != "" {
-		metrics = proxy.NewMetrics()
-		scfg.Observe = metrics.ObserveBucket
+		reg = newRegistry()
+		scfg.Observe = newBucketMetrics(reg).observe
 	}
 	bucket, err := s3.New(ctx, scfg)
 	if err != nil {
-		return fmt.Errorf("bucket: %w", err)
+		return fmt.Errorf("bucket: %w", keyed(err))
 	}
 	p := backfill.NewProgress()
 	if adminListen != "" {
-		stopAdmin, err := serveBackfillAdmin(adminListen, cfg, eng, bucket, metrics, p, log)
+		stopAdmin, err := serveBackfillAdmin(adminListen, cfg, eng, bucket, reg, p, log)
 		if err != nil {
 			return err
 		}
@@ -206,21 +207,13 @@ func runBackfill(ctx context.Context, cfg Config, eng backfill.Config, verify, v
 
 // serveBackfillAdmin serves the copy's admin listener on addr (the status page, /status,
 // /healthz, /readyz, /metrics) until the returned func is called.
-func serveBackfillAdmin(addr string, cfg Config, eng backfill.Config, bucket *s3.Bucket, m *proxy.Metrics, p *backfill.Progress, log *slog.Logger) (func(), error) {
-	registerBackfillMetrics(m, p)
+func serveBackfillAdmin(addr string, cfg Config, eng backfill.Config, bucket *s3.Bucket, reg *prometheus.Registry, p *backfill.Progress, log *slog.Logger) (func(), error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("--admin-listen: %w", err)
 	}
-	info := originInfo(cfg)
-	info["concurrency"], info["rate"], info["bandwidth"], info["dry_run"] = eng.Concurrency, eng.Rate, eng.Bandwidth, eng.DryRun
 	srv := &http.Server{
-		Handler: proxy.NewBackfillAdmin(bucket, m, proxy.AdminConfig{
-			Version:   buildVersion(),
-			Info:      info,
-			Sections:  map[string]func() any{"backfill": func() any { return p.Snapshot() }},
-			Migration: func() proxy.Migration { return migrationOf(p.Snapshot()) },
-		}),
+		Handler:           newBackfillAdmin(cfg, eng, bucket, reg, p),
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
@@ -238,6 +231,22 @@ func serveBackfillAdmin(addr string, cfg Config, eng backfill.Config, bucket *s3
 		_ = srv.Shutdown(ctx)
 		<-done
 	}, nil
+}
+
+// newBackfillAdmin returns the copy's admin handler, with the backfill's metrics registered in
+// reg beside the bucket's.
+func newBackfillAdmin(cfg Config, eng backfill.Config, bucket *s3.Bucket, reg *prometheus.Registry, p *backfill.Progress) *admin.Handler {
+	registerBackfillMetrics(reg, p)
+	info := originInfo(cfg)
+	info["concurrency"], info["rate"], info["bandwidth"], info["dry_run"] = eng.Concurrency, eng.Rate, eng.Bandwidth, eng.DryRun
+	return admin.NewBackfill(admin.Config{
+		Version:   buildVersion(),
+		Info:      info,
+		Sections:  map[string]func() any{"backfill": func() any { return p.Snapshot() }},
+		Migration: func() admin.Migration { return migrationOf(p.Snapshot()) },
+		Metrics:   reg,
+		Bucket:    bucket,
+	})
 }
 
 // showProgress shows a progress bar on a terminal, else a log line every 10 s, until the

@@ -2,16 +2,15 @@ package main
 
 import (
 	"github.com/fedicache/fedicache/backfill"
-	"github.com/fedicache/fedicache/proxy"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// registerBackfillMetrics exports the background copy's progress.
-func registerBackfillMetrics(m *proxy.Metrics, p *backfill.Progress) {
+// registerBackfillMetrics exports the background copy's progress in reg.
+func registerBackfillMetrics(reg prometheus.Registerer, p *backfill.Progress) {
 	gauge := func(name, help string, f func(backfill.Snapshot) float64) prometheus.Collector {
 		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, func() float64 { return f(p.Snapshot()) })
 	}
-	m.Registry.MustRegister(
+	reg.MustRegister(
 		gauge("fedicache_backfill_scanned_files", "Files of the old volume the backfill has looked at.", func(s backfill.Snapshot) float64 { return float64(s.Scanned) }),
 		gauge("fedicache_backfill_copied_files", "Files the backfill copied into the bucket.", func(s backfill.Snapshot) float64 { return float64(s.Copied) }),
 		gauge("fedicache_backfill_copied_bytes", "Bytes the backfill copied into the bucket.", func(s backfill.Snapshot) float64 { return float64(s.BytesCopied) }),

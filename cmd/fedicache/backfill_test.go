@@ -17,7 +17,7 @@ import (
 	"time"
 
 	"github.com/fedicache/fedicache/origin/origintest"
-	"github.com/fedicache/fedicache/origin/s3"
+	"github.com/fedicache/fedicache/origin/s3/s3test"
 )
 
 // TestServeBackfillsWhatItServesFromTheVolume: with backfill.enabled, serve copies the old
@@ -254,7 +254,7 @@ func TestBackfillKilledAndResumed(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("rerun: exit %d\n%s", code, out)
 	}
-	b := newTestBucketClient(t, bucket)
+	b := s3test.New(t, bucket)
 	for k, v := range files {
 		body, _, err := b.Get(context.Background(), k, nil)
 		if err != nil {
@@ -270,17 +270,6 @@ func TestBackfillKilledAndResumed(t *testing.T) {
 	if copied := bucket.Puts() - before; copied > len(files)-before+8 {
 		t.Errorf("the rerun sent %d PUTs for %d files left", copied, len(files)-before)
 	}
-}
-
-// newTestBucketClient reads the fake bucket as fedicache does.
-func newTestBucketClient(t *testing.T, bucket *origintest.FakeBucket) *s3.Bucket {
-	t.Helper()
-	b, err := s3.New(context.Background(), s3.Config{Endpoint: bucket.URL, Bucket: origintest.BucketName,
-		ForcePathStyle: true, AccessKeyID: "AKID", SecretAccessKey: "secret"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
 }
 
 // bucketYAML is the s3 section of a configuration for the fake bucket.

@@ -9,6 +9,7 @@ import (
 	"github.com/fedicache/fedicache/origin"
 	"github.com/fedicache/fedicache/origin/volume"
 	"github.com/fedicache/fedicache/proxy"
+	"github.com/fedicache/fedicache/proxy/cluster"
 )
 
 // buster carries out Mastodon's cache-buster requests for serve. It asks the stores what
@@ -22,9 +23,9 @@ import (
 type buster struct {
 	state  *state.State
 	bucket origin.Origin
-	volume *volume.Volume    // nil without fallback.dir
-	peers  *proxy.Peers      // nil without cluster.peers
-	cdn    *proxy.Cloudflare // nil without cloudflare.zone_id
+	volume *volume.Volume      // nil without fallback.dir
+	peers  *cluster.Peers      // nil without cluster.peers
+	cdn    *cluster.Cloudflare // nil without cloudflare.zone_id
 }
 
 // Bust implements proxy.Buster.
@@ -46,8 +47,8 @@ func (b *buster) Bust(ctx context.Context, key, publicURL string) (proxy.BustRep
 	rep.Tombstoned = kind == state.Deleted && err == nil
 	rep.Kind = kind.String()
 	if b.peers != nil {
-		rep.Peers = b.peers.Forward(ctx, proxy.PurgePath(kind.String(), key, entry))
-		for _, p := range rep.Peers {
+		for _, p := range b.peers.Forward(ctx, cluster.PurgePath(kind.String(), key, entry)) {
+			rep.Peers = append(rep.Peers, proxy.PeerResult(p))
 			if p.Err != "" {
 				errs = append(errs, fmt.Errorf("peer %s: %s", p.Peer, p.Err))
 			}

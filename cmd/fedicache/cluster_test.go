@@ -11,7 +11,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
@@ -22,8 +21,8 @@ import (
 
 	"github.com/fedicache/fedicache/origin"
 	"github.com/fedicache/fedicache/origin/origintest"
-	"github.com/fedicache/fedicache/origin/s3"
-	"github.com/fedicache/fedicache/proxy"
+	"github.com/fedicache/fedicache/origin/s3/s3test"
+	"github.com/fedicache/fedicache/proxy/cluster"
 )
 
 // Timing of the cluster tests.
@@ -220,21 +219,21 @@ func (c *testCluster) peerAddr(ip string) string { return ip + ":" + c.port }
 
 // clusterBust is the JSON answer of a cache-buster request.
 type clusterBust struct {
-	Purged     int                `json:"purged"`
-	Kind       string             `json:"kind"`
-	Tombstoned bool               `json:"tombstoned"`
-	Peers      []proxy.PeerResult `json:"peers"`
-	Error      string             `json:"error"`
+	Purged     int                  `json:"purged"`
+	Kind       string               `json:"kind"`
+	Tombstoned bool                 `json:"tombstoned"`
+	Peers      []cluster.PeerResult `json:"peers"`
+	Error      string               `json:"error"`
 }
 
 // peerResult returns the result for the peer at addr, and whether there was one.
-func peerResult(peers []proxy.PeerResult, addr string) (proxy.PeerResult, bool) {
+func peerResult(peers []cluster.PeerResult, addr string) (cluster.PeerResult, bool) {
 	for _, p := range peers {
 		if p.Peer == addr {
 			return p, true
 		}
 	}
-	return proxy.PeerResult{}, false
+	return cluster.PeerResult{}, false
 }
 
 // bust sends Mastodon's cache buster for key to replica i and returns its report; it fails the
@@ -254,7 +253,7 @@ func (c *testCluster) bust(t *testing.T, i int, key string, secret []byte) clust
 
 // wantPeers checks a fan-out: the peers at ok answered, those at failed did not, and no other
 // peer was asked.
-func (c *testCluster) wantPeers(t *testing.T, what string, peers []proxy.PeerResult, ok, failed []string) {
+func (c *testCluster) wantPeers(t *testing.T, what string, peers []cluster.PeerResult, ok, failed []string) {
 	t.Helper()
 	if len(peers) != len(ok)+len(failed) {
 		t.Errorf("%s: peers %+v, want %d (ok %v, failed %v)", what, peers, len(ok)+len(failed), ok, failed)
@@ -376,10 +375,10 @@ func (c *testCluster) waitRefreshed(t *testing.T, i int, after time.Time) {
 
 // clusterPurge is the JSON answer of POST /purge.
 type clusterPurge struct {
-	Purged   int                `json:"purged"`
-	Recorded bool               `json:"recorded"`
-	Error    string             `json:"error"`
-	Peers    []proxy.PeerResult `json:"peers"`
+	Purged   int                  `json:"purged"`
+	Recorded bool                 `json:"recorded"`
+	Error    string               `json:"error"`
+	Peers    []cluster.PeerResult `json:"peers"`
 }
 
 // purge sends an operator's POST /purge?key=key to replica i's admin listener.
@@ -403,15 +402,9 @@ func (c *testCluster) logEntries(t *testing.T) int {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	b, err := s3.New(ctx, s3.Config{
-		Endpoint: c.bucket.URL, Bucket: origintest.BucketName, Region: "us-east-1", ForcePathStyle: true,
-		AccessKeyID: "AKID", SecretAccessKey: "secret",
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	b := s3test.New(t, c.bucket)
 	n := 0
-	err = b.List(ctx, clusterLogPrefix, func(o origin.Object) error {
+	err := b.List(ctx, clusterLogPrefix, func(o origin.Object) error {
 		if !strings.HasPrefix(o.Key, clusterLogPrefix) {
 			return errPastLog
 		}
@@ -696,7 +689,7 @@ func TestClusterOperatorPurgeReachesPartitionedReplica(t *testing.T) {
 
 	// A purge a peer forwarded: applied where it arrives, recorded nowhere.
 	entries = c.logEntries(t)
-	rep = c.purge(t, 1, k, proxy.ForwardedHeader, "1")
+	rep = c.purge(t, 1, k, cluster.ForwardedHeader, "1")
 	if rep.Recorded || rep.Error != "" || len(rep.Peers) != 0 || rep.Purged < 1 {
 		t.Errorf("a forwarded POST /purge: %+v; want purged here, not recorded, not passed on", rep)
 	}
@@ -837,20 +830,7 @@ func TestClusterAnonymousACLAwareBucket(t *testing.T) {
 // TestClusterAnonymousWithoutCredentialsRefused: s3.anonymous without any credentials cannot
 // read nor write fedicache's own state, so serve refuses to start and names the key to set.
 func TestClusterAnonymousWithoutCredentialsRefused(t *testing.T) {
-	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
-	for _, v := range []string{"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE",
-		"AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_ROLE_ARN", "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
-		"AWS_CONTAINER_CREDENTIALS_FULL_URI"} {
-		t.Setenv(v, "")
-	}
-	dir := t.TempDir()
-	for _, f := range []struct{ env, name string }{{"AWS_SHARED_CREDENTIALS_FILE", "credentials"}, {"AWS_CONFIG_FILE", "config"}} {
-		p := filepath.Join(dir, f.name)
-		if err := os.WriteFile(p, nil, 0o600); err != nil {
-			t.Fatal(err)
-		}
-		t.Setenv(f.env, p)
-	}
+	s3test.NoCredentials(t)
 	bucket := origintest.NewFakeBucket(t)
 	bucket.RequireSignatures(true)
 	cfg, err := loadConfig(writeConfig(t, `listen: "127.0.0.1:0"

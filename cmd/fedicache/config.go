@@ -14,8 +14,12 @@ import (
 	"github.com/dustin/go-humanize"
 	"github.com/fedicache/fedicache/backfill"
 	"github.com/fedicache/fedicache/cache"
+	"github.com/fedicache/fedicache/cache/disk"
+	"github.com/fedicache/fedicache/cache/memory"
+	"github.com/fedicache/fedicache/cache/state"
 	"github.com/fedicache/fedicache/origin/s3"
 	"github.com/fedicache/fedicache/proxy"
+	"github.com/fedicache/fedicache/proxy/cluster"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 	"github.com/spf13/viper"
@@ -32,7 +36,7 @@ type Config struct {
 	Cache         CacheConfig
 	Backfill      BackfillConfig
 	AdminToken    string
-	Cloudflare    proxy.CloudflareConfig
+	Cloudflare    cluster.CloudflareConfig
 	StatePrefix   string
 	StateRefresh  time.Duration
 	Peers         string
@@ -156,7 +160,7 @@ func configFrom(v *viper.Viper, path string) (Config, error) {
 			AccessKeyID:         r.str("s3.access_key_id"),
 			SecretAccessKey:     r.str("s3.secret_access_key"),
 			Anonymous:           r.boolean("s3.anonymous"),
-			RequirePublicRead:   r.oneOf("s3.permission", "public-read", "") == "public-read",
+			RequirePublicRead:   r.oneOf("s3.permission", s3.ACLPublicRead, "") == s3.ACLPublicRead,
 			Timeout:             r.duration("s3.timeout"),
 			RequestChecksum:     r.str("s3.request_checksum"),
 			ResponseChecksum:    r.str("s3.response_checksum"),
@@ -170,9 +174,9 @@ func configFrom(v *viper.Viper, path string) (Config, error) {
 			ReadTimeout:    r.duration("server.read_timeout"),
 			WriteTimeout:   r.duration("server.write_timeout"),
 			IdleTimeout:    r.duration("server.idle_timeout"),
-			MaxHeaderBytes: r.positiveInt("server.max_header_bytes", 1024, "16384"),
-			MaxConns:       r.positiveInt("server.max_conns", 1, "10000"),
-			RequestSample:  r.positiveInt("log.request_sample", 0, "100"),
+			MaxHeaderBytes: r.positiveInt("server.max_header_bytes", 1024),
+			MaxConns:       r.positiveInt("server.max_conns", 1),
+			RequestSample:  r.positiveInt("log.request_sample", 0),
 		},
 		Cache: CacheConfig{
 			MemoryMaxBytes:       r.size("cache.memory.max_bytes", 0),
@@ -188,7 +192,7 @@ func configFrom(v *viper.Viper, path string) (Config, error) {
 		Backfill: BackfillConfig{
 			Enabled: r.boolean("backfill.enabled"),
 			Engine: backfill.Config{
-				Concurrency:      r.positiveInt("backfill.concurrency", 1, "8"),
+				Concurrency:      r.positiveInt("backfill.concurrency", 1),
 				Rate:             r.nonNegativeFloat("backfill.rate", "200"),
 				Bandwidth:        r.size("backfill.bandwidth", 0),
 				ACL:              r.str("s3.acl"),
@@ -213,8 +217,11 @@ func configFrom(v *viper.Viper, path string) (Config, error) {
 	if cb := cfg.Proxy.CacheBuster; (cb.Header == "") != (cb.Secret == "") {
 		r.fail("cache_buster.secret_header and cache_buster.secret go together, as Mastodon's CACHE_BUSTER_SECRET_HEADER and CACHE_BUSTER_SECRET: set both, e.g. cache_buster.secret_header: X-Cache-Buster-Secret")
 	}
-	if cfg.StatePrefix = strings.TrimLeft(cfg.StatePrefix, "/"); cfg.StatePrefix == "" || !strings.HasSuffix(cfg.StatePrefix, "/") {
-		r.fail("state_prefix: %q must be a folder-like prefix ending in /: use e.g. state_prefix: _fedicache/", cfg.StatePrefix)
+	// A leading slash is forgiven (keys have none), not an empty prefix: it would deny every key.
+	if cfg.StatePrefix = strings.TrimLeft(cfg.StatePrefix, "/"); cfg.StatePrefix == "" {
+		r.fail("state_prefix is empty: set a folder-like prefix ending in /, e.g. state_prefix: %s", state.DefaultPrefix)
+	} else if err := (state.Config{Prefix: cfg.StatePrefix, Refresh: cfg.StateRefresh}).Validate(); err != nil {
+		r.check(err)
 	} else {
 		// Mastodon's user exports and old imports are never served, whatever deny_prefixes says
 		// (an empty FEDICACHE_DENY_PREFIXES= sets it empty), and fedicache's own state is never
@@ -225,7 +232,7 @@ func configFrom(v *viper.Viper, path string) (Config, error) {
 			}
 		}
 	}
-	cfg.Cloudflare = proxy.CloudflareConfig{ZoneID: r.str("cloudflare.zone_id"), APIToken: r.str("cloudflare.api_token")}
+	cfg.Cloudflare = cluster.CloudflareConfig{ZoneID: r.str("cloudflare.zone_id"), APIToken: r.str("cloudflare.api_token")}
 	if (cfg.Cloudflare.ZoneID == "") != (cfg.Cloudflare.APIToken == "") {
 		r.fail("cloudflare.zone_id and cloudflare.api_token go together: set both (a token with Zone > Cache Purge), or neither")
 	}
@@ -233,11 +240,7 @@ func configFrom(v *viper.Viper, path string) (Config, error) {
 		r.fail("cluster.peers needs admin.token: the replicas authenticate each other with it, e.g. admin.token from a Secret (FEDICACHE_ADMIN_TOKEN)")
 	}
 	cfg.Backfill.Engine.DenyPrefixes = cfg.Proxy.DenyPrefixes
-	switch cfg.Backfill.Engine.ACL {
-	case "", "public-read", "private", "authenticated-read", "bucket-owner-read", "bucket-owner-full-control":
-	default:
-		r.fail("s3.acl: %q is not a canned ACL: use public-read (Mastodon's default S3_PERMISSION), private, or \"\" for buckets without ACLs", cfg.Backfill.Engine.ACL)
-	}
+	r.check(cfg.Backfill.Engine.Validate())
 	r.check(cfg.S3.Validate())
 	if cfg.FallbackDir != "" {
 		if fi, err := os.Stat(cfg.FallbackDir); err != nil || !fi.IsDir() {
@@ -252,8 +255,13 @@ func configFrom(v *viper.Viper, path string) (Config, error) {
 			r.fail("tls.cert_file, tls.key_file: %v: give a PEM certificate and its matching private key", err)
 		}
 	}
-	if c := cfg.Cache; c.MemoryMaxBytes > 0 && c.MemoryMaxObjectBytes > c.MemoryMaxBytes {
-		r.fail("cache.memory.max_object_bytes (%d) is larger than cache.memory.max_bytes (%d): make it smaller, e.g. cache.memory.max_object_bytes: 1MiB", c.MemoryMaxObjectBytes, c.MemoryMaxBytes)
+	// The tiers' own checks, for the tiers that are on: 0 turns the memory tier off, an empty
+	// folder the disk tier (in the libraries they mean the defaults).
+	if c := cfg.Cache; c.MemoryMaxBytes > 0 {
+		r.check(memory.Config{MaxBytes: c.MemoryMaxBytes, MaxObjectBytes: c.MemoryMaxObjectBytes}.Validate())
+	}
+	if c := cfg.Cache; c.DiskDir != "" {
+		r.check(disk.Config{Dir: c.DiskDir, MaxBytes: c.DiskMaxBytes}.Validate())
 	}
 	warnings := unknownVariables(os.Environ())
 	if len(r.problems) > 0 {
@@ -290,12 +298,10 @@ func (r *reader) explainEmptyVariables() {
 	}
 }
 
+// check adds the problems of err, a library's validation: the fields its *fielderr.Errors name
+// are named by their keys (see fieldKeys).
 func (r *reader) check(err error) {
-	if err != nil {
-		for line := range strings.SplitSeq(err.Error(), "\n") {
-			r.fail("%s", line)
-		}
-	}
+	r.problems = append(r.problems, problemsOf(err)...)
 }
 
 func (r *reader) str(key string) string {
@@ -382,7 +388,8 @@ func (r *reader) nonNegativeFloat(key, example string) float64 {
 	return f
 }
 
-func (r *reader) positiveInt(key string, min int, example string) int {
+// positiveInt reads a whole number of at least min; its problem gives the default as the example.
+func (r *reader) positiveInt(key string, min int) int {
 	raw := r.v.Get(key)
 	var n int
 	var err error
@@ -397,7 +404,7 @@ func (r *reader) positiveInt(key string, min int, example string) int {
 		err = errors.New("not a number")
 	}
 	if err != nil || n < min {
-		r.fail("%s: %q is not a whole number of at least %d: use e.g. %s: %s", key, fmt.Sprint(raw), min, key, example)
+		r.fail("%s: %q is not a whole number of at least %d: use e.g. %s: %v", key, fmt.Sprint(raw), min, key, defaultOf(key))
 		return 0
 	}
 	return n

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -28,6 +29,10 @@ func runCLI(t *testing.T, args ...string) (int, string, string) {
 func TestInvalidConfigsExitTwoNamingTheKey(t *testing.T) {
 	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
 	dir := t.TempDir()
+	file := filepath.Join(dir, "file")
+	if err := os.WriteFile(file, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct {
 		name, yaml string
 		env        map[string]string
@@ -43,7 +48,26 @@ func TestInvalidConfigsExitTwoNamingTheKey(t *testing.T) {
 		{"bad checksum", "s3:\n  bucket: b\n  request_checksum: always\n", nil, nil, []string{"s3.request_checksum", "when_required"}},
 		{"bad endpoint", "s3:\n  bucket: b\n  endpoint: \"minio:9000\"\n", nil, nil, []string{"s3.endpoint"}},
 		{"unknown key", "s3:\n  bucket: b\n  bukcet: c\n", nil, nil, []string{"s3.bukcet", `did you mean "s3.bucket"`}},
-		{"half credentials", "s3:\n  bucket: b\n  access_key_id: AKID\n", nil, nil, []string{"s3.secret_access_key"}},
+		{"half credentials", "s3:\n  bucket: b\n  access_key_id: AKID\n", nil, nil, []string{"s3.secret_access_key is empty while s3.access_key_id is set", "set both"}},
+		// The libraries' own checks name their Config's fields; cmd names the keys (fieldKeys).
+		{"bucket with a path", "s3:\n  bucket: media/files\n", nil, nil,
+			[]string{`s3.bucket "media/files" is not a bucket name`, "a path in s3.prefix", "e.g. s3.bucket: mastodon-media"}},
+		{"bad region", "s3:\n  bucket: b\n  region: \"eu central\"\n", nil, nil,
+			[]string{`s3.region "eu central" is not a region name`, "e.g. s3.region: eu-central-1"}},
+		{"bad region from the environment", "s3:\n  bucket: b\n", map[string]string{"FEDICACHE_S3_REGION": "eu/central"}, nil,
+			[]string{`s3.region "eu/central"`, "e.g. s3.region:"}},
+		{"disk dir is a file", "s3:\n  bucket: b\ncache:\n  disk:\n    dir: " + file + "\n", nil, nil,
+			[]string{"cache.disk.dir " + strconv.Quote(file) + " is a file", "e.g. cache.disk.dir: /var/cache/fedicache"}},
+		{"disk dir under a file", "s3:\n  bucket: b\ncache:\n  disk:\n    dir: " + filepath.Join(file, "cache") + "\n", nil, nil,
+			[]string{"cache.disk.dir", "under one", "e.g. cache.disk.dir:"}},
+		{"object larger than the memory tier", "s3:\n  bucket: b\ncache:\n  memory:\n    max_bytes: 1MiB\n    max_object_bytes: 2MiB\n", nil, nil,
+			[]string{"cache.memory.max_object_bytes 2097152 is larger than cache.memory.max_bytes", "e.g. cache.memory.max_object_bytes: 1048576"}},
+		{"state prefix not a folder", "s3:\n  bucket: b\nstate_prefix: state\n", nil, nil,
+			[]string{`state_prefix "state" is not a folder-like prefix`, "e.g. state_prefix: _fedicache/"}},
+		{"empty state prefix", "s3:\n  bucket: b\n", map[string]string{"FEDICACHE_STATE_PREFIX": ""}, nil,
+			[]string{"state_prefix is empty", "e.g. state_prefix: _fedicache/", "FEDICACHE_STATE_PREFIX is set but empty"}},
+		{"unknown ACL", "s3:\n  bucket: b\n  acl: public\n", nil, nil,
+			[]string{`s3.acl "public" is not a canned ACL`, "e.g. s3.acl: public-read"}},
 		{"missing volume", "s3:\n  bucket: b\nfallback:\n  dir: " + filepath.Join(dir, "nope") + "\n", nil, nil, []string{"fallback.dir", "e.g."}},
 		{"empty deny prefix", "s3:\n  bucket: b\ndeny_prefixes: [\"\"]\n", nil, nil, []string{"deny_prefixes", "every key"}},
 		{"list as map", "s3:\n  bucket: b\nstrip_prefix:\n  a: b\n", nil, nil, []string{"strip_prefix"}},
@@ -71,6 +95,9 @@ func TestInvalidConfigsExitTwoNamingTheKey(t *testing.T) {
 			}
 			if strings.Contains(stderr, "goroutine ") || strings.Contains(stderr, "panic") {
 				t.Errorf("stderr holds a stack trace:\n%s", stderr)
+			}
+			if strings.Contains(stderr, "Config.") {
+				t.Errorf("stderr names a Go field, not its key:\n%s", stderr)
 			}
 		})
 	}

@@ -19,6 +19,7 @@ import (
 	"github.com/fedicache/fedicache/cache/tiertest"
 	"github.com/fedicache/fedicache/origin"
 	"github.com/fedicache/fedicache/origin/origintest"
+	"github.com/fedicache/fedicache/proxy/proxytest"
 )
 
 // TestFaultSIGTERMDrains200Downloads sends SIGTERM while 200 downloads of 50 objects are under
@@ -26,7 +27,7 @@ import (
 // every download completes with exactly its object's bytes, fedicache exits 0, and its disk
 // cache holds only whole entries and no temporary file.
 func TestFaultSIGTERMDrains200Downloads(t *testing.T) {
-	origintest.CheckLeaks(t)
+	proxytest.CheckLeaks(t)
 	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
 	bucket := origintest.NewFakeBucket(t)
 	const objects, perObject = 50, 4

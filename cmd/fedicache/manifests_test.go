@@ -26,6 +26,7 @@ import (
 	"github.com/fedicache/fedicache/cache/state"
 	"github.com/fedicache/fedicache/origin"
 	"github.com/fedicache/fedicache/proxy"
+	"github.com/fedicache/fedicache/proxy/cluster"
 	"github.com/spf13/viper"
 	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
@@ -974,28 +975,31 @@ func servedMetrics(t *testing.T) map[string]map[string]bool {
 		AdminListen: ":9090",
 		Peers:       "fedicache-peers",
 		AdminToken:  "token",
-		Cloudflare:  proxy.CloudflareConfig{ZoneID: "zone", APIToken: "token"},
+		Cloudflare:  cluster.CloudflareConfig{ZoneID: "zone", APIToken: "token"},
 		Cache: CacheConfig{
 			MemoryMaxBytes: 1 << 20, MemoryMaxObjectBytes: 1 << 10,
 			DiskDir: t.TempDir(), DiskMaxBytes: 1 << 20,
 		},
 	}
-	m := proxy.NewMetrics()
-	newPeers(cfg, m)
-	newCloudflare(cfg, m, log)
-	registerBackfillMetrics(m, backfill.NewProgress())
-	registerStateMetrics(m, state.New(state.Config{}))
+	reg := newRegistry()
+	bucket := newBucketMetrics(reg)
+	newPeers(cfg, reg)
+	newCloudflare(cfg, reg, log)
+	registerBackfillMetrics(reg, backfill.NewProgress())
+	registerStateMetrics(reg, state.New(state.Config{}))
 	layered, closeTiers, err := newCache(origin.Fallback(noOrigin{}, nil), cfg, nil, log)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(closeTiers)
+	m := proxy.NewMetrics(reg)
+	registerCacheMetrics(reg, layered.Stats, m.HitBytes)
 	proxy.New(layered, cfg.Proxy, m)
 	// Labelled series appear once they have a value: one failed bucket request gives the
 	// bucket's latency and error families theirs.
-	m.ObserveBucket("GetObject", time.Millisecond, errors.New("failed"))
+	bucket.observe("GetObject", time.Millisecond, errors.New("failed"))
 
-	fams, err := m.Registry.Gather()
+	fams, err := reg.Gather()
 	if err != nil {
 		t.Fatal(err)
 	}

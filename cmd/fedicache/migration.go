@@ -2,7 +2,7 @@ package main
 
 import (
 	"github.com/fedicache/fedicache/backfill"
-	"github.com/fedicache/fedicache/proxy"
+	"github.com/fedicache/fedicache/proxy/admin"
 )
 
 // migrationListed is how many failures and conflicting keys the status page gets.
@@ -14,8 +14,8 @@ const migrationListed = 5
 // copier stored first (exists) and what this run copied. Keys that serve copied from its queue
 // may be counted again when the walk reaches them, so the figures are capped at the volume's
 // totals.
-func migrationOf(s backfill.Snapshot) proxy.Migration {
-	m := proxy.Migration{
+func migrationOf(s backfill.Snapshot) admin.Migration {
+	m := admin.Migration{
 		Running: !s.Done, Done: s.Done, Started: s.Started, Elapsed: s.Elapsed,
 		FilesTotal: s.TotalFiles, BytesTotal: s.TotalBytes, FilesScanned: s.Scanned,
 		FilesDone:   s.Present + s.Exists + s.Copied,

@@ -25,6 +25,8 @@ import (
 	"github.com/fedicache/fedicache/origin/s3"
 	"github.com/fedicache/fedicache/origin/volume"
 	"github.com/fedicache/fedicache/proxy"
+	"github.com/fedicache/fedicache/proxy/admin"
+	"github.com/fedicache/fedicache/proxy/cluster"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/cobra"
 )
@@ -69,11 +71,11 @@ type addrs struct{ public, admin net.Addr }
 // cfg.ShutdownGrace to finish. started, when not nil, is called once both listeners are bound.
 func serve(ctx context.Context, cfg Config, log *slog.Logger, started func(addrs)) error {
 	setMemoryLimit(cfg, log)
-	metrics := proxy.NewMetrics()
-	cfg.S3.Observe = metrics.ObserveBucket
+	reg := newRegistry()
+	cfg.S3.Observe = newBucketMetrics(reg).observe
 	bucket, err := s3.New(ctx, cfg.S3)
 	if err != nil {
-		return fmt.Errorf("bucket: %w", err)
+		return fmt.Errorf("bucket: %w", keyed(err))
 	}
 	// First of all, whether the bucket answers: when it does not, the operator reads why here.
 	startupCheck(ctx, bucket, cfg, log)
@@ -83,7 +85,7 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, started func(addrs
 	if err != nil {
 		return err
 	}
-	registerStateMetrics(metrics, st)
+	registerStateMetrics(reg, st)
 	var fallback origin.Origin
 	var vol *volume.Volume
 	if cfg.FallbackDir != "" {
@@ -114,17 +116,18 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, started func(addrs
 			closeTiers()
 		}
 	}()
-	o := origin.Origin(layered)
+	metrics := proxy.NewMetrics(reg)
+	registerCacheMetrics(reg, layered.Stats, metrics.HitBytes)
 
 	pcfg := cfg.Proxy
 	pcfg.Logger = log
-	var peers *proxy.Peers
+	var peers *cluster.Peers
 	if cfg.Peers != "" {
-		peers = newPeers(cfg, metrics)
+		peers = newPeers(cfg, reg)
 	}
 	bust := &buster{state: st, bucket: bucket, volume: vol, peers: peers}
 	if cfg.Cloudflare.ZoneID != "" {
-		bust.cdn = newCloudflare(cfg, metrics, log)
+		bust.cdn = newCloudflare(cfg, reg, log)
 		go bust.cdn.Run(ctx)
 	}
 	pcfg.Buster = bust
@@ -133,28 +136,36 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, started func(addrs
 		// off, or once the service refused the request for them.
 		"integrity": func() any { return map[string]bool{"checksums_asked": bucket.ChecksumsAsked()} },
 	}
-	var migration func() proxy.Migration
+	var migration func() admin.Migration
 	if cfg.Backfill.Enabled {
-		onFallback, progress, err := startBackfill(ctx, cfg, vol, layered, st, metrics, log)
+		onFallback, progress, err := startBackfill(ctx, cfg, vol, layered, st, reg, log)
 		if err != nil {
 			tiersInUse = false
 			return err
 		}
 		pcfg.OnFallback = onFallback
 		sections["backfill"] = func() any { return progress.Snapshot() }
-		migration = func() proxy.Migration { return migrationOf(progress.Snapshot()) }
+		migration = func() admin.Migration { return migrationOf(progress.Snapshot()) }
 	}
 	front := proxy.New(layered, pcfg, metrics)
-	admin := &http.Server{
-		Handler: proxy.NewAdmin(front, o, proxy.AdminConfig{
-			Version:   buildVersion(),
-			Info:      statusInfo(cfg),
-			Token:     cfg.AdminToken,
-			Sections:  sections,
-			Peers:     peers,
-			State:     clusterState{st},
-			Migration: migration,
-		}),
+	acfg := admin.Config{
+		Version:   buildVersion(),
+		Info:      statusInfo(cfg),
+		Token:     cfg.AdminToken,
+		Sections:  sections,
+		State:     clusterState{st},
+		Migration: migration,
+		Metrics:   reg,
+		Bucket:    bucket,
+		Cache:     layered,
+		Draining:  front.Draining,
+		HitBytes:  metrics.HitBytes,
+	}
+	if peers != nil {
+		acfg.Peers = peers
+	}
+	adminSrv := &http.Server{
+		Handler:           admin.New(acfg),
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
@@ -191,7 +202,7 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, started func(addrs
 	errc := make(chan error, 2)
 	go func() { errc <- front.Serve(ln) }()
 	go func() {
-		if err := admin.Serve(aln); !errors.Is(err, http.ErrServerClosed) {
+		if err := adminSrv.Serve(aln); !errors.Is(err, http.ErrServerClosed) {
 			errc <- err
 		}
 	}()
@@ -219,7 +230,7 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, started func(addrs
 	}
 	actx, acancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
 	defer acancel()
-	_ = admin.Shutdown(actx)
+	_ = adminSrv.Shutdown(actx)
 	if serveErr != nil {
 		return serveErr
 	}
@@ -269,14 +280,14 @@ func setMemoryLimit(cfg Config, log *slog.Logger) {
 var cloudflareAPI string
 
 // newCloudflare returns the purger of public URLs at Cloudflare, with its outcomes counted.
-func newCloudflare(cfg Config, m *proxy.Metrics, log *slog.Logger) *proxy.Cloudflare {
+func newCloudflare(cfg Config, reg prometheus.Registerer, log *slog.Logger) *cluster.Cloudflare {
 	purged := prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "fedicache_cdn_purged_urls_total", Help: "URLs purged from Cloudflare's cache.",
 	})
 	failed := prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "fedicache_cdn_purge_failures_total", Help: "URLs Cloudflare's purge API did not take, after retries.",
 	})
-	m.Registry.MustRegister(purged, failed)
+	reg.MustRegister(purged, failed)
 	cc := cfg.Cloudflare
 	cc.Logger = log
 	cc.BaseURL = cloudflareAPI
@@ -287,23 +298,23 @@ func newCloudflare(cfg Config, m *proxy.Metrics, log *slog.Logger) *proxy.Cloudf
 			purged.Add(float64(urls))
 		}
 	}
-	return proxy.NewCloudflare(cc)
+	return cluster.NewCloudflare(cc)
 }
 
 // lookupPeers resolves cluster.peers; nil means the system's resolver. Tests replace it.
 var lookupPeers func(ctx context.Context, host string) ([]net.IP, error)
 
 // newPeers returns the other replicas, found by cluster.peers, with their failures counted.
-func newPeers(cfg Config, m *proxy.Metrics) *proxy.Peers {
+func newPeers(cfg Config, reg prometheus.Registerer) *cluster.Peers {
 	// No label per peer: pod addresses change with every rollout. The JSON answer names them.
 	failures := prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "fedicache_peer_forward_failures_total",
 		Help: "Purges and cache busts that could not be passed on to a peer replica.",
 	})
-	m.Registry.MustRegister(failures)
+	reg.MustRegister(failures)
 	_, port, _ := net.SplitHostPort(cfg.AdminListen)
 	p, _ := strconv.Atoi(port)
-	return proxy.NewPeers(proxy.PeersConfig{
+	return cluster.NewPeers(cluster.PeersConfig{
 		Name: cfg.Peers, Port: p, Token: cfg.AdminToken, Lookup: lookupPeers,
 		OnResult: func(_ string, ok bool) {
 			if !ok {
@@ -319,7 +330,7 @@ const backfillQueueSize = 10_000
 // startBackfill runs the copy of the old volume in the background until ctx ends: the walk of
 // the whole volume, and a queue that copies first what was just served from it. It returns the
 // hook that queues a key, and the progress.
-func startBackfill(ctx context.Context, cfg Config, vol *volume.Volume, c *cache.Layered, st *state.State, m *proxy.Metrics, log *slog.Logger) (func(string), *backfill.Progress, error) {
+func startBackfill(ctx context.Context, cfg Config, vol *volume.Volume, c *cache.Layered, st *state.State, reg prometheus.Registerer, log *slog.Logger) (func(string), *backfill.Progress, error) {
 	if vol == nil {
 		return nil, nil, &configError{[]string{"backfill.enabled needs fallback.dir: set it to the old volume, e.g. fallback.dir: /mnt/mastodon-system"}}
 	}
@@ -327,14 +338,14 @@ func startBackfill(ctx context.Context, cfg Config, vol *volume.Volume, c *cache
 	scfg.MaxAttempts = backfillMaxAttempts
 	bucket, err := s3.New(ctx, scfg)
 	if err != nil {
-		return nil, nil, fmt.Errorf("bucket: %w", err)
+		return nil, nil, fmt.Errorf("bucket: %w", keyed(err))
 	}
 	eng := cfg.Backfill.Engine
 	eng.Logger = log
 	eng.OnCopied = c.Forget
 	eng.Skip = st.Has
 	p := backfill.NewProgress()
-	registerBackfillMetrics(m, p)
+	registerBackfillMetrics(reg, p)
 	q := backfill.NewQueue(vol, bucket, eng, p, backfillQueueSize)
 	go q.Run(ctx, 2)
 	go func() {
@@ -368,7 +379,7 @@ func newCache(o origin.Sourced, cfg Config, guard cache.Guard, log *slog.Logger)
 	if cfg.Cache.MemoryMaxBytes > 0 {
 		m, err := memory.New(memory.Config{MaxBytes: cfg.Cache.MemoryMaxBytes, MaxObjectBytes: cfg.Cache.MemoryMaxObjectBytes})
 		if err != nil {
-			return nil, nil, &configError{[]string{err.Error()}}
+			return nil, nil, configErrorOf(err)
 		}
 		mem = m
 		closers = append(closers, m.Close)
@@ -377,7 +388,7 @@ func newCache(o origin.Sourced, cfg Config, guard cache.Guard, log *slog.Logger)
 		d, err := disk.Open(disk.Config{Dir: cfg.Cache.DiskDir, MaxBytes: cfg.Cache.DiskMaxBytes, Logger: log})
 		if err != nil {
 			// A cache is an optimisation: serve without it rather than not at all.
-			log.Error("disk cache unusable, serving without it", "dir", cfg.Cache.DiskDir, "err", err)
+			log.Error("disk cache unusable, serving without it", "dir", cfg.Cache.DiskDir, "err", keyed(err))
 		} else {
 			dsk = d
 			closers = append(closers, func() { _ = d.Close() })

@@ -14,7 +14,7 @@ import (
 	"testing"
 
 	"github.com/fedicache/fedicache/origin/origintest"
-	"github.com/fedicache/fedicache/origin/s3"
+	"github.com/fedicache/fedicache/origin/s3/s3test"
 )
 
 // logLine is one line of the JSON log.
@@ -287,10 +287,7 @@ s3:
 			if err != nil {
 				t.Fatal(err)
 			}
-			bucket, err := s3.New(context.Background(), cfg.S3)
-			if err != nil {
-				t.Fatal(err)
-			}
+			bucket := s3test.NewFromConfig(t, cfg.S3)
 			var buf bytes.Buffer
 			startupCheck(context.Background(), bucket, cfg, newLogger(cfg, &buf))
 			lines := logLines(t, buf.String())

@@ -8,7 +8,7 @@ import (
 
 	"github.com/fedicache/fedicache/cache/state"
 	"github.com/fedicache/fedicache/origin/s3"
-	"github.com/fedicache/fedicache/proxy"
+	"github.com/fedicache/fedicache/proxy/admin"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -22,7 +22,7 @@ const stateRetentionMargin = time.Hour
 func newState(bucket *s3.Bucket, cfg Config, replayAll bool, log *slog.Logger) (*state.State, error) {
 	view, err := bucket.StateView()
 	if err != nil {
-		return nil, &configError{[]string{err.Error()}}
+		return nil, configErrorOf(err)
 	}
 	ttl, sie := cfg.Cache.Layered.TTL, cfg.Cache.Layered.StaleIfError
 	return state.New(state.Config{
@@ -35,7 +35,7 @@ func newState(bucket *s3.Bucket, cfg Config, replayAll bool, log *slog.Logger) (
 	}), nil
 }
 
-// clusterState is the state as the admin listener speaks to it (proxy.ClusterState).
+// clusterState is the state as the admin listener speaks to it (admin.ClusterState).
 type clusterState struct{ s *state.State }
 
 func (c clusterState) kind(name string) (state.Kind, error) {
@@ -68,7 +68,7 @@ func (c clusterState) LastError() string { return c.s.Stats().LastError }
 
 func (c clusterState) Status() any { return c.s.Stats() }
 
-var _ proxy.ClusterState = clusterState{}
+var _ admin.ClusterState = clusterState{}
 
 // stateMetrics are the state's figures as metrics: counters and gauges read at each scrape.
 var stateMetrics = []struct {
@@ -97,14 +97,14 @@ var stateMetrics = []struct {
 		false, func(st state.Stats) float64 { return st.LagSeconds }},
 }
 
-// registerStateMetrics exports the state's figures.
-func registerStateMetrics(m *proxy.Metrics, s *state.State) {
+// registerStateMetrics exports the state's figures in reg.
+func registerStateMetrics(reg prometheus.Registerer, s *state.State) {
 	for _, sm := range stateMetrics {
 		value := func() float64 { return sm.value(s.Stats()) }
 		if sm.counter {
-			m.Registry.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: sm.name, Help: sm.help}, value))
+			reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: sm.name, Help: sm.help}, value))
 		} else {
-			m.Registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: sm.name, Help: sm.help}, value))
+			reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: sm.name, Help: sm.help}, value))
 		}
 	}
 }

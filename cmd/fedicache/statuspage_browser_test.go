@@ -23,7 +23,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 	"github.com/fedicache/fedicache/origin/origintest"
-	"github.com/fedicache/fedicache/proxy"
+	"github.com/fedicache/fedicache/proxy/admin"
 )
 
 // chromiumPath is Debian's chromium, which scripts/chromium.sh installs.
@@ -376,20 +376,20 @@ func TestBackfillCommandAdminListen(t *testing.T) {
 	go func() {
 		exit <- run([]string{"backfill", "--config", cfg, "--s3-endpoint", hb.URL, "--log-level", "info", "--admin-listen", "127.0.0.1:0"}, io.Discard, logs)
 	}()
-	admin := "http://" + logs.waitFor(t, regexp.MustCompile(`"admin_listen":"([^"]+)"`))
+	adminURL := "http://" + logs.waitFor(t, regexp.MustCompile(`"admin_listen":"([^"]+)"`))
 
 	// Poll /status until the copy waits on the one held upload.
-	var st proxy.Status
+	var st admin.Status
 	// The copy runs in other goroutines and reports only through /status: ask it on a ticker.
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
 	deadline := time.Now().Add(60 * time.Second)
 	for {
-		resp, err := http.Get(admin + "/status")
+		resp, err := http.Get(adminURL + "/status")
 		if err != nil {
 			t.Fatalf("%v; the backfill's logs:\n%s", err, logs.String())
 		}
-		st = proxy.Status{}
+		st = admin.Status{}
 		err = json.NewDecoder(resp.Body).Decode(&st)
 		resp.Body.Close()
 		if err != nil {
@@ -406,7 +406,7 @@ func TestBackfillCommandAdminListen(t *testing.T) {
 	if !st.Ready || st.Cache != nil || !st.Migration.Running || st.Migration.FilesTotal != 12 || st.Migration.BytesDone >= st.Migration.BytesTotal {
 		t.Errorf("/status during the copy: %+v, %+v", st, st.Migration)
 	}
-	resp, err := http.Get(admin + "/")
+	resp, err := http.Get(adminURL + "/")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -420,7 +420,7 @@ func TestBackfillCommandAdminListen(t *testing.T) {
 	if resp.Header.Get("Content-Security-Policy") == "" {
 		t.Error("the backfill's status page has no Content-Security-Policy")
 	}
-	resp, err = http.Get(admin + "/metrics")
+	resp, err = http.Get(adminURL + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -439,7 +439,7 @@ func TestBackfillCommandAdminListen(t *testing.T) {
 	case <-time.After(60 * time.Second):
 		t.Fatal("the backfill did not end")
 	}
-	if _, err := http.Get(admin + "/status"); err == nil {
+	if _, err := http.Get(adminURL + "/status"); err == nil {
 		t.Error("the admin listener still answers after the backfill ended")
 	}
 	if code, _, errOut := runCLI(t, "backfill", "--config", cfg, "--verify", "--admin-listen", "127.0.0.1:0"); code != 2 || !strings.Contains(errOut, "--admin-listen") {

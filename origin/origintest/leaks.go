@@ -15,17 +15,25 @@ import (
 // network poller opens its own once, on first use, in whichever test that is.
 const FDMargin = 4
 
-// notLeaks are functions whose goroutines are no test's leak: those a process starts once and
-// keeps (a library's clock, the signal watcher), whichever test started them, and those that
-// end on their own, later than a test should wait, after their owner stopped (fasthttp's
-// worker-pool cleaner sleeps 10 s between looks; a server left running is still caught by its
-// accept loop).
+// notLeaks are functions whose goroutines are no test's leak, whatever the test: those the
+// standard library starts once and keeps (the signal watcher), whichever test started them.
+// A caller names the goroutines of its libraries with Ignore.
 var notLeaks = []string{
-	"github.com/valyala/fasthttp.updateServerDate",
-	"github.com/valyala/fasthttp.(*workerPool).Start.func2",
 	"os/signal.loop",
 	"os/signal.watchSignalLoop",
 	"runtime.ensureSigM",
+}
+
+// Option changes what a check of leaks takes for one: CheckLeaks and CountResources take them.
+type Option func(*Resources)
+
+// Ignore is an Option: goroutines that run one of funcs (a function's full name as a stack
+// dump writes it, e.g. "example.com/lib.(*pool).clean", or a part of it) are no leak. It is for
+// the background goroutines of a library: those it starts once and keeps, whichever test
+// started them, and those that end on their own, later than a test should wait, after their
+// owner stopped.
+func Ignore(funcs ...string) Option {
+	return func(r *Resources) { r.ignore = append(r.ignore, funcs...) }
 }
 
 // settleTime bounds how long the checks wait for goroutines and descriptors to go.
@@ -40,33 +48,39 @@ type Resources struct {
 	// lists them, in /proc/self/fd).
 	FDs int
 
-	ids map[uint64]bool // the goroutines, by ID
+	ids    map[uint64]bool // the goroutines, by ID
+	ignore []string        // functions whose goroutines are no leak, beyond notLeaks
 }
 
-// CountResources records the goroutines and open file descriptors now.
-func CountResources() Resources {
+// CountResources records the goroutines and open file descriptors now; opts say which
+// goroutines its checks (Settled) take for no leak.
+func CountResources(opts ...Option) Resources {
 	gs := goroutines()
-	ids := make(map[uint64]bool, len(gs))
+	r := Resources{Goroutines: len(gs), FDs: countFDs(), ids: make(map[uint64]bool, len(gs))}
 	for _, g := range gs {
-		ids[g.id] = true
+		r.ids[g.id] = true
 	}
-	return Resources{Goroutines: len(gs), FDs: countFDs(), ids: ids}
+	for _, o := range opts {
+		o(&r)
+	}
+	return r
 }
 
 // CheckLeaks records the goroutines and file descriptors at the start of a test and, once the
 // test and every cleanup registered after this call have run, fails it if a goroutine started
 // since still runs or more than FDMargin more descriptors are open, after waiting a bounded
-// time for them to end. Call it first in a test, before anything it must see closed.
-func CheckLeaks(t testing.TB) {
+// time for them to end; opts say which goroutines are no leak (see Ignore). Call it first in a
+// test, before anything it must see closed.
+func CheckLeaks(t testing.TB, opts ...Option) {
 	t.Helper()
-	base := CountResources()
+	base := CountResources(opts...)
 	t.Cleanup(func() { base.Settled(t, "at the end of the test") })
 }
 
 // Settled waits until every goroutine started since r was recorded has ended (but for those
-// that are no leak, see notLeaks) and the open descriptors are back to within FDMargin of r, and fails t,
-// listing what still runs or is open, when they are not within a bounded time. when says at
-// which point of the test the check runs, for the message.
+// that are no leak: see Ignore) and the open descriptors are back to within FDMargin of r, and
+// fails t, listing what still runs or is open, when they are not within a bounded time. when
+// says at which point of the test the check runs, for the message.
 func (r Resources) Settled(t testing.TB, when string) {
 	t.Helper()
 	r.settled(t, when, true)
@@ -111,11 +125,12 @@ func (r Resources) settled(t testing.TB, when string, checkGoroutines bool) {
 }
 
 // newGoroutines returns the goroutines that run now but did not when r was recorded, but for
-// those of notLeaks.
+// those that are no leak.
 func (r Resources) newGoroutines() []goroutine {
+	ignore := slices.Concat(notLeaks, r.ignore)
 	var extra []goroutine
 	for _, g := range goroutines() {
-		if r.ids[g.id] || slices.ContainsFunc(notLeaks, func(f string) bool { return strings.Contains(g.stack, f) }) {
+		if r.ids[g.id] || slices.ContainsFunc(ignore, func(f string) bool { return strings.Contains(g.stack, f) }) {
 			continue
 		}
 		extra = append(extra, g)

@@ -4,24 +4,16 @@ import (
 	"context"
 	"errors"
 	"testing"
-	"time"
 
 	"github.com/fedicache/fedicache/origin"
 	"github.com/fedicache/fedicache/origin/origintest"
 	"github.com/fedicache/fedicache/origin/s3"
+	"github.com/fedicache/fedicache/origin/s3/s3test"
 )
 
 func aclBucket(t *testing.T, fb *origintest.FakeBucket, require bool) *s3.Bucket {
 	t.Helper()
-	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
-	b, err := s3.New(context.Background(), s3.Config{
-		Endpoint: fb.URL, Bucket: origintest.BucketName, ForcePathStyle: true,
-		AccessKeyID: "AKID", SecretAccessKey: "secret", Timeout: 5 * time.Second, RequirePublicRead: require,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
+	return s3test.New(t, fb, func(c *s3.Config) { c.RequirePublicRead = require })
 }
 
 func TestPrivateACLHidesTheObject(t *testing.T) {

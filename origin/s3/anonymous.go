@@ -11,6 +11,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/fedicache/fedicache/origin"
+	"github.com/fedicache/fedicache/origin/fielderr"
 )
 
 // PingKey is the key, under the prefix, that an anonymous Ping asks for. No one stores it: the
@@ -18,9 +19,9 @@ import (
 const PingKey = ".fedicache-ping"
 
 // errNoStateCredentials is StateView's error for an anonymous bucket without credentials.
-var errNoStateCredentials = errors.New("s3.anonymous: fedicache's own state (tombstones and cache busts " +
-	"under state_prefix) needs signed requests: set s3.access_key_id and s3.secret_access_key " +
-	"(or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY) alongside s3.anonymous: true")
+var errNoStateCredentials error = &fielderr.Error{Pkg: "s3", Field: "Config.Anonymous",
+	Problem: "is set and no credentials were found: fedicache's own state (tombstones and cache busts) needs signed requests",
+	Fix:     "set {Config.AccessKeyID} and {Config.SecretAccessKey} (or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY) beside it"}
 
 // denied returns the error a media read of key (Get, Stat, Validate) returns for err, its
 // translated error. For an anonymous bucket a 403 means "not for the public": the object is

@@ -6,8 +6,6 @@ import (
 	"errors"
 	"io"
 	"net/http"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -15,52 +13,25 @@ import (
 	"time"
 
 	"github.com/fedicache/fedicache/origin"
+	"github.com/fedicache/fedicache/origin/fielderr"
 	"github.com/fedicache/fedicache/origin/origintest"
 	"github.com/fedicache/fedicache/origin/s3"
+	"github.com/fedicache/fedicache/origin/s3/s3test"
 )
-
-// noAWSCredentials empties the AWS credential chain for the test: no credentials in the
-// environment, empty shared config and credentials files, no instance metadata.
-func noAWSCredentials(t *testing.T) {
-	t.Helper()
-	dir := t.TempDir()
-	for _, name := range []string{"config", "credentials"} {
-		if err := os.WriteFile(filepath.Join(dir, name), nil, 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
-	t.Setenv("AWS_CONFIG_FILE", filepath.Join(dir, "config"))
-	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", filepath.Join(dir, "credentials"))
-	t.Setenv("AWS_PROFILE", "")
-	for _, name := range []string{
-		"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_ACCESS_KEY", "AWS_SECRET_KEY",
-		"AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_ROLE_ARN",
-		"AWS_CONTAINER_CREDENTIALS_FULL_URI", "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
-	} {
-		t.Setenv(name, "")
-	}
-}
 
 // publicConfig returns the configuration of an anonymous bucket on fb, with static credentials
 // for fedicache's own requests and Mastodon's S3_PERMISSION public-read.
 func publicConfig(fb *origintest.FakeBucket) s3.Config {
-	return s3.Config{
-		Endpoint: fb.URL, Bucket: origintest.BucketName, ForcePathStyle: true, Timeout: 5 * time.Second,
-		AccessKeyID: "AKIDFEDICACHETEST", SecretAccessKey: "not-a-secret",
-		Anonymous: true, RequirePublicRead: true,
-	}
+	cfg := s3test.Config(fb)
+	cfg.Anonymous, cfg.RequirePublicRead = true, true
+	return cfg
 }
 
 // newBucket builds the bucket cfg describes, with an empty AWS credential chain.
 func newBucket(t *testing.T, cfg s3.Config) *s3.Bucket {
 	t.Helper()
-	noAWSCredentials(t)
-	b, err := s3.New(context.Background(), cfg)
-	if err != nil {
-		t.Fatalf("New: %v", err)
-	}
-	return b
+	s3test.NoCredentials(t)
+	return s3test.NewFromConfig(t, cfg)
 }
 
 // publicFake returns a FakeBucket that refuses unsigned requests as AWS does, holding the public
@@ -184,7 +155,11 @@ func TestAnonymousWithoutCredentials(t *testing.T) {
 	if err == nil {
 		t.Fatal("StateView without credentials: nil error")
 	}
-	for _, want := range []string{"s3.anonymous", "s3.access_key_id", "s3.secret_access_key", "AWS_ACCESS_KEY_ID"} {
+	var fe *fielderr.Error
+	if !errors.As(err, &fe) || fe.Field != "Config.Anonymous" {
+		t.Errorf("StateView error %v (%T), want a *fielderr.Error of Config.Anonymous", err, err)
+	}
+	for _, want := range []string{"Config.Anonymous", "Config.AccessKeyID", "Config.SecretAccessKey", "AWS_ACCESS_KEY_ID"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("StateView error %q does not name %s", err, want)
 		}
@@ -197,13 +172,10 @@ func TestAnonymousCredentialsFromTheChain(t *testing.T) {
 	fb := publicFake(t)
 	cfg := publicConfig(fb)
 	cfg.AccessKeyID, cfg.SecretAccessKey = "", ""
-	noAWSCredentials(t)
+	s3test.NoCredentials(t)
 	t.Setenv("AWS_ACCESS_KEY_ID", "AKIDFROMTHECHAIN")
 	t.Setenv("AWS_SECRET_ACCESS_KEY", "not-a-secret-either")
-	b, err := s3.New(context.Background(), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	b := s3test.NewFromConfig(t, cfg)
 	checkReads(t, b, "priv.png", origin.ErrHidden)
 	checkReads(t, b, "missing.png", origin.ErrNotFound)
 	view, err := b.StateView()
@@ -267,7 +239,7 @@ func TestAnonymousPing(t *testing.T) {
 		t.Errorf("Ping: %v", err)
 	}
 	cfg.Bucket = "no-such-bucket"
-	if err := newBucket(t, cfg).Ping(ctx); err == nil || !strings.Contains(err.Error(), "no such bucket (check s3.bucket") {
+	if err := newBucket(t, cfg).Ping(ctx); err == nil || !strings.Contains(err.Error(), "no such bucket (check the bucket's name") {
 		t.Errorf("Ping of a missing bucket: %v, want the no-such-bucket error", err)
 	}
 	cfg.Bucket = origintest.BucketName

@@ -158,6 +158,11 @@ func (b *Bucket) get(ctx context.Context, key string, r *origin.Range) (io.ReadC
 	}
 	body := &watchedBody{body: checkedBody(key, out), w: w}
 	size, cut, err := fit(out, r)
+	if errors.Is(err, origin.ErrRangeNotSatisfiable) {
+		// The service sent the whole object for a range beyond its end: its size is known.
+		body.Close()
+		return nil, newMeta(key, size, out.ContentType, out.ETag, out.LastModified), err
+	}
 	if err != nil {
 		body.Close()
 		return nil, origin.Meta{}, err
@@ -222,7 +227,7 @@ func fit(out *s3.GetObjectOutput, r *origin.Range) (size int64, cut *sliceBody, 
 	}
 	first, last, ok := r.Resolve(size)
 	if !ok {
-		return 0, nil, origin.ErrRangeNotSatisfiable
+		return size, nil, origin.ErrRangeNotSatisfiable
 	}
 	return size, &sliceBody{skip: first, remain: last - first + 1}, nil
 }
@@ -258,7 +263,7 @@ func (b *Bucket) Ping(ctx context.Context) error {
 }
 
 // errNoSuchBucket is Ping's error for a bucket the service does not have.
-var errNoSuchBucket = errors.New("no such bucket (check s3.bucket, s3.endpoint and s3.region)")
+var errNoSuchBucket = errors.New("no such bucket (check the bucket's name, the endpoint and the region)")
 
 // observed tells Config.Observe, when set, about one request that started at start.
 func (b *Bucket) observed(op string, start time.Time, err error) {

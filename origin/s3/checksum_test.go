@@ -14,6 +14,7 @@ import (
 	"github.com/fedicache/fedicache/origin"
 	"github.com/fedicache/fedicache/origin/origintest"
 	"github.com/fedicache/fedicache/origin/s3"
+	"github.com/fedicache/fedicache/origin/s3/s3test"
 )
 
 // observed records what a Bucket tells Config.Observe.
@@ -46,22 +47,14 @@ func (o *observed) failed() (failed, all int) {
 // by edit when it is not nil.
 func checksumBucket(t *testing.T, fb *origintest.FakeBucket, obs *observed, edit func(*s3.Config)) *s3.Bucket {
 	t.Helper()
-	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
-	cfg := s3.Config{
-		Endpoint: fb.URL, Bucket: origintest.BucketName, ForcePathStyle: true,
-		AccessKeyID: "AKID", SecretAccessKey: "secret", Timeout: 5 * time.Second,
-	}
-	if obs != nil {
-		cfg.Observe = obs.observe
-	}
-	if edit != nil {
-		edit(&cfg)
-	}
-	b, err := s3.New(context.Background(), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
+	return s3test.New(t, fb, func(c *s3.Config) {
+		if obs != nil {
+			c.Observe = obs.observe
+		}
+		if edit != nil {
+			edit(c)
+		}
+	})
 }
 
 // randomBytes returns n bytes that differ from run to run of no test.

@@ -1,13 +1,14 @@
 package s3
 
 import (
-	"errors"
 	"fmt"
 	"net/url"
 	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+
+	"github.com/fedicache/fedicache/origin/fielderr"
 )
 
 // Config says which bucket to read and how to reach it. The zero value of every field but Bucket
@@ -101,6 +102,10 @@ const DefaultTimeout = 30 * time.Second
 // DefaultRegion is the Region a zero Config uses.
 const DefaultRegion = "us-east-1"
 
+// ACLPublicRead is the canned ACL of visible media, Mastodon's default S3_PERMISSION: the ACL
+// that RequirePublicRead expects an object's grants to amount to.
+const ACLPublicRead = "public-read"
+
 // The defaults of the settings of lists and writes.
 const (
 	DefaultMultipartThreshold = 64 << 20
@@ -122,23 +127,28 @@ const (
 	ChecksumWhenSupported = "when_supported"
 )
 
-// Validate reports the first thing wrong with c, naming the configuration key, what is wrong
-// and an example of a right value.
+// Validate reports the first thing wrong with c: a *fielderr.Error naming the field, what is
+// wrong and an example of a right value.
 func (c Config) Validate() error {
 	switch {
 	case c.Bucket == "":
-		return errors.New("s3.bucket is empty: set it to the bucket's name, e.g. s3.bucket: mastodon-media")
+		return &fielderr.Error{Pkg: "s3", Field: "Config.Bucket", Problem: "is empty",
+			Fix: "set the bucket's name", Example: "mastodon-media"}
 	case strings.ContainsAny(c.Bucket, "/ "):
-		return fmt.Errorf("s3.bucket %q is not a bucket name: set only the name and put a path in s3.prefix, "+
-			"e.g. s3.bucket: mastodon-media", c.Bucket)
+		return &fielderr.Error{Pkg: "s3", Field: "Config.Bucket", Value: fmt.Sprintf("%q", c.Bucket),
+			Problem: "is not a bucket name", Fix: "set only the name, and a path in {Config.Prefix}", Example: "mastodon-media"}
 	case !validRegion(c.Region):
-		return fmt.Errorf("s3.region %q is not a region name: set the bucket's region, e.g. s3.region: eu-central-1 "+
-			"(auto for Cloudflare R2)", c.Region)
+		return &fielderr.Error{Pkg: "s3", Field: "Config.Region", Value: fmt.Sprintf("%q", c.Region),
+			Problem: "is not a region name", Fix: "set the bucket's region (auto for Cloudflare R2)", Example: "eu-central-1"}
 	case c.Timeout < 0:
-		return fmt.Errorf("s3.timeout %s is negative: set a positive duration, e.g. s3.timeout: 30s", c.Timeout)
-	case (c.AccessKeyID == "") != (c.SecretAccessKey == ""):
-		return errors.New("s3.access_key_id and s3.secret_access_key must be set together: set both, " +
-			"e.g. s3.access_key_id: AKIAIOSFODNN7EXAMPLE, or neither to use the AWS credential chain")
+		return &fielderr.Error{Pkg: "s3", Field: "Config.Timeout", Value: c.Timeout.String(),
+			Problem: "is negative", Fix: "set a positive duration", Example: DefaultTimeout.String()}
+	case c.AccessKeyID != "" && c.SecretAccessKey == "":
+		return &fielderr.Error{Pkg: "s3", Field: "Config.SecretAccessKey", Problem: "is empty while {Config.AccessKeyID} is set",
+			Fix: "set both, or neither to use the AWS credential chain"}
+	case c.AccessKeyID == "" && c.SecretAccessKey != "":
+		return &fielderr.Error{Pkg: "s3", Field: "Config.AccessKeyID", Problem: "is empty while {Config.SecretAccessKey} is set",
+			Fix: "set both, or neither to use the AWS credential chain"}
 	}
 	if err := c.validateWrites(); err != nil {
 		return err
@@ -159,17 +169,18 @@ func (c Config) Validate() error {
 func (c Config) validateWrites() error {
 	switch {
 	case c.MultipartThreshold < 0 || c.MultipartThreshold > maxPutSize:
-		return fmt.Errorf("s3.multipart_threshold %d is not between 0 and 5 GiB: set a size in bytes, "+
-			"e.g. s3.multipart_threshold: 67108864 (64 MiB), or 0 for the default", c.MultipartThreshold)
+		return &fielderr.Error{Pkg: "s3", Field: "Config.MultipartThreshold", Value: fmt.Sprint(c.MultipartThreshold),
+			Problem: "is not between 0 and 5 GiB", Fix: "set a size in bytes, or 0 for the default", Example: "67108864 (64 MiB)"}
 	case c.PartSize != 0 && (c.PartSize < minPartSize || c.PartSize > maxPartSize):
-		return fmt.Errorf("s3.part_size %d is not between 5 MiB and 5 GiB, the part sizes S3 accepts: "+
-			"set a size in bytes, e.g. s3.part_size: 16777216 (16 MiB), or 0 for the default", c.PartSize)
+		return &fielderr.Error{Pkg: "s3", Field: "Config.PartSize", Value: fmt.Sprint(c.PartSize),
+			Problem: "is not between 5 MiB and 5 GiB, the part sizes S3 accepts",
+			Fix:     "set a size in bytes, or 0 for the default", Example: "16777216 (16 MiB)"}
 	case c.MaxAttempts < 0:
-		return fmt.Errorf("s3.max_attempts %d is negative: set a count, e.g. s3.max_attempts: 10, "+
-			"or 0 for the default of %d", c.MaxAttempts, DefaultMaxAttempts)
+		return &fielderr.Error{Pkg: "s3", Field: "Config.MaxAttempts", Value: fmt.Sprint(c.MaxAttempts),
+			Problem: "is negative", Fix: fmt.Sprintf("set a count, or 0 for the default of %d", DefaultMaxAttempts), Example: "10"}
 	case c.MaxBackoff < 0:
-		return fmt.Errorf("s3.max_backoff %s is negative: set a positive duration, e.g. s3.max_backoff: 20s",
-			c.MaxBackoff)
+		return &fielderr.Error{Pkg: "s3", Field: "Config.MaxBackoff", Value: c.MaxBackoff.String(),
+			Problem: "is negative", Fix: "set a positive duration, or 0 for the default", Example: DefaultMaxBackoff.String()}
 	}
 	return nil
 }
@@ -194,12 +205,13 @@ func validateEndpoint(endpoint string) error {
 	}
 	u, err := url.Parse(endpoint)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return fmt.Errorf("s3.endpoint %q is not an absolute http(s) URL: set the service's base URL, "+
-			"e.g. s3.endpoint: https://s3.eu-central-003.backblazeb2.com, or leave it empty for AWS", endpoint)
+		return &fielderr.Error{Pkg: "s3", Field: "Config.Endpoint", Value: fmt.Sprintf("%q", endpoint),
+			Problem: "is not an absolute http(s) URL", Fix: "set the service's base URL, or leave it empty for AWS",
+			Example: "https://s3.eu-central-003.backblazeb2.com"}
 	}
 	if u.RawQuery != "" || u.Fragment != "" {
-		return fmt.Errorf("s3.endpoint %q has a query or fragment: set only the base URL, "+
-			"e.g. s3.endpoint: http://minio:9000", endpoint)
+		return &fielderr.Error{Pkg: "s3", Field: "Config.Endpoint", Value: fmt.Sprintf("%q", endpoint),
+			Problem: "has a query or fragment", Fix: "set only the base URL", Example: "http://minio:9000"}
 	}
 	return nil
 }
@@ -212,8 +224,7 @@ func requestChecksum(v string) (aws.RequestChecksumCalculation, error) {
 	case ChecksumWhenSupported:
 		return aws.RequestChecksumCalculationWhenSupported, nil
 	}
-	return 0, fmt.Errorf("s3.request_checksum %q is not known: set when_required or when_supported, "+
-		"e.g. s3.request_checksum: when_required", v)
+	return 0, checksumError("Config.RequestChecksum", v)
 }
 
 // responseChecksum maps a ResponseChecksum value to the SDK's setting.
@@ -224,8 +235,13 @@ func responseChecksum(v string) (aws.ResponseChecksumValidation, error) {
 	case ChecksumWhenSupported:
 		return aws.ResponseChecksumValidationWhenSupported, nil
 	}
-	return 0, fmt.Errorf("s3.response_checksum %q is not known: set when_required or when_supported, "+
-		"e.g. s3.response_checksum: when_required", v)
+	return 0, checksumError("Config.ResponseChecksum", v)
+}
+
+// checksumError is the error of a RequestChecksum or ResponseChecksum that is not known.
+func checksumError(field, v string) error {
+	return &fielderr.Error{Pkg: "s3", Field: field, Value: fmt.Sprintf("%q", v), Problem: "is not known",
+		Fix: "set " + ChecksumWhenRequired + " or " + ChecksumWhenSupported, Example: ChecksumWhenRequired}
 }
 
 // withDefaults returns c with its zero fields filled in: the one place defaults live.

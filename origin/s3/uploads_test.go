@@ -20,12 +20,12 @@ func TestAbortStaleUploads(t *testing.T) {
 	}
 
 	// Uploads started two hours ago, by the fake's clock, and one just now.
-	f.clock.set(-2 * time.Hour)
+	f.clock.Set(time.Now().Add(-2 * time.Hour))
 	startUpload(t, b, "pre/old.mp4")
 	startUpload(t, b, "pre/old.mp4") // two uploads of one key
 	startUpload(t, b, "pre/a/older.mp4")
 	startUpload(t, b, "other/old.mp4") // outside the prefix
-	f.clock.set(0)
+	f.clock.Set(time.Now())
 	startUpload(t, b, "pre/new.mp4")
 
 	n, err := b.AbortStaleUploads(ctx, time.Hour)

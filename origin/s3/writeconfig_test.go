@@ -1,7 +1,6 @@
 package s3
 
 import (
-	"strings"
 	"testing"
 	"time"
 
@@ -12,7 +11,7 @@ func TestValidateWrites(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
 		change func(*Config)
-		key    string // the key the error names; empty: valid
+		field  string // the field the error names; empty: valid
 	}{
 		{"zero", func(*Config) {}, ""},
 		{"all set", func(c *Config) {
@@ -20,33 +19,26 @@ func TestValidateWrites(t *testing.T) {
 		}, ""},
 		{"smallest part", func(c *Config) { c.PartSize = 5 << 20 }, ""},
 		{"largest single put", func(c *Config) { c.MultipartThreshold = 5 << 30 }, ""},
-		{"negative threshold", func(c *Config) { c.MultipartThreshold = -1 }, "s3.multipart_threshold"},
-		{"threshold above 5 GiB", func(c *Config) { c.MultipartThreshold = 5<<30 + 1 }, "s3.multipart_threshold"},
-		{"part below 5 MiB", func(c *Config) { c.PartSize = 5<<20 - 1 }, "s3.part_size"},
-		{"negative part", func(c *Config) { c.PartSize = -1 }, "s3.part_size"},
-		{"part above 5 GiB", func(c *Config) { c.PartSize = 5<<30 + 1 }, "s3.part_size"},
-		{"negative attempts", func(c *Config) { c.MaxAttempts = -1 }, "s3.max_attempts"},
-		{"negative backoff", func(c *Config) { c.MaxBackoff = -time.Second }, "s3.max_backoff"},
+		{"negative threshold", func(c *Config) { c.MultipartThreshold = -1 }, "Config.MultipartThreshold"},
+		{"threshold above 5 GiB", func(c *Config) { c.MultipartThreshold = 5<<30 + 1 }, "Config.MultipartThreshold"},
+		{"part below 5 MiB", func(c *Config) { c.PartSize = 5<<20 - 1 }, "Config.PartSize"},
+		{"negative part", func(c *Config) { c.PartSize = -1 }, "Config.PartSize"},
+		{"part above 5 GiB", func(c *Config) { c.PartSize = 5<<30 + 1 }, "Config.PartSize"},
+		{"negative attempts", func(c *Config) { c.MaxAttempts = -1 }, "Config.MaxAttempts"},
+		{"negative backoff", func(c *Config) { c.MaxBackoff = -time.Second }, "Config.MaxBackoff"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := Config{Bucket: "mastodon-media"}
 			tc.change(&c)
-			err := c.Validate()
-			switch {
-			case tc.key == "" && err != nil:
-				t.Errorf("Validate: %v, want nil", err)
-			case tc.key != "" && err == nil:
-				t.Errorf("Validate: nil, want an error naming %s", tc.key)
-			case tc.key != "" && (!strings.HasPrefix(err.Error(), tc.key+" ") || !strings.Contains(err.Error(), "e.g. ")):
-				t.Errorf("Validate: %q, want it to start with %s and give an example", err, tc.key)
-			}
+			checkFieldError(t, c.Validate(), tc.field)
 		})
 	}
 }
 
 func TestWriteDefaults(t *testing.T) {
 	c := Config{Bucket: "b"}.withDefaults()
-	if c.MultipartThreshold != 64<<20 || c.PartSize != 16<<20 || c.MaxAttempts != 3 || c.MaxBackoff != 20*time.Second {
+	if c.MultipartThreshold != DefaultMultipartThreshold || c.PartSize != DefaultPartSize ||
+		c.MaxAttempts != DefaultMaxAttempts || c.MaxBackoff != DefaultMaxBackoff {
 		t.Errorf("defaults: threshold %d, part %d, attempts %d, backoff %s", c.MultipartThreshold, c.PartSize, c.MaxAttempts, c.MaxBackoff)
 	}
 	w := newWriteConfig(c)

@@ -10,7 +10,6 @@ import (
 	"net/url"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -18,15 +17,17 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/johannesboyne/gofakes3"
 	"github.com/johannesboyne/gofakes3/backend/s3mem"
+
+	"github.com/fedicache/fedicache/origin/origintest"
 )
 
 // writeFake is the fake for lists and writes: gofakes3 over memory, like newFake's, with a
-// clock the test can turn back, a log of every request with its query, faults that answer
-// chosen requests in the service's stead, and If-None-Match on CompleteMultipartUpload, which
-// gofakes3 ignores.
+// clock the test sets, a log of every request with its query, faults that answer chosen
+// requests in the service's stead, and If-None-Match on CompleteMultipartUpload, which gofakes3
+// ignores.
 type writeFake struct {
 	*fake // backend, handler and srv; its own log stays empty
-	clock fakeClock
+	clock *origintest.Clock
 
 	mu     sync.Mutex
 	calls  []call
@@ -51,22 +52,15 @@ type fault struct {
 	times  int
 }
 
-// fakeClock is gofakes3's time, offset from the real one by what the test sets.
-type fakeClock struct{ offset atomic.Int64 }
-
-func (c *fakeClock) Now() time.Time                  { return time.Now().Add(time.Duration(c.offset.Load())) }
-func (c *fakeClock) Since(t time.Time) time.Duration { return c.Now().Sub(t) }
-func (c *fakeClock) set(offset time.Duration)        { c.offset.Store(int64(offset)) }
-
-// newWriteFake starts an empty writeFake on a real listener.
+// newWriteFake starts an empty writeFake on a real listener, its clock reading the time now.
 func newWriteFake(t *testing.T) *writeFake {
 	t.Helper()
-	f := &writeFake{fake: &fake{backend: s3mem.New()}}
+	f := &writeFake{fake: &fake{backend: s3mem.New()}, clock: origintest.NewClock(time.Now())}
 	if err := f.backend.CreateBucket(testBucket); err != nil {
 		t.Fatal(err)
 	}
 	// The skew check would refuse the requests made while the clock is turned back.
-	s3 := gofakes3.New(f.backend, gofakes3.WithTimeSource(&f.clock), gofakes3.WithTimeSkewLimit(0)).Server()
+	s3 := gofakes3.New(f.backend, gofakes3.WithTimeSource(f.clock), gofakes3.WithTimeSkewLimit(0)).Server()
 	f.handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		c := call{Method: r.Method, Path: r.URL.Path, Query: r.URL.Query(), Header: r.Header.Clone()}
 		c.Status = f.serve(s3, w, r)

@@ -1,4 +1,4 @@
-package proxy_test
+package cluster_test
 
 import (
 	"context"
@@ -16,7 +16,7 @@ import (
 	"time"
 
 	"github.com/fedicache/fedicache/origin/origintest"
-	"github.com/fedicache/fedicache/proxy"
+	"github.com/fedicache/fedicache/proxy/cluster"
 )
 
 const (
@@ -44,7 +44,7 @@ func (f *fakePeer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	f.mu.Lock()
 	f.seen = append(f.seen, peerRequest{
 		method: r.Method, uri: r.RequestURI, host: r.Host,
-		auth: r.Header.Get("Authorization"), forwarded: r.Header.Get(proxy.ForwardedHeader),
+		auth: r.Header.Get("Authorization"), forwarded: r.Header.Get(cluster.ForwardedHeader),
 	})
 	n := len(f.seen)
 	f.mu.Unlock()
@@ -132,7 +132,7 @@ func (l *resultLog) calls() map[string][]bool {
 
 // newTestPeers returns the forwarder of cfg with the test's defaults filled in: the test name
 // and token, a lookup that answers ips, and an own address no peer has.
-func newTestPeers(t *testing.T, cfg proxy.PeersConfig, ips ...net.IP) *proxy.Peers {
+func newTestPeers(t *testing.T, cfg cluster.PeersConfig, ips ...net.IP) *cluster.Peers {
 	t.Helper()
 	if cfg.Name == "" {
 		cfg.Name = peersName
@@ -151,14 +151,14 @@ func newTestPeers(t *testing.T, cfg proxy.PeersConfig, ips ...net.IP) *proxy.Pee
 	if cfg.Self == nil {
 		cfg.Self = func() ([]net.IP, error) { return []net.IP{net.ParseIP("10.255.255.1")}, nil }
 	}
-	p := proxy.NewPeers(cfg)
+	p := cluster.NewPeers(cfg)
 	t.Cleanup(p.CloseIdleConnections)
 	return p
 }
 
 // checkResult compares one result with want, ignoring Err but for whether it is empty and
 // whether it holds wantErr.
-func checkResult(t *testing.T, got, want proxy.PeerResult, wantErr string) {
+func checkResult(t *testing.T, got, want cluster.PeerResult, wantErr string) {
 	t.Helper()
 	if got.Peer != want.Peer || got.Status != want.Status || got.Attempts != want.Attempts {
 		t.Errorf("result %+v, want peer %s, status %d, attempts %d", got, want.Peer, want.Status, want.Attempts)
@@ -193,7 +193,7 @@ func TestPeersForwardReachesEveryPeerInParallel(t *testing.T) {
 	peers := []*fakePeer{{answer: hold}, {answer: hold}, {answer: hold}, {answer: hold}}
 	port := startPeers(t, peers...)
 	var log resultLog
-	p := newTestPeers(t, proxy.PeersConfig{
+	p := newTestPeers(t, cluster.PeersConfig{
 		Port:     port,
 		Timeout:  10 * time.Second,
 		Attempts: 1,
@@ -202,7 +202,7 @@ func TestPeersForwardReachesEveryPeerInParallel(t *testing.T) {
 		OnResult: log.record,
 	}, loopback(4), loopback(1), loopback(3), loopback(2), loopback(4).To4())
 
-	done := make(chan []proxy.PeerResult, 1)
+	done := make(chan []cluster.PeerResult, 1)
 	go func() { done <- p.Forward(context.Background(), peersPath) }()
 	for i := range 3 {
 		select {
@@ -219,7 +219,7 @@ func TestPeersForwardReachesEveryPeerInParallel(t *testing.T) {
 		t.Fatalf("%d results %+v, want one each for %v", len(results), results, want)
 	}
 	for i, r := range results {
-		checkResult(t, r, proxy.PeerResult{Peer: want[i], Status: http.StatusOK, Attempts: 1}, "")
+		checkResult(t, r, cluster.PeerResult{Peer: want[i], Status: http.StatusOK, Attempts: 1}, "")
 	}
 	for i, f := range peers {
 		reqs := f.requests()
@@ -260,7 +260,7 @@ func TestPeersForwardBoundedWhenPeersAreDown(t *testing.T) {
 	port := startPeers(t, up, hung)
 	const timeout, attempts = 200 * time.Millisecond, 3
 	var log resultLog
-	p := newTestPeers(t, proxy.PeersConfig{Port: port, Timeout: timeout, Attempts: attempts, OnResult: log.record},
+	p := newTestPeers(t, cluster.PeersConfig{Port: port, Timeout: timeout, Attempts: attempts, OnResult: log.record},
 		loopback(1), loopback(2), loopback(200)) // nothing listens on 127.0.0.200
 
 	start := time.Now()
@@ -276,9 +276,9 @@ func TestPeersForwardBoundedWhenPeersAreDown(t *testing.T) {
 	if len(results) != 3 {
 		t.Fatalf("results %+v, want 3", results)
 	}
-	checkResult(t, results[0], proxy.PeerResult{Peer: peerAddr(1, port), Status: http.StatusOK, Attempts: 1}, "")
-	checkResult(t, results[1], proxy.PeerResult{Peer: peerAddr(2, port), Attempts: attempts}, "no answer within 200ms")
-	checkResult(t, results[2], proxy.PeerResult{Peer: peerAddr(200, port), Attempts: attempts}, "peers: POST "+peersPath)
+	checkResult(t, results[0], cluster.PeerResult{Peer: peerAddr(1, port), Status: http.StatusOK, Attempts: 1}, "")
+	checkResult(t, results[1], cluster.PeerResult{Peer: peerAddr(2, port), Attempts: attempts}, "no answer within 200ms")
+	checkResult(t, results[2], cluster.PeerResult{Peer: peerAddr(200, port), Attempts: attempts}, "peers: POST "+peersPath)
 	if n := len(up.requests()); n != 1 {
 		t.Errorf("the peer that is up saw %d requests, want 1", n)
 	}
@@ -306,15 +306,15 @@ func TestPeersForwardRetries5xxButNot4xx(t *testing.T) {
 		http.Error(w, "shutting down", http.StatusServiceUnavailable)
 	}}
 	port := startPeers(t, flaky, refusing, broken)
-	p := newTestPeers(t, proxy.PeersConfig{Port: port}, loopback(1), loopback(2), loopback(3))
+	p := newTestPeers(t, cluster.PeersConfig{Port: port}, loopback(1), loopback(2), loopback(3))
 
 	results := p.Forward(context.Background(), peersPath)
 	if len(results) != 3 {
 		t.Fatalf("results %+v, want 3", results)
 	}
-	checkResult(t, results[0], proxy.PeerResult{Peer: peerAddr(1, port), Status: http.StatusOK, Attempts: 3}, "")
-	checkResult(t, results[1], proxy.PeerResult{Peer: peerAddr(2, port), Status: http.StatusForbidden, Attempts: 1}, "status 403: wrong token")
-	checkResult(t, results[2], proxy.PeerResult{Peer: peerAddr(3, port), Status: http.StatusServiceUnavailable, Attempts: 3}, "status 503: shutting down")
+	checkResult(t, results[0], cluster.PeerResult{Peer: peerAddr(1, port), Status: http.StatusOK, Attempts: 3}, "")
+	checkResult(t, results[1], cluster.PeerResult{Peer: peerAddr(2, port), Status: http.StatusForbidden, Attempts: 1}, "status 403: wrong token")
+	checkResult(t, results[2], cluster.PeerResult{Peer: peerAddr(3, port), Status: http.StatusServiceUnavailable, Attempts: 3}, "status 503: shutting down")
 	for _, c := range []struct {
 		name string
 		f    *fakePeer
@@ -331,7 +331,7 @@ func TestPeersForwardLookup(t *testing.T) {
 	t.Run("error", func(t *testing.T) {
 		var log resultLog
 		var hadDeadline bool
-		p := newTestPeers(t, proxy.PeersConfig{
+		p := newTestPeers(t, cluster.PeersConfig{
 			OnResult: log.record,
 			Lookup: func(ctx context.Context, host string) ([]net.IP, error) {
 				_, hadDeadline = ctx.Deadline()
@@ -342,7 +342,7 @@ func TestPeersForwardLookup(t *testing.T) {
 		if len(results) != 1 {
 			t.Fatalf("results %+v, want 1", results)
 		}
-		checkResult(t, results[0], proxy.PeerResult{Peer: peersName}, "peers: lookup "+peersName+": ")
+		checkResult(t, results[0], cluster.PeerResult{Peer: peersName}, "peers: lookup "+peersName+": ")
 		if !strings.Contains(results[0].Err, "server misbehaving") {
 			t.Errorf("error %q does not say what the resolver said", results[0].Err)
 		}
@@ -355,7 +355,7 @@ func TestPeersForwardLookup(t *testing.T) {
 	})
 	t.Run("only self", func(t *testing.T) {
 		var log resultLog
-		p := newTestPeers(t, proxy.PeersConfig{
+		p := newTestPeers(t, cluster.PeersConfig{
 			OnResult: log.record,
 			Self:     func() ([]net.IP, error) { return []net.IP{loopback(7)}, nil },
 		}, loopback(7))
@@ -381,14 +381,14 @@ func TestPeersForwardIPv6(t *testing.T) {
 	srv.Start()
 	t.Cleanup(srv.Close)
 	port := l.Addr().(*net.TCPAddr).Port
-	p := newTestPeers(t, proxy.PeersConfig{Port: port}, net.ParseIP("::1"))
+	p := newTestPeers(t, cluster.PeersConfig{Port: port}, net.ParseIP("::1"))
 
 	results := p.Forward(context.Background(), peersPath)
 	want := "[::1]:" + strconv.Itoa(port)
 	if len(results) != 1 {
 		t.Fatalf("results %+v, want 1", results)
 	}
-	checkResult(t, results[0], proxy.PeerResult{Peer: want, Status: http.StatusOK, Attempts: 1}, "")
+	checkResult(t, results[0], cluster.PeerResult{Peer: want, Status: http.StatusOK, Attempts: 1}, "")
 	if reqs := peer.requests(); len(reqs) != 1 || reqs[0].host != want || reqs[0].uri != peersPath {
 		t.Errorf("the peer saw %+v, want one request for %s at %s", reqs, peersPath, want)
 	}
@@ -408,7 +408,7 @@ func TestPeersDefaultSelfIsTheInterfaces(t *testing.T) {
 	}
 	own, other := &fakePeer{}, &fakePeer{}
 	port := startPeers(t, own, other)
-	p := proxy.NewPeers(proxy.PeersConfig{
+	p := cluster.NewPeers(cluster.PeersConfig{
 		Name: peersName, Port: port, Token: peersToken,
 		Lookup: func(context.Context, string) ([]net.IP, error) { return []net.IP{loopback(1), loopback(2)}, nil },
 	})
@@ -418,7 +418,7 @@ func TestPeersDefaultSelfIsTheInterfaces(t *testing.T) {
 	if len(results) != 1 {
 		t.Fatalf("results %+v, want only 127.0.0.2: 127.0.0.1 is this host's", results)
 	}
-	checkResult(t, results[0], proxy.PeerResult{Peer: peerAddr(2, port), Status: http.StatusOK, Attempts: 1}, "")
+	checkResult(t, results[0], cluster.PeerResult{Peer: peerAddr(2, port), Status: http.StatusOK, Attempts: 1}, "")
 	if n := len(own.requests()); n != 0 {
 		t.Errorf("this host's address saw %d requests, want none", n)
 	}
@@ -428,28 +428,28 @@ func TestPeersCanceledContextGivesUp(t *testing.T) {
 	origintest.CheckLeaks(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	p := newTestPeers(t, proxy.PeersConfig{Port: 9, Timeout: time.Minute, Attempts: 5}, loopback(200))
+	p := newTestPeers(t, cluster.PeersConfig{Port: 9, Timeout: time.Minute, Attempts: 5}, loopback(200))
 	results := p.Forward(ctx, peersPath)
 	if len(results) != 1 {
 		t.Fatalf("results %+v, want 1", results)
 	}
-	checkResult(t, results[0], proxy.PeerResult{Peer: peerAddr(200, 9), Attempts: 1}, context.Canceled.Error())
+	checkResult(t, results[0], cluster.PeerResult{Peer: peerAddr(200, 9), Attempts: 1}, context.Canceled.Error())
 }
 
 func TestPeersConfigErrors(t *testing.T) {
-	if err := (proxy.PeersConfig{Name: peersName}).Validate(); err != nil {
+	if err := (cluster.PeersConfig{Name: peersName}).Validate(); err != nil {
 		t.Errorf("a config with only Name: %v, want it valid", err)
 	}
 	for _, c := range []struct {
-		cfg  proxy.PeersConfig
+		cfg  cluster.PeersConfig
 		want string
 	}{
-		{proxy.PeersConfig{}, "Name is empty"},
-		{proxy.PeersConfig{Name: " "}, "Name is empty"},
-		{proxy.PeersConfig{Name: peersName, Port: -1}, "Port -1"},
-		{proxy.PeersConfig{Name: peersName, Port: 65536}, "Port 65536"},
-		{proxy.PeersConfig{Name: peersName, Timeout: -time.Second}, "Timeout -1s"},
-		{proxy.PeersConfig{Name: peersName, Attempts: -1}, "Attempts -1"},
+		{cluster.PeersConfig{}, "Name is empty"},
+		{cluster.PeersConfig{Name: " "}, "Name is empty"},
+		{cluster.PeersConfig{Name: peersName, Port: -1}, "Port -1"},
+		{cluster.PeersConfig{Name: peersName, Port: 65536}, "Port 65536"},
+		{cluster.PeersConfig{Name: peersName, Timeout: -time.Second}, "Timeout -1s"},
+		{cluster.PeersConfig{Name: peersName, Attempts: -1}, "Attempts -1"},
 	} {
 		err := c.cfg.Validate()
 		if err == nil || !strings.Contains(err.Error(), c.want) {
@@ -458,7 +458,7 @@ func TestPeersConfigErrors(t *testing.T) {
 		}
 		var log resultLog
 		c.cfg.OnResult = log.record
-		results := proxy.NewPeers(c.cfg).Forward(context.Background(), peersPath)
+		results := cluster.NewPeers(c.cfg).Forward(context.Background(), peersPath)
 		if len(results) != 1 || results[0].Err != err.Error() || results[0].OK() {
 			t.Errorf("Forward with %+v = %+v, want one result with %q", c.cfg, results, err)
 		}
@@ -468,7 +468,7 @@ func TestPeersConfigErrors(t *testing.T) {
 	}
 
 	lookups := 0
-	p := newTestPeers(t, proxy.PeersConfig{Lookup: func(context.Context, string) ([]net.IP, error) {
+	p := newTestPeers(t, cluster.PeersConfig{Lookup: func(context.Context, string) ([]net.IP, error) {
 		lookups++
 		return []net.IP{loopback(200)}, nil
 	}})
@@ -482,7 +482,7 @@ func TestPeersConfigErrors(t *testing.T) {
 		t.Errorf("%d lookups for paths that were refused, want none", lookups)
 	}
 
-	var off *proxy.Peers
+	var off *cluster.Peers
 	if results := off.Forward(context.Background(), peersPath); results != nil {
 		t.Errorf("Forward on a nil *Peers = %+v, want nil", results)
 	}

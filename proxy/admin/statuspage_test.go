@@ -1,8 +1,7 @@
-package proxy_test
+package admin_test
 
 import (
 	"bytes"
-	"context"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
@@ -16,10 +15,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dustin/go-humanize"
 	"github.com/fedicache/fedicache/cache"
 	"github.com/fedicache/fedicache/origin/origintest"
-	"github.com/fedicache/fedicache/origin/s3"
-	"github.com/fedicache/fedicache/proxy"
+	"github.com/fedicache/fedicache/origin/s3/s3test"
+	"github.com/fedicache/fedicache/proxy/admin"
+	"github.com/fedicache/fedicache/proxy/proxytest"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -28,15 +29,15 @@ const hostileKey = `media_attachments/files/000/000/666/original/"><script>alert
 
 // migrationAt serves a Migration the test can change while the admin runs.
 type migrationAt struct {
-	p atomic.Pointer[proxy.Migration]
+	p atomic.Pointer[admin.Migration]
 }
 
-func (m *migrationAt) set(v proxy.Migration) { m.p.Store(&v) }
-func (m *migrationAt) get() proxy.Migration  { return *m.p.Load() }
+func (m *migrationAt) set(v admin.Migration) { m.p.Store(&v) }
+func (m *migrationAt) get() admin.Migration  { return *m.p.Load() }
 
 // running is a copy a quarter through, with errors, conflicts and a hostile key.
-func running() proxy.Migration {
-	return proxy.Migration{
+func running() admin.Migration {
+	return admin.Migration{
 		Running: true, Started: time.Now().Add(-90 * time.Minute), Elapsed: 90 * time.Minute,
 		FilesTotal: 1200, BytesTotal: 10 << 30, FilesScanned: 320,
 		FilesDone: 300, BytesDone: 5 << 29,
@@ -53,9 +54,9 @@ func running() proxy.Migration {
 }
 
 // getPage fetches the status page at path and returns the response with its body read.
-func getPage(t *testing.T, admin *httptest.Server, path string) (*http.Response, string) {
+func getPage(t *testing.T, srv *httptest.Server, path string) (*http.Response, string) {
 	t.Helper()
-	resp, err := http.Get(admin.URL + path)
+	resp, err := http.Get(srv.URL + path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -77,19 +78,8 @@ func checkContains(t *testing.T, body string, want ...string) {
 	}
 }
 
-// kib and mib write n bytes as the page does in those ranges: three significant digits.
-func kib(n int64) string { return sigFigs(float64(n)/(1<<10)) + " KiB" }
-func mib(n int64) string { return sigFigs(float64(n)/(1<<20)) + " MiB" }
-
-func sigFigs(v float64) string {
-	switch {
-	case v < 9.995:
-		return fmt.Sprintf("%.2f", v)
-	case v < 99.95:
-		return fmt.Sprintf("%.1f", v)
-	}
-	return fmt.Sprintf("%.0f", v)
-}
+// bytesAsShown writes n bytes as the page does.
+func bytesAsShown(n int64) string { return humanize.IBytes(uint64(n)) }
 
 // containsAll reports whether body holds every one of want.
 func containsAll(body string, want []string) bool {
@@ -158,35 +148,35 @@ func checkSelfContained(t *testing.T, resp *http.Response, body string) {
 func TestStatusPageShowsMigrationCacheAndBucket(t *testing.T) {
 	var mig migrationAt
 	mig.set(running())
-	e := newEnv(t, withCache, func(c *envConfig) {
-		c.admin.Migration = mig.get
-		c.admin.Version = "v1.2.3"
-		c.admin.Info = map[string]any{"host": "media-7f9c", "bucket": "mastodon-media", "endpoint": "https://s3.example", "strip_prefix": []string{"/media"}}
+	e := proxytest.NewEnv(t, proxytest.WithTiers, func(c *proxytest.Config) {
+		c.Admin.Migration = mig.get
+		c.Admin.Version = "v1.2.3"
+		c.Admin.Info = map[string]any{"host": "media-7f9c", "bucket": "mastodon-media", "endpoint": "https://s3.example", "strip_prefix": []string{"/media"}}
 	})
 	small := bytes.Repeat([]byte("s"), 100_000) // kept in memory
 	big := bytes.Repeat([]byte("B"), 2<<20)     // too big for memory: kept on disk
-	e.bucket.Put(t, "media_attachments/files/000/000/001/original/small.png", small)
-	e.bucket.Put(t, "media_attachments/files/000/000/002/original/big.mp4", big)
+	e.Bucket.Put(t, "media_attachments/files/000/000/001/original/small.png", small)
+	e.Bucket.Put(t, "media_attachments/files/000/000/002/original/big.mp4", big)
 	for _, k := range []string{"media_attachments/files/000/000/001/original/small.png", "media_attachments/files/000/000/002/original/big.mp4"} {
 		for i := range 2 {
-			resp, body := e.do(t, "GET", "/"+k)
+			resp, body := e.Do(t, "GET", "/"+k)
 			if resp.StatusCode != 200 || len(body) == 0 {
 				t.Fatalf("GET %s (%d): %d", k, i, resp.StatusCode)
 			}
 		}
 	}
-	e.cache.Settle()
+	e.Cache.Settle()
 
 	// The memory tier (ristretto) applies its writes in the background, and may drop one (the
 	// disk tier then answers): the page shows the cache's figures of just before or after it.
-	before := e.cache.Stats()
-	resp, body := getPage(t, e.admin, "/")
-	after := e.cache.Stats()
+	before := e.Cache.Stats()
+	resp, body := getPage(t, e.Admin, "/")
+	after := e.Cache.Stats()
 	checkSelfContained(t, resp, body)
 	tierFigures := func(s cache.Stats) []string {
 		return []string{
 			fmt.Sprintf("memory hits <b>%d</b>", s.MemoryHits), fmt.Sprintf("disk hits <b>%d</b>", s.DiskHits),
-			fmt.Sprintf("<b>%s</b> of 64.0 MiB", kib(s.Memory.Bytes)), fmt.Sprintf("<b>%s</b> of 1.00 GiB", mib(s.Disk.Bytes)),
+			fmt.Sprintf("<b>%s</b> of 64 MiB", bytesAsShown(s.Memory.Bytes)), fmt.Sprintf("<b>%s</b> of 1.0 GiB", bytesAsShown(s.Disk.Bytes)),
 			fmt.Sprintf("%d entries", s.Disk.Entries),
 		}
 	}
@@ -204,14 +194,14 @@ func TestStatusPageShowsMigrationCacheAndBucket(t *testing.T) {
 		"media-7f9c", "v1.2.3", "serving media", `class="pill ok">ready<`,
 		// the migration: counts, percentages, humanized bytes, the bar, rate, ETA, problems
 		`class="pill run">copying<`,
-		"300 of 1,200 files", "(25%)", "2.50 GiB of 10.0 GiB", `<progress id="migration-progress" value="2684354560" max="10737418240"`,
-		">25%<", "3.50 MiB/s", "3h 25m", "1h 30m", `280 files <span class="unit">1.50 GiB</span>`,
+		"300 of 1,200 files", "(25%)", "2.5 GiB of 10 GiB", `<progress id="migration-progress" value="2684354560" max="10737418240"`,
+		">25%<", "3.5 MiB/s", "3h 25m", "1h 30m", `280 files <span class="unit">1.5 GiB</span>`,
 		`id="migration-conflicts" class="warn">2<`, `id="migration-errors" class="bad">7<`,
 		"accounts/headers/000/000/001/original/b.png", "a/5.png: s3: put: SlowDown", "and 2 more",
 		// the hostile key, as text
 		"&lt;script&gt;alert(1)&lt;/script&gt;.png: s3: put: AccessDenied",
 		// the cache: hit ratio by tier, bytes saved, the tiers' use
-		`id="cache-saved">2.10 MiB<`,
+		`id="cache-saved">2.1 MiB<`,
 		`id="tier-Memory"`, `id="tier-Disk"`,
 		// the bucket, and the configuration without a link
 		"<code>mastodon-media</code>", "<code>https://s3.example</code>", "<code>/media</code>",
@@ -229,18 +219,18 @@ func TestStatusPageShowsMigrationCacheAndBucket(t *testing.T) {
 	m := running()
 	m.FilesDone, m.BytesDone = 1199, 10<<30-1
 	mig.set(m)
-	_, body = getPage(t, e.admin, "/?refresh=2")
+	_, body = getPage(t, e.Admin, "/?refresh=2")
 	checkContains(t, body, "1,199 of 1,200 files", "(99.9%)", `data-refresh="2"`, `content="2"`)
 	if strings.Contains(body, ">100%<") {
 		t.Error("a copy one file short shows 100%")
 	}
 
 	// /status carries the same migration as JSON.
-	resp, err := http.Get(e.admin.URL + "/status")
+	resp, err := http.Get(e.Admin.URL + "/status")
 	if err != nil {
 		t.Fatal(err)
 	}
-	var st proxy.Status
+	var st admin.Status
 	err = json.NewDecoder(resp.Body).Decode(&st)
 	resp.Body.Close()
 	if err != nil || st.Migration == nil || st.Migration.FilesDone != 1199 || st.Migration.RecentErrors[5] != hostileKey+": s3: put: AccessDenied" {
@@ -248,11 +238,11 @@ func TestStatusPageShowsMigrationCacheAndBucket(t *testing.T) {
 	}
 
 	for _, bad := range []string{"/?refresh=0", "/?refresh=x", "/?refresh=99999"} {
-		if resp, _ := getPage(t, e.admin, bad); resp.StatusCode != http.StatusBadRequest {
+		if resp, _ := getPage(t, e.Admin, bad); resp.StatusCode != http.StatusBadRequest {
 			t.Errorf("GET %s: %d, want 400", bad, resp.StatusCode)
 		}
 	}
-	if resp, _ := getPage(t, e.admin, "/elsewhere"); resp.StatusCode != http.StatusNotFound {
+	if resp, _ := getPage(t, e.Admin, "/elsewhere"); resp.StatusCode != http.StatusNotFound {
 		t.Errorf("GET /elsewhere: %d, want 404", resp.StatusCode)
 	}
 }
@@ -261,33 +251,33 @@ func TestStatusPageShowsMigrationCacheAndBucket(t *testing.T) {
 // and absent, on the admin of a backfill that serves no media.
 func TestStatusPageMigrationStates(t *testing.T) {
 	var mig migrationAt
-	admin := httptest.NewServer(proxy.NewBackfillAdmin(nil, nil, proxy.AdminConfig{
-		Migration: func() proxy.Migration { return mig.get() },
+	withMigration := httptest.NewServer(admin.NewBackfill(admin.Config{
+		Migration: func() admin.Migration { return mig.get() },
 	}))
-	t.Cleanup(admin.Close)
-	noMigration := httptest.NewServer(proxy.NewBackfillAdmin(nil, nil, proxy.AdminConfig{}))
+	t.Cleanup(withMigration.Close)
+	noMigration := httptest.NewServer(admin.NewBackfill(admin.Config{}))
 	t.Cleanup(noMigration.Close)
 
-	counting := proxy.Migration{Running: true, Started: time.Now(), FilesTotal: -1, BytesTotal: -1,
+	counting := admin.Migration{Running: true, Started: time.Now(), FilesTotal: -1, BytesTotal: -1,
 		FilesScanned: 40, FilesDone: 35, BytesDone: 3 << 20, ETA: -1}
-	done := proxy.Migration{Done: true, Started: time.Now().Add(-time.Hour), Elapsed: 61 * time.Minute,
+	done := admin.Migration{Done: true, Started: time.Now().Add(-time.Hour), Elapsed: 61 * time.Minute,
 		FilesTotal: 5000, BytesTotal: 7 << 30, FilesDone: 4990, BytesDone: 7<<30 - 5<<20,
 		FilesCopied: 4000, BytesCopied: 6 << 30, Excluded: 4, Skipped: 1, Errors: 5, Conflicts: 0}
-	stopped := proxy.Migration{Started: time.Now(), FilesTotal: 10, BytesTotal: 0, FilesDone: 5, ETA: -1}
-	empty := proxy.Migration{Done: true, Started: time.Now(), FilesTotal: 0, BytesTotal: 0}
+	stopped := admin.Migration{Started: time.Now(), FilesTotal: 10, BytesTotal: 0, FilesDone: 5, ETA: -1}
+	empty := admin.Migration{Done: true, Started: time.Now(), FilesTotal: 0, BytesTotal: 0}
 	tests := []struct {
 		name   string
-		m      *proxy.Migration
+		m      *admin.Migration
 		want   []string
 		absent []string
 	}{
 		{"counting", &counting,
 			[]string{`class="pill idle">counting…<`, `id="migration-percent">counting…<`,
 				`<progress id="migration-progress" aria-label="counting the volume">`,
-				"35 files in the bucket so far; counting the volume…", "3.00 MiB so far", "estimating…"},
+				"35 files in the bucket so far; counting the volume…", "3.0 MiB so far", "estimating…"},
 			[]string{"of -1", "-1 files"}},
 		{"done", &done,
-			[]string{`class="pill warn">done<`, "4,990 of 5,000 files", "(99.8%)", "of 7.00 GiB", "finished", "<dt>took</dt>", "1h 01m",
+			[]string{`class="pill warn">done<`, "4,990 of 5,000 files", "(99.8%)", "of 7.0 GiB", "finished", "<dt>took</dt>", "1h 01m",
 				"4 excluded by the filters", "1 skipped", `id="migration-errors" class="bad">5<`,
 				`id="migration-conflicts" class="">0<`},
 			[]string{"copying"}},
@@ -307,7 +297,7 @@ func TestStatusPageMigrationStates(t *testing.T) {
 			srv := noMigration
 			if tt.m != nil {
 				mig.set(*tt.m)
-				srv = admin
+				srv = withMigration
 			}
 			resp, body := getPage(t, srv, "/")
 			checkSelfContained(t, resp, body)
@@ -324,21 +314,21 @@ func TestStatusPageMigrationStates(t *testing.T) {
 // TestStatusPageBucketHealth: a bucket that never answered, one that answers, and one that
 // fails after it answered, as the page and readiness show them.
 func TestStatusPageBucketHealth(t *testing.T) {
-	e := newEnv(t, func(c *envConfig) { c.admin.ReadyTTL = time.Nanosecond }) // every request checks
-	e.bucket.SetMode(origintest.Fail500)
-	_, body := getPage(t, e.admin, "/")
+	e := proxytest.NewEnv(t, func(c *proxytest.Config) { c.Admin.ReadyTTL = time.Nanosecond }) // every request checks
+	e.Bucket.SetMode(origintest.Fail500)
+	_, body := getPage(t, e.Admin, "/")
 	checkContains(t, body, `class="pill bad">not ready<`, `id="bucket-state" class="pill bad">not answering<`,
 		`id="bucket-error"`, "s3: ping bucket &#34;media&#34;", "StatusCode: 500", "No cache in front of the bucket.")
 
-	e.bucket.SetMode(origintest.Healthy)
-	_, body = getPage(t, e.admin, "/")
+	e.Bucket.SetMode(origintest.Healthy)
+	_, body = getPage(t, e.Admin, "/")
 	checkContains(t, body, `class="pill ok">ready<`, `id="bucket-state" class="pill ok">ok<`, "s ago")
 	if strings.Contains(body, `id="bucket-error"`) {
 		t.Error("a healthy bucket shows an error")
 	}
 
-	e.bucket.SetMode(origintest.Fail503)
-	resp, body := getPage(t, e.admin, "/")
+	e.Bucket.SetMode(origintest.Fail503)
+	resp, body := getPage(t, e.Admin, "/")
 	checkSelfContained(t, resp, body)
 	checkContains(t, body, `class="pill warn">ready, bucket failing<`, `id="bucket-state" class="pill bad">failing<`, "StatusCode: 503")
 }
@@ -346,55 +336,50 @@ func TestStatusPageBucketHealth(t *testing.T) {
 // TestBackfillAdmin: the admin of a process that only copies (no front) answers its probes,
 // its metrics, /status with the migration and the bucket's health, and no writes.
 func TestBackfillAdmin(t *testing.T) {
-	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
 	fake := origintest.NewFakeBucket(t)
-	m := proxy.NewMetrics()
-	bucket, err := s3.New(context.Background(), s3.Config{Endpoint: fake.URL, Bucket: testBucket, ForcePathStyle: true,
-		AccessKeyID: "AKID", SecretAccessKey: "secret", Timeout: 2 * time.Second, Observe: m.ObserveBucket})
-	if err != nil {
-		t.Fatal(err)
-	}
+	bucket := s3test.New(t, fake)
+	reg := prometheus.NewRegistry()
 	copied := prometheus.NewGauge(prometheus.GaugeOpts{Name: "fedicache_backfill_copied_files", Help: "Files copied."})
 	copied.Set(280)
-	m.Registry.MustRegister(copied)
-	admin := httptest.NewServer(proxy.NewBackfillAdmin(bucket, m, proxy.AdminConfig{
-		Token:     "s3cret-token",
+	reg.MustRegister(copied)
+	srv := httptest.NewServer(admin.NewBackfill(admin.Config{
+		Metrics:   reg,
+		Bucket:    bucket,
+		Token:     adminToken,
 		Migration: running,
 	}))
-	t.Cleanup(admin.Close)
+	t.Cleanup(srv.Close)
 
 	for path, want := range map[string]string{"/healthz": "ok", "/readyz": "ready", "/metrics": "fedicache_backfill_copied_files 280"} {
-		resp, body := getPage(t, admin, path)
+		resp, body := getPage(t, srv, path)
 		if resp.StatusCode != http.StatusOK || !strings.Contains(body, want) {
 			t.Errorf("GET %s: %d %q, want %q", path, resp.StatusCode, body, want)
 		}
 	}
-	_, body := getPage(t, admin, "/metrics")
-	if !strings.Contains(body, `fedicache_bucket_request_duration_seconds_count{op="HeadBucket"}`) {
-		t.Error("/metrics does not count the bucket's health checks")
-	}
-	resp, body := getPage(t, admin, "/status")
-	var st proxy.Status
+	// That /metrics counts the bucket's health checks is the command's wiring (the bucket's
+	// metrics are cmd/fedicache's): TestBackfillAdminCountsBucketChecks there.
+	resp, body := getPage(t, srv, "/status")
+	var st admin.Status
 	if err := json.Unmarshal([]byte(body), &st); err != nil || resp.StatusCode != 200 {
 		t.Fatalf("/status: %d %v", resp.StatusCode, err)
 	}
 	if st.Migration == nil || st.Migration.FilesDone != 300 || st.Cache != nil || !st.Bucket.OK || st.Bucket.CheckedAt.IsZero() || !st.Ready || st.Draining {
 		t.Errorf("/status: %+v", st)
 	}
-	req, _ := http.NewRequest("POST", admin.URL+"/purge?key=a", nil)
-	req.Header.Set("Authorization", "Bearer s3cret-token")
+	req, _ := http.NewRequest("POST", srv.URL+"/purge?key=a", nil)
+	req.Header.Set("Authorization", "Bearer "+adminToken)
 	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != http.StatusNotFound {
 		t.Errorf("POST /purge on a backfill: %v %v, want 404", resp, err)
 	} else {
 		resp.Body.Close()
 	}
-	resp, body = getPage(t, admin, "/")
+	resp, body = getPage(t, srv, "/")
 	checkSelfContained(t, resp, body)
 	checkContains(t, body, "backfill only", "300 of 1,200 files", `id="bucket-state" class="pill ok">ok<`, "serves no media")
 
 	// The first admin reuses the bucket's answer for ReadyTTL: a fresh one asks a failing bucket.
 	fake.SetMode(origintest.Fail500)
-	fresh := httptest.NewServer(proxy.NewBackfillAdmin(bucket, nil, proxy.AdminConfig{}))
+	fresh := httptest.NewServer(admin.NewBackfill(admin.Config{Bucket: bucket}))
 	t.Cleanup(fresh.Close)
 	if resp, body := getPage(t, fresh, "/readyz"); resp.StatusCode != http.StatusServiceUnavailable {
 		t.Errorf("readyz of a backfill whose bucket never answered: %d %q", resp.StatusCode, body)

@@ -1,23 +1,86 @@
-package proxy
+package main
 
 import (
+	"errors"
+	"time"
+
 	"github.com/fedicache/fedicache/cache"
+	"github.com/fedicache/fedicache/origin"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 )
 
-// cacheStatser is a cache that reports its counters.
-type cacheStatser interface {
-	Stats() cache.Stats
+// newRegistry returns the registry the admin listener serves on /metrics, with the Go runtime
+// and process collectors. Each part of the process registers its own collectors there: the
+// front (proxy.NewMetrics), the bucket, the cache, the state, the peers, Cloudflare and the
+// backfill (below and beside their wiring).
+func newRegistry() *prometheus.Registry {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return reg
+}
+
+// bucketMetrics are the latency and the errors of the requests to the bucket.
+type bucketMetrics struct {
+	latency *prometheus.HistogramVec
+	errors  *prometheus.CounterVec
+}
+
+// newBucketMetrics returns the bucket's collectors, registered with reg.
+func newBucketMetrics(reg prometheus.Registerer) *bucketMetrics {
+	m := &bucketMetrics{
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "fedicache_bucket_request_duration_seconds",
+			Help:    "Latency of requests to the bucket until the response headers, by operation.",
+			Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
+		}, []string{"op"}),
+		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "fedicache_bucket_errors_total",
+			Help: "Bucket requests that failed (not counting not-found answers), by operation.",
+		}, []string{"op"}),
+	}
+	reg.MustRegister(m.latency, m.errors)
+	return m
+}
+
+// observe records one bucket request: its latency and, unless it succeeded or found nothing,
+// an error. Its signature fits s3.Config.Observe.
+func (m *bucketMetrics) observe(op string, d time.Duration, err error) {
+	m.latency.WithLabelValues(op).Observe(d.Seconds())
+	if err != nil && !errors.Is(err, origin.ErrNotFound) && !errors.Is(err, origin.ErrRangeNotSatisfiable) {
+		m.errors.WithLabelValues(op).Inc()
+	}
+}
+
+// registerCacheMetrics exports the cache's counters, read from stats at each scrape. hitBytes
+// returns the body bytes the front sent from the cache tiers (proxy.Metrics.HitBytes), which
+// count towards the egress saved.
+func registerCacheMetrics(reg prometheus.Registerer, stats func() cache.Stats, hitBytes func() int64) {
+	cc := &cacheCollector{
+		stats: stats, hitBytes: hitBytes,
+		hits: prometheus.NewDesc("fedicache_cache_hits_total", "Answers from a cache tier.", []string{"tier"}, nil),
+		reval: prometheus.NewDesc("fedicache_revalidations_total",
+			"Revalidations of entries past their TTL, by outcome (fresh, changed, gone, error).", []string{"outcome"}, nil),
+		simple:  map[string]*prometheus.Desc{},
+		tierNum: map[string]*prometheus.Desc{},
+	}
+	for _, s := range simpleCacheMetrics {
+		cc.simple[s.name] = prometheus.NewDesc(s.name, s.help, nil, nil)
+	}
+	for _, s := range tierMetrics {
+		cc.tierNum[s.name] = prometheus.NewDesc(s.name, s.help, []string{"tier"}, nil)
+	}
+	reg.MustRegister(cc)
 }
 
 // cacheCollector exports a cache's counters, read at each scrape.
 type cacheCollector struct {
-	c       cacheStatser
-	m       *Metrics
-	hits    *prometheus.Desc
-	simple  map[string]*prometheus.Desc
-	reval   *prometheus.Desc
-	tierNum map[string]*prometheus.Desc
+	stats    func() cache.Stats
+	hitBytes func() int64
+	hits     *prometheus.Desc
+	simple   map[string]*prometheus.Desc
+	reval    *prometheus.Desc
+	tierNum  map[string]*prometheus.Desc
 }
 
 var simpleCacheMetrics = []struct{ name, help string }{
@@ -43,25 +106,6 @@ var tierMetrics = []struct{ name, help string }{
 	{"fedicache_cache_disabled", "1 while a cache tier refuses writes (a full or read-only disk)."},
 }
 
-// registerCache adds the collector of c's counters to m's registry.
-func (m *Metrics) registerCache(c cacheStatser) {
-	cc := &cacheCollector{
-		c: c, m: m,
-		hits: prometheus.NewDesc("fedicache_cache_hits_total", "Answers from a cache tier.", []string{"tier"}, nil),
-		reval: prometheus.NewDesc("fedicache_revalidations_total",
-			"Revalidations of entries past their TTL, by outcome (fresh, changed, gone, error).", []string{"outcome"}, nil),
-		simple:  map[string]*prometheus.Desc{},
-		tierNum: map[string]*prometheus.Desc{},
-	}
-	for _, s := range simpleCacheMetrics {
-		cc.simple[s.name] = prometheus.NewDesc(s.name, s.help, nil, nil)
-	}
-	for _, s := range tierMetrics {
-		cc.tierNum[s.name] = prometheus.NewDesc(s.name, s.help, []string{"tier"}, nil)
-	}
-	m.Registry.MustRegister(cc)
-}
-
 func (cc *cacheCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- cc.hits
 	ch <- cc.reval
@@ -74,7 +118,7 @@ func (cc *cacheCollector) Describe(ch chan<- *prometheus.Desc) {
 }
 
 func (cc *cacheCollector) Collect(ch chan<- prometheus.Metric) {
-	st := cc.c.Stats()
+	st := cc.stats()
 	counter := func(d *prometheus.Desc, v uint64, labels ...string) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), labels...)
 	}
@@ -96,7 +140,7 @@ func (cc *cacheCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(cc.simple["fedicache_stale_served_total"], st.StaleServed)
 	counter(cc.simple["fedicache_negative_hits_total"], st.NegativeHits)
 	gauge(cc.simple["fedicache_negative_entries"], float64(st.NegativeEntries))
-	counter(cc.simple["fedicache_egress_saved_bytes_total"], uint64(cc.m.hitBytes.Load())+st.SharedBytes)
+	counter(cc.simple["fedicache_egress_saved_bytes_total"], uint64(cc.hitBytes())+st.SharedBytes)
 	for name, ts := range map[string]*cache.TierStats{"memory": st.Memory, "disk": st.Disk} {
 		if ts == nil {
 			continue
@@ -114,3 +158,5 @@ func (cc *cacheCollector) Collect(ch chan<- prometheus.Metric) {
 		gauge(cc.tierNum["fedicache_cache_disabled"], disabled, name)
 	}
 }
+
+var _ prometheus.Collector = (*cacheCollector)(nil)

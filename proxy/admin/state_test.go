@@ -1,4 +1,4 @@
-package proxy_test
+package admin_test
 
 import (
 	"context"
@@ -11,7 +11,8 @@ import (
 	"testing"
 
 	"github.com/fedicache/fedicache/origin"
-	"github.com/fedicache/fedicache/proxy"
+	"github.com/fedicache/fedicache/proxy/cluster"
+	"github.com/fedicache/fedicache/proxy/proxytest"
 )
 
 // stateStub is a ClusterState that records what it is asked, and a cache Guard that answers
@@ -72,25 +73,25 @@ func (s *stateStub) take() (recorded, applied []string) {
 // why, and /status not ready; then all serve.
 func TestNothingServedBeforeTheStateLoads(t *testing.T) {
 	st := &stateStub{}
-	e := newEnv(t, withCache, func(c *envConfig) { c.admin.State = st; c.guard = st })
-	e.bucket.Put(t, bucketKey, []byte("bucket bytes"))
-	e.putVolume(t, volumeKey, []byte("volume bytes"))
+	e := proxytest.NewEnv(t, proxytest.WithTiers, func(c *proxytest.Config) { c.Admin.State = st; c.Cache.Guard = st })
+	e.Bucket.Put(t, bucketKey, []byte("bucket bytes"))
+	e.PutVolume(t, volumeKey, []byte("volume bytes"))
 	for _, k := range []string{bucketKey, volumeKey} {
 		for _, method := range []string{"GET", "HEAD"} {
-			resp, body := e.do(t, method, "/"+k)
+			resp, body := e.Do(t, method, "/"+k)
 			if resp.StatusCode != 503 || resp.Header.Get("Retry-After") == "" || strings.Contains(string(body), "bytes") {
 				t.Errorf("%s %s before the state loaded: %d, Retry-After %q, body %q", method, k, resp.StatusCode, resp.Header.Get("Retry-After"), body)
 			}
 		}
 	}
-	if n := e.bucket.TotalGets(); n != 0 {
+	if n := e.Bucket.TotalGets(); n != 0 {
 		t.Errorf("%d bucket GETs before the state loaded", n)
 	}
-	code, body := e.adminDo(t, "GET", "/readyz", "")
+	code, body := e.AdminDo(t, "GET", "/readyz", "")
 	if code != 503 || !strings.Contains(body, "loading the record of deleted and hidden media") || !strings.Contains(body, "SlowDown") {
 		t.Errorf("readyz before the state loaded: %d %q", code, body)
 	}
-	_, body = e.adminDo(t, "GET", "/status", "")
+	_, body = e.AdminDo(t, "GET", "/status", "")
 	var status struct {
 		Ready bool
 		State map[string]bool
@@ -101,13 +102,13 @@ func TestNothingServedBeforeTheStateLoads(t *testing.T) {
 	}
 
 	st.loaded.Store(true)
-	if code, body := e.adminDo(t, "GET", "/readyz", ""); code != 200 {
+	if code, body := e.AdminDo(t, "GET", "/readyz", ""); code != 200 {
 		t.Errorf("readyz once loaded: %d %q", code, body)
 	}
-	if resp, body := e.do(t, "GET", "/"+bucketKey); resp.StatusCode != 200 || string(body) != "bucket bytes" {
+	if resp, body := e.Do(t, "GET", "/"+bucketKey); resp.StatusCode != 200 || string(body) != "bucket bytes" {
 		t.Errorf("once loaded: %d %q", resp.StatusCode, body)
 	}
-	if resp, body := e.do(t, "GET", "/"+volumeKey); resp.StatusCode != 200 || string(body) != "volume bytes" {
+	if resp, body := e.Do(t, "GET", "/"+volumeKey); resp.StatusCode != 200 || string(body) != "volume bytes" {
 		t.Errorf("once loaded, the volume: %d %q", resp.StatusCode, body)
 	}
 }
@@ -118,13 +119,13 @@ func TestNothingServedBeforeTheStateLoads(t *testing.T) {
 func TestPurgeGoesThroughTheClusterState(t *testing.T) {
 	st := &stateStub{}
 	st.loaded.Store(true)
-	e := newEnv(t, withCache, func(c *envConfig) { c.admin.State = st; c.guard = st })
+	e := proxytest.NewEnv(t, proxytest.WithTiers, func(c *proxytest.Config) { c.Admin.State = st; c.Cache.Guard = st })
 	purge := func(path string, forwarded bool) (int, map[string]any) {
 		t.Helper()
-		req, _ := http.NewRequest("POST", e.admin.URL+path, nil)
-		req.Header.Set("Authorization", "Bearer s3cret-token")
+		req, _ := http.NewRequest("POST", e.Admin.URL+path, nil)
+		req.Header.Set("Authorization", "Bearer "+adminToken)
 		if forwarded {
-			req.Header.Set(proxy.ForwardedHeader, "1")
+			req.Header.Set(cluster.ForwardedHeader, "1")
 		}
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
@@ -144,10 +145,10 @@ func TestPurgeGoesThroughTheClusterState(t *testing.T) {
 		{"/purge?key=" + bucketKey, false, "purged " + bucketKey, ""},
 		{"/purge?key=" + bucketKey + "&kind=hidden", false, "hidden " + bucketKey, ""},
 		{"/purge?prefix=media_attachments/", false, "prefix_purged media_attachments/", ""},
-		{proxy.PurgePath(proxy.KindDeleted, bucketKey, "e1"), true, "", "deleted " + bucketKey + " e1"},
+		{cluster.PurgePath(cluster.KindDeleted, bucketKey, "e1"), true, "", "deleted " + bucketKey + " e1"},
 		{"/purge?key=" + bucketKey + "&tombstone=1", true, "", "deleted " + bucketKey},
-		{proxy.PurgePath(proxy.KindHidden, bucketKey, ""), true, "", "hidden " + bucketKey},
-		{proxy.PurgePath(proxy.KindPrefixPurged, "cache/", ""), true, "", "prefix_purged cache/"},
+		{cluster.PurgePath(cluster.KindHidden, bucketKey, ""), true, "", "hidden " + bucketKey},
+		{cluster.PurgePath(cluster.KindPrefixPurged, "cache/", ""), true, "", "prefix_purged cache/"},
 	} {
 		code, rep := purge(tc.path, tc.forwarded)
 		rec, app := st.take()

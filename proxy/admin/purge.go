@@ -1,35 +1,23 @@
-package proxy
+package admin
 
 import (
 	"context"
 	"crypto/subtle"
 	"encoding/json"
 	"net/http"
-	"net/url"
 	"strings"
 	"time"
-)
 
-// purger is a cache that can drop entries.
-type purger interface {
-	Purge(key string) int
-	PurgePrefix(prefix string) int
-}
-
-// The kinds of purge the admin API and the peers speak (?kind=): those of the cluster's state.
-const (
-	KindPurged       = "purged"        // dropped from the caches
-	KindPrefixPurged = "prefix_purged" // every key under a prefix dropped
-	KindHidden       = "hidden"        // Mastodon hid it: dropped, fetches under way cut
-	KindDeleted      = "deleted"       // Mastodon deleted it: tombstoned for good, dropped, fetches cut
+	"github.com/fedicache/fedicache/proxy/cluster"
 )
 
 // ClusterState is the record of purges and busts that every replica replays from the bucket
 // (cache/state), so that a replica that was down or cut off when one happened still applies it.
 type ClusterState interface {
-	// Apply carries out a purge of one of the kinds above on this replica only (a peer's
-	// forwarded word) and returns how many cache entries went. entry, when not empty, names
-	// the record the peer wrote, so that it is applied once, whichever comes first.
+	// Apply carries out a purge of one of cluster's kinds (cluster.KindPurged...) on this
+	// replica only (a peer's forwarded word) and returns how many cache entries went. entry,
+	// when not empty, names the record the peer wrote, so that it is applied once, whichever
+	// comes first.
 	Apply(kind, key, entry string) (int, error)
 	// Record applies it here and records it in the bucket for every replica; it returns the
 	// name of the record ("" when none was written) for the peers told at once.
@@ -46,19 +34,19 @@ type ClusterState interface {
 type purgeReport struct {
 	Purged int `json:"purged"`
 	// Recorded is true when the purge was recorded in the bucket for every replica.
-	Recorded bool         `json:"recorded,omitempty"`
-	Error    string       `json:"error,omitempty"`
-	Peers    []PeerResult `json:"peers,omitempty"`
+	Recorded bool                 `json:"recorded,omitempty"`
+	Error    string               `json:"error,omitempty"`
+	Peers    []cluster.PeerResult `json:"peers,omitempty"`
 }
 
 // purge answers POST /purge?key=K or ?prefix=P (with kind=hidden or kind=deleted for a key
 // Mastodon hid or deleted): it drops the entries from every tier of this process and answers
 // how many went. A purge from outside is also recorded in the bucket, where every replica
 // finds it at its next refresh, and passed on to the peers at once; one a peer forwarded
-// (ForwardedHeader) is applied here only. It needs "Authorization: Bearer <token>": 401
+// (cluster.ForwardedHeader) is applied here only. It needs "Authorization: Bearer <token>": 401
 // without, 403 with a wrong token, 404 when no token is configured (writes are off).
-func (a *Admin) purge(w http.ResponseWriter, r *http.Request) {
-	if a.cfg.Token == "" || (a.purger == nil && a.cfg.State == nil) {
+func (h *Handler) purge(w http.ResponseWriter, r *http.Request) {
+	if h.cfg.Token == "" || (h.cfg.Cache == nil && h.cfg.State == nil) {
 		http.Error(w, "not found", http.StatusNotFound)
 		return
 	}
@@ -68,7 +56,7 @@ func (a *Admin) purge(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "missing bearer token", http.StatusUnauthorized)
 		return
 	}
-	if subtle.ConstantTimeCompare([]byte(token), []byte(a.cfg.Token)) != 1 {
+	if subtle.ConstantTimeCompare([]byte(token), []byte(h.cfg.Token)) != 1 {
 		http.Error(w, "wrong token", http.StatusForbidden)
 		return
 	}
@@ -76,35 +64,35 @@ func (a *Admin) purge(w http.ResponseWriter, r *http.Request) {
 	key, prefix := strings.TrimPrefix(q.Get("key"), "/"), strings.TrimPrefix(q.Get("prefix"), "/")
 	kind := q.Get("kind")
 	if q.Get("tombstone") == "1" { // the form of replicas before the state log
-		kind = KindDeleted
+		kind = cluster.KindDeleted
 	}
 	switch {
-	case key != "" && prefix == "" && (kind == "" || kind == KindPurged || kind == KindHidden || kind == KindDeleted):
+	case key != "" && prefix == "" && (kind == "" || kind == cluster.KindPurged || kind == cluster.KindHidden || kind == cluster.KindDeleted):
 		if kind == "" {
-			kind = KindPurged
+			kind = cluster.KindPurged
 		}
-	case prefix != "" && key == "" && (kind == "" || kind == KindPrefixPurged):
-		kind, key = KindPrefixPurged, prefix
+	case prefix != "" && key == "" && (kind == "" || kind == cluster.KindPrefixPurged):
+		kind, key = cluster.KindPrefixPurged, prefix
 	default:
 		http.Error(w, "give exactly one of key or prefix, and for a key at most kind=hidden or kind=deleted, "+
 			"e.g. POST /purge?key=media_attachments/files/000/000/001/original/0123456789abcdef.jpg", http.StatusBadRequest)
 		return
 	}
-	forwarded := r.Header.Get(ForwardedHeader) != ""
+	forwarded := r.Header.Get(cluster.ForwardedHeader) != ""
 	var rep purgeReport
 	var err error
 	entry := q.Get("entry")
 	switch {
-	case a.cfg.State == nil && kind == KindPrefixPurged:
-		rep.Purged = a.purger.PurgePrefix(key)
-	case a.cfg.State == nil:
-		rep.Purged = a.purger.Purge(key)
+	case h.cfg.State == nil && kind == cluster.KindPrefixPurged:
+		rep.Purged = h.cfg.Cache.PurgePrefix(key)
+	case h.cfg.State == nil:
+		rep.Purged = h.cfg.Cache.Purge(key)
 	case forwarded:
-		rep.Purged, err = a.cfg.State.Apply(kind, key, entry)
+		rep.Purged, err = h.cfg.State.Apply(kind, key, entry)
 	default:
 		// Recorded before it is passed on: a peer that misses the word finds the record.
 		c, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), 30*time.Second)
-		rep.Purged, entry, err = a.cfg.State.Record(c, kind, key)
+		rep.Purged, entry, err = h.cfg.State.Record(c, kind, key)
 		cancel()
 		rep.Recorded = err == nil
 	}
@@ -112,33 +100,10 @@ func (a *Admin) purge(w http.ResponseWriter, r *http.Request) {
 		rep.Error = err.Error()
 	}
 	// A purge sent by a peer stops here; one from outside goes to every peer.
-	if a.cfg.Peers != nil && !forwarded {
+	if h.cfg.Peers != nil && !forwarded {
 		// A caller that hangs up must not leave some peers unpurged; Forward bounds its time.
-		rep.Peers = a.cfg.Peers.Forward(context.WithoutCancel(r.Context()), PurgePath(kind, key, entry))
+		rep.Peers = h.cfg.Peers.Forward(context.WithoutCancel(r.Context()), cluster.PurgePath(kind, key, entry))
 	}
 	w.Header().Set("Content-Type", "application/json")
 	_ = json.NewEncoder(w).Encode(rep)
-}
-
-// PurgePath is the admin path that purges key (a prefix for KindPrefixPurged) as kind says;
-// entry, when not empty, names the record of the purge in the bucket's log.
-func PurgePath(kind, key, entry string) string {
-	q := url.Values{}
-	if entry != "" {
-		q.Set("entry", entry)
-	}
-	switch kind {
-	case KindPrefixPurged:
-		q.Set("prefix", key)
-	case KindDeleted:
-		q.Set("key", key)
-		q.Set("kind", kind)
-		q.Set("tombstone", "1") // understood by replicas before the state log too
-	case KindHidden:
-		q.Set("key", key)
-		q.Set("kind", kind)
-	default:
-		q.Set("key", key)
-	}
-	return "/purge?" + q.Encode()
 }

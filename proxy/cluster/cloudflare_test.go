@@ -1,4 +1,4 @@
-package proxy_test
+package cluster_test
 
 import (
 	"context"
@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/fedicache/fedicache/proxy"
+	"github.com/fedicache/fedicache/proxy/cluster"
 )
 
 const (
@@ -103,7 +103,7 @@ func (f *cfFake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // cfRun starts Run on a purger of srv with cfg's other fields, and returns the purger, the
 // OnResult calls, and a stop that cancels Run's ctx and waits for Run to return.
-func cfRun(t *testing.T, srv *httptest.Server, cfg proxy.CloudflareConfig, urls ...string) (*proxy.Cloudflare, <-chan cfResult, func()) {
+func cfRun(t *testing.T, srv *httptest.Server, cfg cluster.CloudflareConfig, urls ...string) (*cluster.Cloudflare, <-chan cfResult, func()) {
 	t.Helper()
 	results := make(chan cfResult, 100)
 	cfg.ZoneID, cfg.APIToken, cfg.BaseURL = cfZone, cfToken, srv.URL+"/client/v4"
@@ -116,7 +116,7 @@ func cfRun(t *testing.T, srv *httptest.Server, cfg proxy.CloudflareConfig, urls 
 	}
 	cfg.OnResult = func(n int, err error) { results <- cfResult{n, err} }
 	cfg.Logger = slog.New(slog.DiscardHandler)
-	cf := proxy.NewCloudflare(cfg)
+	cf := cluster.NewCloudflare(cfg)
 	for _, u := range urls {
 		if !cf.Purge(u) {
 			t.Fatalf("Purge(%q) = false before Run, want true", u)
@@ -167,7 +167,7 @@ func cfURLs(n int) []string {
 func TestCloudflareBatches(t *testing.T) {
 	f, srv := newCFFake(t)
 	urls := cfURLs(45)
-	_, results, _ := cfRun(t, srv, proxy.CloudflareConfig{}, urls...)
+	_, results, _ := cfRun(t, srv, cluster.CloudflareConfig{}, urls...)
 
 	var got []string
 	for i, want := range []int{30, 15} {
@@ -192,7 +192,7 @@ func TestCloudflareBatches(t *testing.T) {
 
 func TestCloudflareDedup(t *testing.T) {
 	f, srv := newCFFake(t)
-	cf := proxy.NewCloudflare(proxy.CloudflareConfig{ZoneID: cfZone, APIToken: cfToken})
+	cf := cluster.NewCloudflare(cluster.CloudflareConfig{ZoneID: cfZone, APIToken: cfToken})
 	a, b := "https://media.example/a.jpg", "https://media.example/b.jpg"
 	for _, tc := range []struct {
 		url  string
@@ -204,7 +204,7 @@ func TestCloudflareDedup(t *testing.T) {
 	}
 
 	// The same through a running purger: a URL is waiting again once its batch was taken.
-	cf, results, _ := cfRun(t, srv, proxy.CloudflareConfig{Interval: time.Hour, BatchSize: 2}, a)
+	cf, results, _ := cfRun(t, srv, cluster.CloudflareConfig{Interval: time.Hour, BatchSize: 2}, a)
 	if cf.Purge(a) {
 		t.Errorf("Purge(%q) twice = true, want false while it waits", a)
 	}
@@ -266,7 +266,7 @@ func TestCloudflareRetries(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			f, srv := newCFFake(t, tc.script...)
 			urls := cfURLs(3)
-			_, results, _ := cfRun(t, srv, proxy.CloudflareConfig{Attempts: tc.attempts}, urls...)
+			_, results, _ := cfRun(t, srv, cluster.CloudflareConfig{Attempts: tc.attempts}, urls...)
 			r := cfRecv(t, results, "result")
 			if got := len(f.reqs); got != tc.requests {
 				t.Errorf("%d requests, want %d", got, tc.requests)
@@ -290,7 +290,7 @@ func TestCloudflareRetries(t *testing.T) {
 }
 
 func TestCloudflareFullQueue(t *testing.T) {
-	cf := proxy.NewCloudflare(proxy.CloudflareConfig{ZoneID: cfZone, APIToken: cfToken})
+	cf := cluster.NewCloudflare(cluster.CloudflareConfig{ZoneID: cfZone, APIToken: cfToken})
 	for i := range 10000 {
 		if !cf.Purge(fmt.Sprintf("https://media.example/%d.jpg", i)) {
 			t.Fatalf("Purge of URL %d = false, want true below 10,000", i)
@@ -305,7 +305,7 @@ func TestCloudflareFlushOnCancel(t *testing.T) {
 	f, srv := newCFFake(t)
 	urls := cfURLs(3)
 	// An Interval of an hour: nothing is sent before ctx ends.
-	cf, results, stop := cfRun(t, srv, proxy.CloudflareConfig{Interval: time.Hour}, urls...)
+	cf, results, stop := cfRun(t, srv, cluster.CloudflareConfig{Interval: time.Hour}, urls...)
 	stop()
 	select {
 	case files := <-f.reqs:
@@ -324,13 +324,13 @@ func TestCloudflareFlushOnCancel(t *testing.T) {
 }
 
 func TestCloudflareOff(t *testing.T) {
-	var nilCF *proxy.Cloudflare
+	var nilCF *cluster.Cloudflare
 	if nilCF.Purge("https://media.example/a.jpg") {
 		t.Error("Purge on a nil *Cloudflare = true, want false")
 	}
 	nilCF.Run(t.Context()) // returns at once
 
-	bad := proxy.NewCloudflare(proxy.CloudflareConfig{APIToken: cfToken, Logger: slog.New(slog.DiscardHandler)})
+	bad := cluster.NewCloudflare(cluster.CloudflareConfig{APIToken: cfToken, Logger: slog.New(slog.DiscardHandler)})
 	if bad.Purge("https://media.example/a.jpg") {
 		t.Error("Purge without a ZoneID = true, want false")
 	}
@@ -338,20 +338,20 @@ func TestCloudflareOff(t *testing.T) {
 }
 
 func TestCloudflareConfigValidate(t *testing.T) {
-	ok := proxy.CloudflareConfig{ZoneID: cfZone, APIToken: cfToken}
+	ok := cluster.CloudflareConfig{ZoneID: cfZone, APIToken: cfToken}
 	for _, tc := range []struct {
 		name string
-		edit func(*proxy.CloudflareConfig)
+		edit func(*cluster.CloudflareConfig)
 		want string // empty: valid
 	}{
-		{"zero defaults", func(*proxy.CloudflareConfig) {}, ""},
-		{"no zone", func(c *proxy.CloudflareConfig) { c.ZoneID = " " }, "ZoneID"},
-		{"no token", func(c *proxy.CloudflareConfig) { c.APIToken = "" }, "APIToken"},
-		{"bad base", func(c *proxy.CloudflareConfig) { c.BaseURL = "api.cloudflare.com" }, "BaseURL"},
-		{"negative batch", func(c *proxy.CloudflareConfig) { c.BatchSize = -1 }, "BatchSize"},
-		{"negative interval", func(c *proxy.CloudflareConfig) { c.Interval = -time.Second }, "Interval"},
-		{"negative rate", func(c *proxy.CloudflareConfig) { c.Rate = -1 }, "Rate"},
-		{"negative attempts", func(c *proxy.CloudflareConfig) { c.Attempts = -1 }, "Attempts"},
+		{"zero defaults", func(*cluster.CloudflareConfig) {}, ""},
+		{"no zone", func(c *cluster.CloudflareConfig) { c.ZoneID = " " }, "ZoneID"},
+		{"no token", func(c *cluster.CloudflareConfig) { c.APIToken = "" }, "APIToken"},
+		{"bad base", func(c *cluster.CloudflareConfig) { c.BaseURL = "api.cloudflare.com" }, "BaseURL"},
+		{"negative batch", func(c *cluster.CloudflareConfig) { c.BatchSize = -1 }, "BatchSize"},
+		{"negative interval", func(c *cluster.CloudflareConfig) { c.Interval = -time.Second }, "Interval"},
+		{"negative rate", func(c *cluster.CloudflareConfig) { c.Rate = -1 }, "Rate"},
+		{"negative attempts", func(c *cluster.CloudflareConfig) { c.Attempts = -1 }, "Attempts"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := ok

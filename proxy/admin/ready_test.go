@@ -1,4 +1,4 @@
-package proxy_test
+package admin_test
 
 import (
 	"encoding/json"
@@ -9,7 +9,8 @@ import (
 	"time"
 
 	"github.com/fedicache/fedicache/origin/origintest"
-	"github.com/fedicache/fedicache/proxy"
+	"github.com/fedicache/fedicache/proxy/admin"
+	"github.com/fedicache/fedicache/proxy/proxytest"
 )
 
 // TestReadinessGatesOnTheBucketsFirstAnswerOnly: a replica whose bucket never answered is not
@@ -17,10 +18,12 @@ import (
 // the bucket has answered, its failures keep the replica ready, so the cache and the old volume
 // go on serving, and /status tells the bucket is failing.
 func TestReadinessGatesOnTheBucketsFirstAnswerOnly(t *testing.T) {
-	e, _, _ := seeded(t, withCache, func(c *envConfig) { c.admin.ReadyTTL = time.Nanosecond })
+	e := proxytest.NewEnv(t, proxytest.WithTiers, func(c *proxytest.Config) { c.Admin.ReadyTTL = time.Nanosecond })
+	e.Bucket.Put(t, bucketKey, []byte("bucket bytes"))
+	e.PutVolume(t, volumeKey, []byte("volume bytes"))
 	readyz := func() (int, string) {
 		t.Helper()
-		resp, err := http.Get(e.admin.URL + "/readyz")
+		resp, err := http.Get(e.Admin.URL + "/readyz")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -28,21 +31,21 @@ func TestReadinessGatesOnTheBucketsFirstAnswerOnly(t *testing.T) {
 		b, _ := io.ReadAll(resp.Body)
 		return resp.StatusCode, string(b)
 	}
-	status := func() proxy.Status {
+	status := func() admin.Status {
 		t.Helper()
-		resp, err := http.Get(e.admin.URL + "/status")
+		resp, err := http.Get(e.Admin.URL + "/status")
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer resp.Body.Close()
-		var st proxy.Status
+		var st admin.Status
 		if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
 			t.Fatal(err)
 		}
 		return st
 	}
 
-	e.bucket.SetMode(origintest.Fail500)
+	e.Bucket.SetMode(origintest.Fail500)
 	if code, body := readyz(); code != http.StatusServiceUnavailable || !strings.Contains(body, "bucket not answering") {
 		t.Errorf("bucket failing from the start: %d %q, want 503", code, body)
 	}
@@ -50,16 +53,16 @@ func TestReadinessGatesOnTheBucketsFirstAnswerOnly(t *testing.T) {
 		t.Errorf("status before the bucket answered: ready %v, bucket ok %v", st.Ready, st.Bucket.OK)
 	}
 
-	e.bucket.SetMode(origintest.Healthy)
+	e.Bucket.SetMode(origintest.Healthy)
 	if code, body := readyz(); code != http.StatusOK || body != "ready\n" {
 		t.Errorf("bucket answering: %d %q, want 200", code, body)
 	}
-	resp, _ := e.do(t, "GET", escapePath(bucketKey))
+	resp, _ := e.Do(t, "GET", "/"+bucketKey)
 	if resp.StatusCode != 200 {
 		t.Fatalf("GET: %d", resp.StatusCode)
 	}
 
-	e.bucket.SetMode(origintest.Fail500)
+	e.Bucket.SetMode(origintest.Fail500)
 	if code, body := readyz(); code != http.StatusOK || !strings.Contains(body, "the bucket is failing") {
 		t.Errorf("bucket failing after it answered: %d %q, want 200 saying the bucket fails", code, body)
 	}
@@ -67,10 +70,10 @@ func TestReadinessGatesOnTheBucketsFirstAnswerOnly(t *testing.T) {
 		t.Errorf("status with the bucket failing: ready %v, bucket %+v", st.Ready, st.Bucket)
 	}
 	// What the replica holds is still served.
-	if resp, _ := e.do(t, "GET", escapePath(bucketKey)); resp.StatusCode != 200 || resp.Header.Get("X-Cache") != "HIT" {
+	if resp, _ := e.Do(t, "GET", "/"+bucketKey); resp.StatusCode != 200 || resp.Header.Get("X-Cache") != "HIT" {
 		t.Errorf("cached object with the bucket failing: %d %s", resp.StatusCode, resp.Header.Get("X-Cache"))
 	}
-	if resp, _ := e.do(t, "GET", escapePath(volumeKey)); resp.StatusCode != 200 {
+	if resp, _ := e.Do(t, "GET", "/"+volumeKey); resp.StatusCode != 200 {
 		t.Errorf("volume object with the bucket failing: %d", resp.StatusCode)
 	}
 }

@@ -1,4 +1,4 @@
-package proxy
+package cluster
 
 import (
 	"bytes"
@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math/rand/v2"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -16,6 +15,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/fedicache/fedicache/origin/fielderr"
 	"golang.org/x/time/rate"
 )
 
@@ -72,24 +72,29 @@ type CloudflareConfig struct {
 
 // Validate reports a value of c that Cloudflare cannot work with, naming the field and the fix.
 func (c CloudflareConfig) Validate() error {
+	bad := func(field, value, problem, fix, example string) error {
+		return &fielderr.Error{Pkg: "cluster", Field: "CloudflareConfig." + field, Value: value,
+			Problem: problem, Fix: fix, Example: example}
+	}
 	switch {
 	case strings.TrimSpace(c.ZoneID) == "":
-		return errors.New("cloudflare: ZoneID is empty: give the zone ID from the zone's overview page")
+		return bad("ZoneID", "", "is empty", "give the zone ID from the zone's overview page", "")
 	case strings.TrimSpace(c.APIToken) == "":
-		return errors.New("cloudflare: APIToken is empty: give an API token with the Cache Purge permission on the zone")
+		return bad("APIToken", "", "is empty", "give an API token with the Cache Purge permission on the zone", "")
 	case c.BatchSize < 0:
-		return fmt.Errorf("cloudflare: BatchSize %d is negative: give 1 or more (zero means 30)", c.BatchSize)
+		return bad("BatchSize", strconv.Itoa(c.BatchSize), "is negative", "give 1 or more (zero means 30)", "")
 	case c.Interval < 0:
-		return fmt.Errorf("cloudflare: Interval %v is negative: give a duration such as 1s (zero means 1s)", c.Interval)
+		return bad("Interval", c.Interval.String(), "is negative", "give a duration (zero means 1s)", "1s")
 	case c.Rate < 0:
-		return fmt.Errorf("cloudflare: Rate %v is negative: give requests per second, such as 4 (zero means 4)", c.Rate)
+		return bad("Rate", fmt.Sprint(c.Rate), "is negative", "give requests per second (zero means 4)", "4")
 	case c.Attempts < 0:
-		return fmt.Errorf("cloudflare: Attempts %d is negative: give 1 or more (zero means 5)", c.Attempts)
+		return bad("Attempts", strconv.Itoa(c.Attempts), "is negative", "give 1 or more (zero means 5)", "")
 	}
 	if c.BaseURL != "" {
 		u, err := url.Parse(c.BaseURL)
 		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-			return fmt.Errorf("cloudflare: BaseURL %q is not an http(s) URL: give the API root, such as https://api.cloudflare.com/client/v4 (zero means that)", c.BaseURL)
+			return bad("BaseURL", fmt.Sprintf("%q", c.BaseURL), "is not an http(s) URL",
+				"give the API root (zero means that)", "https://api.cloudflare.com/client/v4")
 		}
 	}
 	return nil
@@ -312,40 +317,19 @@ func (c *Cloudflare) send(ctx context.Context, batch []string) error {
 	if err != nil {
 		return fmt.Errorf("cloudflare: purge %d URLs: encode: %w", len(batch), err)
 	}
-	for n := 1; ; n++ {
+	r := retry{attempts: c.cfg.Attempts, base: cfBackoffBase, max: cfBackoffMax, pace: c.limiter.Wait}
+	out := r.do(ctx, func(int) try {
 		status, wait, err := c.attempt(ctx, body)
-		if err == nil {
-			return nil
-		}
-		err = fmt.Errorf("cloudflare: purge %d URLs: %w", len(batch), err)
-		retry := status == 0 || status == http.StatusTooManyRequests || status >= 500
-		if !retry || n >= c.cfg.Attempts || ctx.Err() != nil {
-			return fmt.Errorf("%w (attempt %d of %d)", err, n, c.cfg.Attempts)
-		}
-		if wait < 0 {
-			wait = cfBackoff(n)
-		}
-		t := time.NewTimer(wait)
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-			t.Stop()
-			return fmt.Errorf("%w (gave up after attempt %d: %w)", err, n, ctx.Err())
-		}
-		if werr := c.limiter.Wait(ctx); werr != nil {
-			return fmt.Errorf("%w (gave up after attempt %d: %w)", err, n, werr)
-		}
+		return try{err: err, again: status == 0 || status == http.StatusTooManyRequests || status >= 500, after: wait}
+	})
+	if out.err == nil {
+		return nil
 	}
-}
-
-// cfBackoff returns the wait after the n-th failed attempt: between half and all of
-// cfBackoffBase<<(n-1), capped at cfBackoffMax.
-func cfBackoff(n int) time.Duration {
-	d := cfBackoffMax
-	if n < 8 {
-		d = min(cfBackoffBase<<(n-1), cfBackoffMax)
+	err = fmt.Errorf("cloudflare: purge %d URLs: %w", len(batch), out.err)
+	if out.stopped != nil {
+		return fmt.Errorf("%w (gave up after attempt %d: %w)", err, out.attempts, out.stopped)
 	}
-	return d/2 + rand.N(d/2+1)
+	return fmt.Errorf("%w (attempt %d of %d)", err, out.attempts, c.cfg.Attempts)
 }
 
 // cfAnswer is the envelope of every Cloudflare API answer.
@@ -413,24 +397,5 @@ func (c *Cloudflare) attempt(ctx context.Context, body []byte) (int, time.Durati
 	} else if b := strings.Join(strings.Fields(strings.ToValidUTF8(string(raw[:min(len(raw), 256)]), "")), " "); b != "" {
 		msg += ": " + b
 	}
-	return resp.StatusCode, retryAfter(resp.Header.Get("Retry-After")), errors.New(msg)
-}
-
-// retryAfter returns the wait a Retry-After header asks for, in seconds or as an HTTP date,
-// capped at cfRetryAfterMax; negative when there is none or it cannot be read.
-func retryAfter(v string) time.Duration {
-	v = strings.TrimSpace(v)
-	if v == "" {
-		return -1
-	}
-	if s, err := strconv.ParseInt(v, 10, 64); err == nil {
-		if s < 0 {
-			return -1
-		}
-		return time.Duration(min(s, int64(cfRetryAfterMax/time.Second))) * time.Second
-	}
-	if t, err := http.ParseTime(v); err == nil {
-		return min(max(time.Until(t), 0), cfRetryAfterMax)
-	}
-	return -1
+	return resp.StatusCode, retryAfter(resp.Header.Get("Retry-After"), cfRetryAfterMax), errors.New(msg)
 }

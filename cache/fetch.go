@@ -1,0 +1,400 @@
+package cache
+
+// Lock order: Layered.mu (the fetches map) before stream.mu (taken inside the stream's methods).
+// The negative cache, the tiers and the revalidation group have locks of their own, never taken
+// while holding these.
+
+import (
+	"context"
+	"crypto/md5"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"sync"
+	"sync/atomic"
+
+	"github.com/fedicache/fedicache/origin"
+)
+
+// Errors of a fetch.
+var (
+	// errNoSpool means no spool could be made: each request then asks the origin itself.
+	errNoSpool = errors.New("cache: no spool for a shared fetch")
+	// errStored means the second look found the object in a tier: its requests answer from there.
+	errStored = errors.New("cache: stored by an earlier fetch")
+	// errShortBody means the origin sent fewer or more bytes than it announced.
+	errShortBody = errors.New("cache: the origin's body does not match its length")
+	// errChecksum means the body does not match the MD5 the origin's ETag gave.
+	errChecksum = errors.New("cache: the origin's body does not match its ETag")
+	// errAbandoned means the fetch was dropped because nobody wanted it any more.
+	errAbandoned = errors.New("cache: fetch abandoned")
+	// errDropped means Mastodon deleted or hid the object while it was being fetched: its
+	// readers are cut rather than given the rest of its bytes.
+	// It is origin.ErrHidden for errors.Is, so a request still waiting for the headers gets 404.
+	errDropped = fmt.Errorf("cache: the object was deleted or hidden while it was fetched: %w", origin.ErrHidden)
+)
+
+// fetch is the one fetch of an object from the origin: a stream, which every request wanting
+// the object reads as it lands, and what Layered decides about it. It is in Layered.fetches
+// while requests may join it; it ends by storing the object in the tiers, or failing.
+type fetch struct {
+	key    string
+	s      *stream
+	ctx    context.Context // the origin request's; canceled when the fetch is cut or abandoned
+	cancel context.CancelFunc
+	stored chan struct{} // closed once a complete object is in the tiers (or was not kept)
+
+	meta  origin.Meta // set by run before the stream starts, read-only afterwards
+	from  origin.From // which store answered, as meta
+	spool Spool       // run's own: the disk tier's spool while it takes the body
+
+	cacheable atomic.Bool // a tier will keep the object (cleared when the spool fails into the ring)
+	purged    atomic.Bool // a purge came while it ran: do not store
+}
+
+// newFetch returns a fetch of key, not started, not in the map.
+func (l *Layered) newFetch(key string) *fetch {
+	f := &fetch{key: key, stored: make(chan struct{})}
+	f.ctx, f.cancel = context.WithCancel(l.base)
+	f.s = newStream(streamHooks{
+		idle:        func() { l.abandon(f) },
+		fileFailed:  func(err error, ring bool) { l.spoolFailed(f, err, ring) },
+		sharedBytes: &l.stats.sharedBytes,
+	})
+	return f
+}
+
+// miss answers from the origin: a range at once with a ranged request (and the whole object
+// fetched into the tiers in the background), a whole object through the key's one fetch.
+func (l *Layered) miss(ctx context.Context, key string, r *origin.Range) (io.ReadCloser, origin.Meta, origin.From, error) {
+	l.stats.misses.Add(1)
+	if r != nil {
+		return l.missRange(ctx, key, *r)
+	}
+	f, shared, storing := l.join(key)
+	if storing { // answer from the tiers once the object is in
+		select {
+		case <-f.stored:
+			return l.GetFrom(ctx, key, nil)
+		case <-ctx.Done():
+			return nil, origin.Meta{}, origin.From{}, ctx.Err()
+		}
+	}
+	body, err := f.s.open(ctx, shared)
+	switch {
+	case errors.Is(err, errStored):
+		return l.GetFrom(ctx, key, nil)
+	case errors.Is(err, errNoSpool):
+		l.stats.originGets.Add(1)
+		return l.origin.GetFrom(ctx, key, nil)
+	case err != nil:
+		return nil, origin.Meta{}, origin.From{}, err
+	}
+	if shared {
+		l.stats.sharedWaiters.Add(1)
+	}
+	return body, f.meta, f.from, nil
+}
+
+// missRange answers a range from the key's fetch when it holds those bytes already, else with
+// a ranged request to the origin, then fetching the whole object in the background.
+func (l *Layered) missRange(ctx context.Context, key string, r origin.Range) (io.ReadCloser, origin.Meta, origin.From, error) {
+	if f := l.fetchOf(key); f != nil && f.s.begun() {
+		if first, last, ok := r.Resolve(f.meta.Size); ok {
+			if body, ok := f.s.openWritten(first, last+1); ok {
+				l.stats.sharedWaiters.Add(1)
+				return body, f.meta, f.from, nil
+			}
+		}
+	}
+	l.stats.originGets.Add(1)
+	body, m, from, err := l.origin.GetFrom(ctx, key, &r)
+	switch {
+	case errors.Is(err, origin.ErrNotFound):
+		l.neg.add(key)
+	case err == nil && l.cacheable(m.Size):
+		l.backgroundFill(key)
+	}
+	return body, m, from, err
+}
+
+// join returns key's fetch, starting it when there is none, and counts the caller as one of
+// its readers; shared reports whether another request had started it. When the fetch has
+// completed and is storing the object, join counts nobody and reports storing.
+func (l *Layered) join(key string) (f *fetch, shared, storing bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	f = l.fetches[key]
+	switch {
+	case f != nil && f.s.complete():
+		return f, false, true
+	case f != nil:
+		shared = true
+	default:
+		f = l.startLocked(key, nil)
+	}
+	f.s.join()
+	return f, shared, false
+}
+
+// backgroundFill starts a fetch of key with no reader, when a slot is free and none runs.
+func (l *Layered) backgroundFill(key string) {
+	select {
+	case l.bg <- struct{}{}:
+	default:
+		return
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.fetches[key] != nil {
+		<-l.bg
+		return
+	}
+	l.stats.backgroundFills.Add(1)
+	l.fills.Add(1)
+	l.startLocked(key, func() {
+		<-l.bg
+		l.fills.Done()
+	})
+}
+
+// startLocked puts a new fetch of key in the map and runs it; done, when set, runs after it.
+// l.mu is held.
+func (l *Layered) startLocked(key string, done func()) *fetch {
+	f := l.newFetch(key)
+	l.fetches[key] = f
+	l.runs.Add(1)
+	go func() {
+		defer l.runs.Done()
+		if done != nil {
+			defer done()
+		}
+		l.run(f)
+	}()
+	return f
+}
+
+func (l *Layered) fetchOf(key string) *fetch {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.fetches[key]
+}
+
+// forget takes f out of the map when it is still its key's fetch: requests from then on start
+// a fetch of their own.
+func (l *Layered) forget(f *fetch) {
+	l.mu.Lock()
+	if l.fetches[f.key] == f {
+		delete(l.fetches, f.key)
+	}
+	l.mu.Unlock()
+}
+
+// abandon stops f when nobody reads it and no tier will keep it (the stream's idle hook). A
+// request joining meanwhile either is counted first (under Layered.mu) and keeps it going, or
+// finds it gone and starts a fetch of its own.
+func (l *Layered) abandon(f *fetch) {
+	if f.cacheable.Load() {
+		return
+	}
+	l.mu.Lock()
+	stop := f.s.cut(errAbandoned, true)
+	if stop && l.fetches[f.key] == f {
+		delete(l.fetches, f.key)
+	}
+	l.mu.Unlock()
+	if stop {
+		f.cancel()
+	}
+}
+
+// spoolFailed is the stream's hook for a failed write into the spool (a full or failing disk):
+// nothing half-written is kept, and no reader fails because of it. A small object goes on in
+// memory (and the memory tier still gets it), a large one streams on through the ring, uncached.
+func (l *Layered) spoolFailed(f *fetch, err error, ring bool) {
+	if f.spool != nil {
+		f.spool.Abort() // the file goes; what was written stays readable until the stream closes it
+		f.spool = nil
+	}
+	if !ring {
+		l.log.Warn("cache: writing to the disk tier failed; keeping the object in memory only", "key", f.key, "err", err)
+		return
+	}
+	l.log.Warn("cache: writing the spool failed; the object streams on to its readers uncached", "key", f.key, "err", err)
+	f.cacheable.Store(false)
+	// Requests from now on start a fetch of their own: this one can no longer serve a byte that
+	// has left the ring.
+	l.forget(f)
+	l.abandon(f)
+}
+
+// run fetches f's object into its stream; then, unless it was purged, stores it. Before asking
+// the origin it looks in the tiers once more (groupcache's load()): a request that missed them
+// just before an earlier fetch stored the object and left the map answers from the tier.
+func (l *Layered) run(f *fetch) {
+	defer f.cancel()
+	// fail ends f: out of the map before its readers learn of it, so that none retries into it.
+	fail := func(err error) error {
+		l.forget(f)
+		return f.s.finish(err)
+	}
+	if l.inTiers(f.key) {
+		fail(errStored)
+		return
+	}
+	l.stats.originGets.Add(1)
+	body, m, from, err := l.origin.GetFrom(f.ctx, f.key, nil)
+	if err != nil {
+		if errors.Is(err, origin.ErrNotFound) {
+			l.neg.add(f.key)
+		}
+		fail(err)
+		return
+	}
+	defer body.Close()
+	now := l.cfg.Clock()
+	e := Entry{Key: f.key, Meta: m, StoredAt: now, ValidatedAt: now}
+	buf, file, err := l.prepare(f, e)
+	if err != nil {
+		fail(err)
+		return
+	}
+	f.meta, f.from = m, from
+	f.s.start(m.Size, buf, file)
+
+	if err := l.copyBody(f, body, m); err != nil {
+		if f.spool != nil {
+			f.spool.Abort()
+		}
+		switch err = fail(err); {
+		case errors.Is(err, errDropped): // cut on purpose: Mastodon deleted or hid the object
+		case errors.Is(err, errAbandoned):
+			l.stats.fillErrors.Add(1)
+		default:
+			l.stats.fillErrors.Add(1)
+			l.log.Warn("cache: fetch failed", "key", f.key, "source", string(from.Source), "err", err)
+		}
+		return
+	}
+	// The readers get their last bytes now; storing (an fsync on disk, the memory tier's
+	// buffers) happens after, off their path. The store holds the spool open as a reader would.
+	f.s.join()
+	f.s.finish(nil)
+	l.store(f, e, buf)
+	l.forget(f) // later requests find the stored entry
+	close(f.stored)
+	f.s.leave()
+}
+
+// inTiers reports whether a tier holds a fresh entry of key.
+func (l *Layered) inTiers(key string) bool {
+	for _, t := range l.tiers {
+		if body, e, err := t.Open(key, nil); err == nil {
+			body.Close()
+			if l.fresh(e.ValidatedAt) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// prepare picks where the body goes: the disk tier's spool, plus a memory buffer for a small
+// object; a temporary file for a large object without a disk tier.
+func (l *Layered) prepare(f *fetch, e Entry) (buf []byte, file streamFile, err error) {
+	size := e.Meta.Size
+	small := l.mem != nil && size <= l.cfg.MemoryObjectBytes
+	if small {
+		buf = make([]byte, size)
+	}
+	if l.disk != nil {
+		sp, err := l.disk.Spool(e)
+		if err == nil {
+			f.spool = sp
+			f.cacheable.Store(true)
+			return buf, sp, nil
+		}
+		l.log.Debug("cache: not storing on disk", "key", e.Key, "err", err)
+	}
+	if small {
+		f.cacheable.Store(true)
+		return buf, nil, nil
+	}
+	tmp, err := newTempFile(l.cfg.SpoolDir)
+	if err != nil {
+		l.log.Warn("cache: no spool for a shared fetch; requests go to the origin one by one", "key", e.Key, "err", err)
+		return nil, nil, errNoSpool
+	}
+	return nil, tmp, nil
+}
+
+var copyBufs = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+
+// copyBody streams the origin's body into f's stream and checks its length, and its MD5 where
+// the ETag is one: the stream holds the last byte back until copyBody has returned nil.
+func (l *Layered) copyBody(f *fetch, body io.Reader, m origin.Meta) error {
+	var sum hash.Hash
+	wantSum, checked := origin.ETagMD5(m.ETag)
+	if checked {
+		sum = md5.New()
+	}
+	bufp := copyBufs.Get().(*[]byte)
+	defer copyBufs.Put(bufp)
+	buf := *bufp
+	var total int64
+	for {
+		n, rerr := body.Read(buf)
+		if n > 0 {
+			if total+int64(n) > m.Size {
+				return fmt.Errorf("%w: more than %d bytes", errShortBody, m.Size)
+			}
+			if err := f.s.write(f.ctx, buf[:n]); err != nil {
+				return err
+			}
+			if sum != nil {
+				sum.Write(buf[:n])
+			}
+			total += int64(n)
+		}
+		if errors.Is(rerr, io.EOF) {
+			break
+		}
+		if rerr != nil {
+			return rerr
+		}
+	}
+	if total != m.Size {
+		return fmt.Errorf("%w: %d of %d bytes", errShortBody, total, m.Size)
+	}
+	if sum != nil && hex.EncodeToString(sum.Sum(nil)) != wantSum {
+		return errChecksum
+	}
+	return nil
+}
+
+// store commits the fetched object to the tiers, unless a purge came meanwhile or the guard
+// refuses the key. The guard is asked again once the object is in: a refusal that arrived while
+// it was being committed (a tombstone is set before its purge runs) then removes it.
+func (l *Layered) store(f *fetch, e Entry, buf []byte) {
+	if f.purged.Load() || l.refused(f.key) != nil {
+		if f.spool != nil {
+			f.spool.Abort()
+		}
+		return
+	}
+	if f.spool != nil {
+		if err := f.spool.Commit(); err != nil {
+			l.log.Warn("cache: storing on disk failed", "key", f.key, "err", err)
+		}
+	}
+	if buf != nil {
+		if l.mem.Put(e, buf) {
+			l.mem.Wait()
+		}
+	}
+	if l.refused(f.key) != nil {
+		l.dropAll(f.key)
+	}
+}

@@ -1,0 +1,217 @@
+package cache
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"testing"
+)
+
+// memFile is a streamFile in memory whose writes fail once it would hold more than limit bytes,
+// as a file on a full disk does.
+type memFile struct {
+	mu     sync.Mutex
+	b      []byte
+	limit  int
+	closed bool
+}
+
+var errFull = errors.New("no space left on device")
+
+func (f *memFile) Write(p []byte) (int, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if n := f.limit - len(f.b); len(p) > n {
+		f.b = append(f.b, p[:n]...)
+		return n, errFull
+	}
+	f.b = append(f.b, p...)
+	return len(p), nil
+}
+
+func (f *memFile) ReadAt(p []byte, off int64) (int, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if off >= int64(len(f.b)) {
+		return 0, io.EOF
+	}
+	n := copy(p, f.b[off:])
+	if n < len(p) {
+		return n, io.EOF
+	}
+	return n, nil
+}
+
+func (f *memFile) Close() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.closed = true
+	return nil
+}
+
+// body returns n random bytes: no two windows of the ring look alike.
+func body(n int) []byte {
+	b := make([]byte, n)
+	_, _ = rand.NewChaCha8([32]byte{7}).Read(b)
+	return b
+}
+
+// TestStreamHoldsBackTheLastByte: whether a reader reads while the body is written or comes
+// after the writer has ended, it gets the last byte only when the writer finished without an
+// error; else it gets every byte but the last, then the writer's error.
+func TestStreamHoldsBackTheLastByte(t *testing.T) {
+	errCheck := errors.New("checksum")
+	for _, fail := range []bool{false, true} {
+		for _, late := range []bool{false, true} {
+			data := body(100_000)
+			s := newStream(streamHooks{idle: func() {}})
+			s.start(int64(len(data)), make([]byte, len(data)), nil)
+			read := func() ([]byte, error) {
+				s.join()
+				r, err := s.open(context.Background(), false)
+				if err != nil {
+					return nil, err
+				}
+				defer r.Close()
+				return io.ReadAll(r)
+			}
+			var got []byte
+			var err error
+			var wg sync.WaitGroup
+			if !late {
+				wg.Go(func() { got, err = read() })
+			}
+			for i := 0; i < len(data); i += 4096 {
+				if werr := s.write(context.Background(), data[i:min(i+4096, len(data))]); werr != nil {
+					t.Fatal(werr)
+				}
+			}
+			if fail {
+				s.finish(errCheck)
+			} else {
+				s.finish(nil)
+			}
+			if late {
+				got, err = read()
+			}
+			wg.Wait()
+			switch {
+			case fail && (!errors.Is(err, errCheck) || len(got) != len(data)-1):
+				t.Errorf("late %v, the check failed: %d of %d bytes, %v; want all but the last, then the error", late, len(got), len(data), err)
+			case !fail && (err != nil || !bytes.Equal(got, data)):
+				t.Errorf("late %v, the check passed: %d of %d bytes, %v", late, len(got), len(data), err)
+			}
+		}
+	}
+}
+
+// TestStreamCut: a cut fails the readers, waiting or not, and the writer's next write.
+func TestStreamCut(t *testing.T) {
+	errCut := errors.New("cut")
+	s := newStream(streamHooks{idle: func() {}})
+	s.start(10, make([]byte, 10), nil)
+	s.join()
+	r, _ := s.open(context.Background(), false)
+	if err := s.write(context.Background(), []byte("abc")); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error)
+	go func() {
+		_, err := io.ReadAll(r)
+		done <- err
+	}()
+	s.cut(errCut, false)
+	if err := <-done; !errors.Is(err, errCut) {
+		t.Errorf("a reader after the cut: %v", err)
+	}
+	if err := s.write(context.Background(), []byte("d")); !errors.Is(err, errCut) {
+		t.Errorf("a write after the cut: %v", err)
+	}
+	r.Close()
+}
+
+// TestStreamIdle: the idle hook is called when a stream still being written loses its last
+// reader or starts with none, not once it has ended; cut with idleOnly cuts only then.
+func TestStreamIdle(t *testing.T) {
+	var idle atomic.Int32
+	s := newStream(streamHooks{idle: func() { idle.Add(1) }})
+	s.join()
+	s.start(4, make([]byte, 4), nil)
+	r, _ := s.open(context.Background(), false)
+	if idle.Load() != 0 || s.cut(errAbandoned, true) {
+		t.Fatal("idle with a reader")
+	}
+	r.Close()
+	if idle.Load() != 1 || !s.cut(errAbandoned, true) {
+		t.Errorf("idle hook called %d times after the last reader left, want 1", idle.Load())
+	}
+
+	e := newStream(streamHooks{idle: func() { idle.Add(10) }})
+	e.start(0, nil, nil)
+	if idle.Load() != 11 {
+		t.Errorf("a stream starting with no reader: idle %d", idle.Load()-1)
+	}
+	e.join()
+	e.finish(nil)
+	e.leave()
+	if idle.Load() != 11 {
+		t.Errorf("idle called after the end")
+	}
+}
+
+// TestStreamRing: the file fails after a few bytes and there is no buf: the stream goes on
+// through its ring, a fast and a slow reader both get every byte, and the writer waits for
+// the slow one rather than overwrite what it has still to read.
+func TestStreamRing(t *testing.T) {
+	data := body(3*ringSize + 12345)
+	f := &memFile{limit: 100_000}
+	var rings atomic.Int32
+	s := newStream(streamHooks{
+		idle:       func() {},
+		fileFailed: func(err error, ring bool) { rings.Add(1) },
+	})
+	s.start(int64(len(data)), nil, f)
+	var readers [2]*streamReader
+	for i := range readers {
+		s.join()
+		readers[i], _ = s.open(context.Background(), false)
+	}
+	var wg sync.WaitGroup
+	for i, r := range readers {
+		wg.Go(func() {
+			defer r.Close()
+			var got bytes.Buffer
+			p := make([]byte, []int{64 << 10, 1000}[i])
+			for {
+				n, err := r.Read(p)
+				got.Write(p[:n])
+				if errors.Is(err, io.EOF) {
+					break
+				}
+				if err != nil {
+					t.Errorf("reader %d after %d bytes: %v", i, got.Len(), err)
+					return
+				}
+			}
+			if !bytes.Equal(got.Bytes(), data) {
+				t.Errorf("reader %d: %d of %d bytes, right %v", i, got.Len(), len(data), bytes.Equal(got.Bytes(), data))
+			}
+		})
+	}
+	for i := 0; i < len(data); i += 32 << 10 {
+		if err := s.write(context.Background(), data[i:min(i+32<<10, len(data))]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.finish(nil)
+	wg.Wait()
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if rings.Load() != 1 || !f.closed {
+		t.Errorf("fileFailed called %d times, file closed %v; want 1 and closed", rings.Load(), f.closed)
+	}
+}

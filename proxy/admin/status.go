@@ -1,0 +1,124 @@
+package admin
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"time"
+
+	"github.com/fedicache/fedicache/cache"
+)
+
+// Status is the document /status returns.
+type Status struct {
+	Version       string       `json:"version"`
+	StartedAt     time.Time    `json:"started_at"`
+	UptimeSeconds float64      `json:"uptime_seconds"`
+	Ready         bool         `json:"ready"`
+	Draining      bool         `json:"draining"`
+	Bucket        BucketStatus `json:"bucket"`
+	Cache         *cache.Stats `json:"cache,omitempty"`
+	// EgressSavedBytes counts bytes served from the cache that the bucket did not send.
+	EgressSavedBytes uint64     `json:"egress_saved_bytes"`
+	Migration        *Migration `json:"migration,omitempty"`
+	// State is the cluster's record of deleted and hidden media as this replica holds it.
+	State    any            `json:"state,omitempty"`
+	Sections map[string]any `json:"sections,omitempty"`
+	Info     map[string]any `json:"info,omitempty"`
+}
+
+// BucketStatus is the outcome of the last readiness check of the bucket.
+type BucketStatus struct {
+	OK        bool      `json:"ok"`
+	Error     string    `json:"error,omitempty"`
+	CheckedAt time.Time `json:"checked_at"`
+}
+
+// snapshot gathers what /status and the status page show.
+func (h *Handler) snapshot(ctx context.Context) Status {
+	answered, err := h.check(ctx)
+	h.mu.Lock()
+	checked := h.checkedAt
+	h.mu.Unlock()
+	st := Status{
+		Version:       h.cfg.Version,
+		StartedAt:     h.started.UTC(),
+		UptimeSeconds: time.Since(h.started).Seconds(),
+		Draining:      h.draining(),
+		Bucket:        BucketStatus{OK: err == nil, CheckedAt: checked.UTC()},
+		Info:          h.cfg.Info,
+	}
+	if err != nil {
+		st.Bucket.Error = err.Error()
+	}
+	if h.cfg.HitBytes != nil {
+		st.EgressSavedBytes = uint64(h.cfg.HitBytes())
+	}
+	if h.cfg.Cache != nil {
+		cs := h.cfg.Cache.Stats()
+		st.Cache = &cs
+		st.EgressSavedBytes += cs.SharedBytes
+	}
+	st.Ready = answered && !st.Draining
+	if h.cfg.State != nil {
+		st.State = h.cfg.State.Status()
+		st.Ready = st.Ready && h.cfg.State.Loaded()
+	}
+	if h.cfg.Migration != nil {
+		m := h.cfg.Migration()
+		st.Migration = &m
+	}
+	if len(h.cfg.Sections) > 0 {
+		st.Sections = map[string]any{}
+		for name, f := range h.cfg.Sections {
+			st.Sections[name] = f()
+		}
+	}
+	return st
+}
+
+func (h *Handler) status(w http.ResponseWriter, r *http.Request) {
+	st := h.snapshot(r.Context())
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(st)
+}
+
+// Migration is the copy of the old volume into the bucket, as /status and the status page
+// show it.
+type Migration struct {
+	Running bool      `json:"running"` // the copy is under way (false once done or stopped)
+	Done    bool      `json:"done"`    // the walk of the old volume has ended
+	Started time.Time `json:"started"`
+	// Elapsed is the time the copy has taken so far, or took once done.
+	Elapsed time.Duration `json:"elapsed_ns"`
+
+	// FilesTotal and BytesTotal are the old volume's files and bytes; -1 while they are
+	// still being counted.
+	FilesTotal int64 `json:"files_total"`
+	BytesTotal int64 `json:"bytes_total"`
+	// FilesScanned is how many of the volume's files the copy has looked at.
+	FilesScanned int64 `json:"files_scanned"`
+	// FilesDone and BytesDone are what the bucket holds of them: copied now, or there already.
+	FilesDone int64 `json:"files_done"`
+	BytesDone int64 `json:"bytes_done"`
+	// FilesCopied and BytesCopied are what this run copied.
+	FilesCopied int64 `json:"files_copied"`
+	BytesCopied int64 `json:"bytes_copied"`
+
+	BytesPerSecond float64       `json:"bytes_per_second"`
+	ETA            time.Duration `json:"eta_ns"` // -1 while unknown
+	Conflicts      int64         `json:"conflicts"`
+	Errors         int64         `json:"errors"`
+	// Excluded are files the include and exclude filters leave out; Skipped are files left
+	// where they are for another reason (hidden files with no ACLs to hide them, files that
+	// changed while they were read). Neither counts as done.
+	Excluded int64 `json:"excluded"`
+	Skipped  int64 `json:"skipped"`
+	// RecentErrors are a few of the failures, each "key: cause".
+	RecentErrors []string `json:"recent_errors,omitempty"`
+	// ConflictKeys are a few of the keys the bucket holds with other bytes.
+	ConflictKeys []string `json:"conflict_keys,omitempty"`
+}
