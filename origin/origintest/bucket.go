@@ -42,10 +42,11 @@ type FakeBucket struct {
 	every   int // with failStatus: fail one request in every
 	nReqs   int
 	failSt  int
-	failKey map[string]int    // bucket key -> status every request for it gets
-	acls    map[string]string // bucket key -> canned ACL
-	noACLs  bool              // answer ACL requests NotImplemented, as services without ACLs do
-	sigOnly bool              // refuse unsigned requests but reads of public-read objects
+	failKey map[string]int           // bucket key -> status every request for it gets
+	acls    map[string]string        // bucket key -> canned ACL
+	paired  map[string]chan struct{} // bucket key -> closed once an ACL request for it arrived
+	noACLs  bool                     // answer ACL requests NotImplemented, as services without ACLs do
+	sigOnly bool                     // refuse unsigned requests but reads of public-read objects
 	gates   map[string]*Gate
 	cuts    map[string]int64
 	flips   map[string]int64 // bucket key -> offset of the body byte its GETs send altered
@@ -94,6 +95,7 @@ func NewFakeBucket(t testing.TB) *FakeBucket {
 		puts:    map[string]http.Header{},
 		failKey: map[string]int{},
 		acls:    map[string]string{},
+		paired:  map[string]chan struct{}{},
 		gates:   map[string]*Gate{},
 		cuts:    map[string]int64{},
 		flips:   map[string]int64{},
@@ -126,6 +128,15 @@ func (b *FakeBucket) serve(fake http.Handler, w http.ResponseWriter, r *http.Req
 	deny := b.sigOnly && !signedRequest(r) && (aclRequest || !b.publicReadLocked(r, key))
 	b.mu.Unlock()
 	if aclRequest {
+		b.mu.Lock()
+		if ch, ok := b.paired[key]; ok {
+			select {
+			case <-ch:
+			default:
+				close(ch)
+			}
+		}
+		b.mu.Unlock()
 		if deny {
 			accessDenied(w, r)
 			return
@@ -150,6 +161,7 @@ func (b *FakeBucket) serve(fake http.Handler, w http.ResponseWriter, r *http.Req
 		}
 	}
 	gate, cut := b.gates[key], b.cuts[key]
+	pair := b.paired[key]
 	flip, flipped := b.flips[key]
 	sum := b.sums[key]
 	_, sumAsked := r.Header["X-Amz-Checksum-Mode"]
@@ -168,6 +180,16 @@ func (b *FakeBucket) serve(fake http.Handler, w http.ResponseWriter, r *http.Req
 	if deny {
 		accessDenied(w, r)
 		return
+	}
+	if pair != nil && (r.Method == http.MethodGet || r.Method == http.MethodHead) {
+		select {
+		case <-pair:
+		case <-time.After(PairWait):
+			http.Error(w, "<Error><Code>SlowDown</Code></Error>", http.StatusServiceUnavailable)
+			return
+		case <-r.Context().Done():
+			return
+		}
 	}
 	if refuseSums {
 		refuseChecksumMode(w, r, refuseStatus)
@@ -219,6 +241,18 @@ func (b *FakeBucket) serve(fake http.Handler, w http.ResponseWriter, r *http.Req
 	case b.ended <- r.Context().Err():
 	default:
 	}
+}
+
+// PairWait is how long a paired GET or HEAD waits for its ACL request (see PairACL).
+const PairWait = 2 * time.Second
+
+// PairACL makes GETs and HEADs of key wait until a request for key's ACL has arrived, and fail
+// (503) when none came within PairWait: a client that reads the ACL only after the object's
+// answer fails them, one that asks both at once does not.
+func (b *FakeBucket) PairACL(key string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.paired[key] = make(chan struct{})
 }
 
 // Close stops the server: connections are refused from then on.

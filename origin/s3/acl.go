@@ -35,6 +35,9 @@ func (b *Bucket) checkPublic(ctx context.Context, key string) error {
 	w := newWatchdog(ctx, b.timeout)
 	defer w.release()
 	out, err := b.client.GetObjectAcl(w.ctx, &s3.GetObjectAclInput{Bucket: aws.String(b.bucket), Key: aws.String(b.Key(key))})
+	if err != nil && ctx.Err() != nil {
+		return ctx.Err() // abandoned: not a failure of the bucket's
+	}
 	if err != nil {
 		err = translate(ctx, w, err)
 		if aclsUnsupported(err) {
@@ -51,6 +54,42 @@ func (b *Bucket) checkPublic(ctx context.Context, key string) error {
 		return fmt.Errorf("s3: %q has no public read in its ACL: %w", key, origin.ErrHidden)
 	}
 	return nil
+}
+
+// pendingACL is an ACL check under way beside the request it decides.
+type pendingACL struct {
+	done   chan error // nil: no check was needed
+	cancel context.CancelFunc
+}
+
+// checkPublicAsync starts checkPublic of key alongside the caller's own request.
+func (b *Bucket) checkPublicAsync(ctx context.Context, key string) pendingACL {
+	if !b.acl.on || b.acl.unsupported.Load() {
+		return pendingACL{}
+	}
+	actx, cancel := context.WithCancel(ctx)
+	p := pendingACL{done: make(chan error, 1), cancel: cancel}
+	go func() { p.done <- b.checkPublic(actx, key) }()
+	return p
+}
+
+// wait returns the check's verdict: nil when the object may be served.
+func (p pendingACL) wait() error {
+	if p.done == nil {
+		return nil
+	}
+	defer p.cancel()
+	return <-p.done
+}
+
+// abandon stops a check whose answer is no longer needed (the request it decides failed) and
+// waits until it has ended.
+func (p pendingACL) abandon() {
+	if p.done == nil {
+		return
+	}
+	p.cancel()
+	<-p.done
 }
 
 // publicRead reports whether grants let everyone read.

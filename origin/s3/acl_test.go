@@ -61,3 +61,48 @@ func TestPrivateACLHidesTheObject(t *testing.T) {
 		t.Errorf("Stat on a service without ACLs: %v", err)
 	}
 }
+
+// TestACLReadAlongsideTheObject: the ACL request of a fill goes out with the object's request,
+// not after its answer, so it adds no round trip before the first byte. The fake holds every
+// GET and HEAD of a paired key until that key's ACL request has arrived (and fails it after
+// origintest.PairWait): a client asking one after the other fails here. A hidden object's
+// bytes are still never handed out.
+func TestACLReadAlongsideTheObject(t *testing.T) {
+	fb := origintest.NewFakeBucket(t)
+	keys := []string{"get.png", "stat.png", "revalidate.png", "hidden.png"}
+	for _, k := range keys {
+		fb.Put(t, k, []byte("object "+k))
+	}
+	fb.SetACL("hidden.png", "private")
+	ctx := context.Background()
+	m, err := aclBucket(t, fb, true).Stat(ctx, "revalidate.png") // before the pairing
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range keys {
+		fb.PairACL(k)
+	}
+	b := aclBucket(t, fb, true)
+
+	body, _, err := b.Get(ctx, "get.png", nil)
+	if err != nil {
+		t.Fatalf("Get: %v (the ACL request did not go out with the GET)", err)
+	}
+	if got := string(origintest.ReadAll(t, body)); got != "object get.png" {
+		t.Errorf("Get: %q", got)
+	}
+	if _, err := b.Stat(ctx, "stat.png"); err != nil {
+		t.Errorf("Stat: %v (the ACL request did not go out with the HEAD)", err)
+	}
+	if _, same, err := b.Revalidate(ctx, "revalidate.png", m.ETag); err != nil || !same {
+		t.Errorf("Revalidate: %v, unchanged %v (the ACL request did not go out with the HEAD)", err, same)
+	}
+	if body, _, err := b.Get(ctx, "hidden.png", nil); !errors.Is(err, origin.ErrHidden) || body != nil {
+		t.Errorf("Get of a hidden object: body %v, err %v; want no body and ErrHidden", body != nil, err)
+	}
+	for _, k := range []string{"get.png", "hidden.png"} {
+		if n := fb.Gets(k); n != 1 {
+			t.Errorf("%s: %d GETs, want 1", k, n)
+		}
+	}
+}

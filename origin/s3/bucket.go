@@ -87,10 +87,13 @@ func (b *Bucket) Stat(ctx context.Context, key string) (origin.Meta, error) {
 
 // readObject runs call, one request reading key's object (op is its S3 operation, verb names it
 // in errors), then the steps every such read shares: the error wrapped with the verb and key
-// (an unsigned 403 told apart by denied), the request's time observed, and, on success, the
-// object's ACL read where hidden media must answer as absent (checkPublic). undo, when set,
-// releases what call returned when that last check refuses it.
+// (an unsigned 403 told apart by denied), the request's time observed, and the object's ACL
+// read where hidden media must answer as absent (checkPublic). The ACL request runs alongside
+// call, so that it adds no round trip before the first byte; what call returned is handed out
+// only once the ACL allows it (undo, when set, releases it when the ACL refuses it), so a
+// hidden object's bytes never leave this function.
 func readObject[T any](ctx context.Context, b *Bucket, op, verb, key string, call func() (T, error), undo func(T)) (T, error) {
+	acl := b.checkPublicAsync(ctx, key)
 	start := time.Now()
 	v, err := call()
 	took := time.Since(start)
@@ -99,9 +102,10 @@ func readObject[T any](ctx context.Context, b *Bucket, op, verb, key string, cal
 	}
 	b.observedTook(op, took, err)
 	if err != nil {
+		acl.abandon()
 		return v, err
 	}
-	if err := b.checkPublic(ctx, key); err != nil {
+	if err := acl.wait(); err != nil {
 		if undo != nil {
 			undo(v)
 		}
