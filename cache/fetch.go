@@ -14,6 +14,7 @@ import (
 	"io"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/fedicache/fedicache/origin"
 )
@@ -46,9 +47,10 @@ type fetch struct {
 	cancel context.CancelFunc
 	stored chan struct{} // closed once a complete object is in the tiers (or was not kept)
 
-	meta  origin.Meta // set by run before the stream starts, read-only afterwards
-	from  origin.From // which store answered, as meta
-	spool Spool       // run's own: the disk tier's spool while it takes the body
+	meta      origin.Meta // set by run before the stream starts, read-only afterwards
+	from      origin.From // which store answered, as meta
+	startedAt time.Time   // when the origin answered, as meta
+	spool     Spool       // run's own: the disk tier's spool while it takes the body
 
 	cacheable atomic.Bool // a tier will keep the object (cleared when the spool fails into the ring)
 	purged    atomic.Bool // a purge came while it ran: do not store
@@ -98,12 +100,13 @@ func (l *Layered) miss(ctx context.Context, key string, r *origin.Range) (io.Rea
 	return body, f.meta, f.from, nil
 }
 
-// missRange answers a range from the key's fetch when it holds those bytes already, else with
-// a ranged request to the origin, then fetching the whole object in the background.
+// missRange answers a range from the key's fetch when it holds those bytes already or will reach
+// them soon (see reach), else with a ranged request to the origin, then fetching the whole
+// object in the background.
 func (l *Layered) missRange(ctx context.Context, key string, r origin.Range) (io.ReadCloser, origin.Meta, origin.From, error) {
 	if f := l.fetchOf(key); f != nil && f.s.begun() {
 		if first, last, ok := r.Resolve(f.meta.Size); ok {
-			if body, ok := f.s.openWritten(first, last+1); ok {
+			if body, ok := f.s.openAhead(first, last+1, l.reach(f)); ok {
 				l.stats.sharedWaiters.Add(1)
 				return body, f.meta, f.from, nil
 			}
@@ -118,6 +121,28 @@ func (l *Layered) missRange(ctx context.Context, key string, r origin.Range) (io
 		l.backgroundFill(key)
 	}
 	return body, m, from, err
+}
+
+// rangeWait is how long a range request may wait for the fetch under way to reach its first
+// byte rather than ask the origin itself: about what the origin takes to send a first byte.
+// rangeReachMin is how far ahead of the fetch a range is always waited for (the fetch's pace
+// unknown yet).
+const (
+	rangeWait     = 300 * time.Millisecond
+	rangeReachMin = 256 << 10
+)
+
+// reach returns how many bytes past what f has written its fetch will have written within
+// rangeWait, at its pace so far: a range starting within them waits for the fetch, whose bytes
+// the bucket sends once, rather than making the bucket send them twice.
+func (l *Layered) reach(f *fetch) func(written int64) int64 {
+	elapsed := l.cfg.Clock().Sub(f.startedAt)
+	return func(written int64) int64 {
+		if elapsed <= 0 {
+			return rangeReachMin
+		}
+		return max(rangeReachMin, int64(float64(written)*float64(rangeWait)/float64(elapsed)))
+	}
 }
 
 // join returns key's fetch, starting it when there is none, and counts the caller as one of
@@ -261,7 +286,7 @@ func (l *Layered) run(f *fetch) {
 		fail(err)
 		return
 	}
-	f.meta, f.from = m, from
+	f.meta, f.from, f.startedAt = m, from, l.cfg.Clock()
 	f.s.start(m.Size, buf, file)
 
 	if err := l.copyBody(f, body, m); err != nil {

@@ -126,15 +126,17 @@ func (s *stream) open(ctx context.Context, shared bool) (*streamReader, error) {
 	return s.newReaderLocked(0, s.size, shared), nil
 }
 
-// openWritten counts and returns a reader of bytes [off, end) when they are written already and
-// the stream still serves them (not from the ring, which may have let them go).
-func (s *stream) openWritten(off, end int64) (*streamReader, bool) {
+// openAhead counts and returns a reader of bytes [off, end) when the stream still serves them
+// (not from the ring, which may have let them go) and they are written already or start at most
+// ahead(written) bytes past what is written: the reader then waits for its bytes as they land.
+func (s *stream) openAhead(off, end int64, ahead func(written int64) int64) (*streamReader, bool) {
 	if !s.begun() {
 		return nil, false
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.err != nil || s.cutErr != nil || s.closed || s.ring != nil || end > s.written {
+	if s.err != nil || s.cutErr != nil || s.closed || s.ring != nil || end > s.size ||
+		end > s.written && off > s.written+ahead(s.written) {
 		return nil, false
 	}
 	s.readers++
