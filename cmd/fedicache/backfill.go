@@ -15,6 +15,7 @@ import (
 
 	"github.com/dustin/go-humanize"
 	"github.com/fedicache/fedicache/backfill"
+	"github.com/fedicache/fedicache/cmd/fedicache/config"
 	"github.com/fedicache/fedicache/origin/s3"
 	"github.com/fedicache/fedicache/origin/volume"
 	"github.com/fedicache/fedicache/proxy/admin"
@@ -54,40 +55,40 @@ func newBackfillCmd() *cobra.Command {
 			"in the bucket and equal (files of keys Mastodon deleted excepted).",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := commandConfig(cmd)
+			cfg, err := config.LoadFlags(cmd.Flags())
 			if err != nil {
 				return err
 			}
 			if cfg.FallbackDir == "" {
-				return &configError{[]string{"fallback.dir is empty: the backfill copies the old volume, e.g. fallback.dir: /mnt/mastodon-system or --fallback-dir"}}
+				return config.Errorf("fallback.dir is empty: the backfill copies the old volume, e.g. fallback.dir: /mnt/mastodon-system or --fallback-dir")
 			}
 			eng := cfg.Backfill.Engine
 			fl := cmd.Flags()
 			if fl.Changed("concurrency") {
 				if concurrency < 1 {
-					return &configError{[]string{fmt.Sprintf("--concurrency %d: use a number of at least 1, e.g. --concurrency 16", concurrency)}}
+					return config.Errorf("--concurrency %d: use a number of at least 1, e.g. --concurrency 16", concurrency)
 				}
 				eng.Concurrency = concurrency
 			}
 			if fl.Changed("bandwidth") {
 				n, err := humanize.ParseBytes(bandwidth)
 				if err != nil {
-					return &configError{[]string{fmt.Sprintf("--bandwidth %q is not a size: use e.g. --bandwidth 50MiB", bandwidth)}}
+					return config.Errorf("--bandwidth %q is not a size: use e.g. --bandwidth 50MiB", bandwidth)
 				}
 				eng.Bandwidth = int64(n)
 			}
 			if fl.Changed("rate") {
 				if rate < 0 {
-					return &configError{[]string{"--rate: use a number of files per second of at least 0, e.g. --rate 200"}}
+					return config.Errorf("--rate: use a number of files per second of at least 0, e.g. --rate 200")
 				}
 				eng.Rate = rate
 			}
 			eng.Include, eng.Exclude, eng.DryRun = include, exclude, dryRun
 			if err := eng.Validate(); err != nil {
-				return configErrorOf(err)
+				return config.ErrorOf(err)
 			}
 			if verify != "" && verify != string(backfill.VerifySize) && verify != string(backfill.VerifyHash) {
-				return &configError{[]string{fmt.Sprintf("--verify=%s: use e.g. --verify (sizes) or --verify=hash (contents)", verify)}}
+				return config.Errorf("--verify=%s: use e.g. --verify (sizes) or --verify=hash (contents)", verify)
 			}
 			// The backfill serves an admin listener only when asked on its command line: the
 			// admin_listen of a configuration shared with serve does not turn it on.
@@ -95,7 +96,7 @@ func newBackfillCmd() *cobra.Command {
 			if fl.Changed("admin-listen") {
 				adminListen = cfg.AdminListen
 				if verify != "" {
-					return &configError{[]string{"--admin-listen shows the copy's progress, and --verify copies nothing: drop one of them"}}
+					return config.Errorf("--admin-listen shows the copy's progress, and --verify copies nothing: drop one of them")
 				}
 			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGTERM, syscall.SIGINT)
@@ -106,7 +107,7 @@ func newBackfillCmd() *cobra.Command {
 			return runBackfill(ctx, cfg, eng, verify, verifyOut, adminListen, cmd.OutOrStdout(), cmd.ErrOrStderr(), log)
 		},
 	}
-	addConfigFlags(cmd.Flags())
+	config.AddFlags(cmd.Flags())
 	f := cmd.Flags()
 	f.Lookup("admin-listen").Usage = "serve the status page, /status and /metrics on this host:port while copying, " +
 		"e.g. :9090 to watch a Job through kubectl port-forward; off unless given"
@@ -124,7 +125,7 @@ func newBackfillCmd() *cobra.Command {
 
 // runBackfill opens the volume and the bucket and runs the copy or the verification. With
 // adminListen set, it serves the copy's status page, /status and /metrics there while it runs.
-func runBackfill(ctx context.Context, cfg Config, eng backfill.Config, verify, verifyOut, adminListen string, out, errOut io.Writer, log *slog.Logger) error {
+func runBackfill(ctx context.Context, cfg config.Config, eng backfill.Config, verify, verifyOut, adminListen string, out, errOut io.Writer, log *slog.Logger) error {
 	vol, err := volume.Open(cfg.FallbackDir)
 	if err != nil {
 		return fmt.Errorf("fallback.dir: %w", err)
@@ -139,7 +140,7 @@ func runBackfill(ctx context.Context, cfg Config, eng backfill.Config, verify, v
 	}
 	bucket, err := s3.New(ctx, scfg)
 	if err != nil {
-		return fmt.Errorf("bucket: %w", keyed(err))
+		return fmt.Errorf("bucket: %w", config.Keyed(err))
 	}
 	p := backfill.NewProgress()
 	if adminListen != "" {
@@ -207,7 +208,7 @@ func runBackfill(ctx context.Context, cfg Config, eng backfill.Config, verify, v
 
 // serveBackfillAdmin serves the copy's admin listener on addr (the status page, /status,
 // /healthz, /readyz, /metrics) until the returned func is called.
-func serveBackfillAdmin(addr string, cfg Config, eng backfill.Config, bucket *s3.Bucket, reg *prometheus.Registry, p *backfill.Progress, log *slog.Logger) (func(), error) {
+func serveBackfillAdmin(addr string, cfg config.Config, eng backfill.Config, bucket *s3.Bucket, reg *prometheus.Registry, p *backfill.Progress, log *slog.Logger) (func(), error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("--admin-listen: %w", err)
@@ -235,7 +236,7 @@ func serveBackfillAdmin(addr string, cfg Config, eng backfill.Config, bucket *s3
 
 // newBackfillAdmin returns the copy's admin handler, with the backfill's metrics registered in
 // reg beside the bucket's.
-func newBackfillAdmin(cfg Config, eng backfill.Config, bucket *s3.Bucket, reg *prometheus.Registry, p *backfill.Progress) *admin.Handler {
+func newBackfillAdmin(cfg config.Config, eng backfill.Config, bucket *s3.Bucket, reg *prometheus.Registry, p *backfill.Progress) *admin.Handler {
 	registerBackfillMetrics(reg, p)
 	info := originInfo(cfg)
 	info["concurrency"], info["rate"], info["bandwidth"], info["dry_run"] = eng.Concurrency, eng.Rate, eng.Bandwidth, eng.DryRun

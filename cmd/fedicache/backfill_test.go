@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fedicache/fedicache/cmd/fedicache/config"
 	"github.com/fedicache/fedicache/origin/origintest"
 	"github.com/fedicache/fedicache/origin/s3/s3test"
 )
@@ -288,6 +289,17 @@ func writeTree(t *testing.T, dir string, files map[string][]byte) {
 		}
 		if err := os.WriteFile(p, v, 0o644); err != nil {
 			t.Fatal(err)
+		}
+	}
+}
+
+// TestFieldFlagsAreBackfillFlags: the flags that the configuration names library fields by (a
+// bad --include glob is reported as --include) are flags of the backfill command.
+func TestFieldFlagsAreBackfillFlags(t *testing.T) {
+	flags := newBackfillCmd().Flags()
+	for _, f := range config.FieldFlags() {
+		if flags.Lookup(strings.TrimPrefix(f, "--")) == nil {
+			t.Errorf("the configuration names a field by %s: the backfill command has no such flag", f)
 		}
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fedicache/fedicache/cmd/fedicache/config"
 	"github.com/fedicache/fedicache/origin/origintest"
 )
 
@@ -25,7 +26,7 @@ type replica struct {
 
 func startReplica(t *testing.T, yaml string) *replica {
 	t.Helper()
-	cfg, err := loadConfig(writeConfig(t, yaml), nil)
+	cfg, err := config.Load(writeConfig(t, yaml), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

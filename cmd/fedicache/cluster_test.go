@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fedicache/fedicache/cmd/fedicache/config"
 	"github.com/fedicache/fedicache/origin"
 	"github.com/fedicache/fedicache/origin/origintest"
 	"github.com/fedicache/fedicache/origin/s3/s3test"
@@ -833,7 +834,7 @@ func TestClusterAnonymousWithoutCredentialsRefused(t *testing.T) {
 	s3test.NoCredentials(t)
 	bucket := origintest.NewFakeBucket(t)
 	bucket.RequireSignatures(true)
-	cfg, err := loadConfig(writeConfig(t, `listen: "127.0.0.1:0"
+	cfg, err := config.Load(writeConfig(t, `listen: "127.0.0.1:0"
 admin_listen: "127.0.0.1:0"
 s3:
   endpoint: `+bucket.URL+`

@@ -17,6 +17,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/fedicache/fedicache/cmd/fedicache/config"
 	"github.com/fedicache/fedicache/origin"
 	"github.com/johannesboyne/gofakes3"
 	"github.com/johannesboyne/gofakes3/backend/s3mem"
@@ -122,21 +123,21 @@ func runDemo(ctx context.Context, listen, adminListen string, out, errOut io.Wri
 }
 
 // demoConfig is the default configuration pointed at the demo's bucket and volume.
-func demoConfig(listen, adminListen, endpoint, volDir, cacheDir string) (Config, error) {
-	v := newViper(nil)
-	v.Set("listen", listen)
-	v.Set("admin_listen", adminListen)
-	v.Set("s3.endpoint", endpoint)
-	v.Set("s3.bucket", demoBucket)
-	v.Set("s3.access_key_id", "demo")
-	v.Set("s3.secret_access_key", "demo-secret")
-	v.Set("s3.permission", "") // the in-process bucket has no ACLs
-	v.Set("fallback.dir", volDir)
-	v.Set("cache.disk.dir", cacheDir)
-	v.Set("cache.disk.max_bytes", "256MiB")
-	v.Set("admin.token", "demo-token")
-	v.Set("log.format", "text")
-	return configFrom(v, "")
+func demoConfig(listen, adminListen, endpoint, volDir, cacheDir string) (config.Config, error) {
+	return config.LoadValues(map[string]any{
+		"listen":               listen,
+		"admin_listen":         adminListen,
+		"s3.endpoint":          endpoint,
+		"s3.bucket":            demoBucket,
+		"s3.access_key_id":     "demo",
+		"s3.secret_access_key": "demo-secret",
+		"s3.permission":        "", // the in-process bucket has no ACLs
+		"fallback.dir":         volDir,
+		"cache.disk.dir":       cacheDir,
+		"cache.disk.max_bytes": "256MiB",
+		"admin.token":          "demo-token",
+		"log.format":           "text",
+	})
 }
 
 func printDemo(w io.Writer, a addrs, s3addr, volDir string) {

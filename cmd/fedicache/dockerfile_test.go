@@ -7,6 +7,8 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/fedicache/fedicache/cmd/fedicache/config"
 )
 
 // TestDockerfile keeps the image true to the code: the build stage runs the build script CI
@@ -56,7 +58,7 @@ func TestDockerfile(t *testing.T) {
 		t.Fatal("final stage exposes no port")
 	}
 	for _, key := range []string{"listen", "admin_listen"} {
-		_, port, _ := net.SplitHostPort(defaultOf(key).(string))
+		_, port, _ := net.SplitHostPort(config.Default(key).(string))
 		if !strings.Contains(" "+expose[1]+" ", " "+port+" ") {
 			t.Errorf("EXPOSE %s lacks %s's default port %s", expose[1], key, port)
 		}

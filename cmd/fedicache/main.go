@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 
+	"github.com/fedicache/fedicache/cmd/fedicache/config"
 	"github.com/spf13/cobra"
 )
 
@@ -28,7 +29,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 0
 	}
 	fmt.Fprintln(stderr, "fedicache:", err)
-	var ce *configError
+	var ce *config.Error
 	var ue *usageError
 	if errors.As(err, &ce) || errors.As(err, &ue) {
 		return 2

@@ -24,6 +24,7 @@ import (
 
 	"github.com/fedicache/fedicache/backfill"
 	"github.com/fedicache/fedicache/cache/state"
+	"github.com/fedicache/fedicache/cmd/fedicache/config"
 	"github.com/fedicache/fedicache/origin"
 	"github.com/fedicache/fedicache/proxy"
 	"github.com/fedicache/fedicache/proxy/cluster"
@@ -458,7 +459,7 @@ func checkBackfillJob(t *testing.T, m *manifests, j *batchv1.Job, server corev1.
 // backfill), with the container's environment and the rendered ConfigMap's file in place of its
 // mount, and returns the configuration the pod would run with and its fallback.dir. The old
 // volume exists only in the pod, so fallback.dir is checked for a folder in a temporary one.
-func podConfig(t *testing.T, m *manifests, wantCmd string, spec corev1.PodSpec, ctr corev1.Container) (Config, string) {
+func podConfig(t *testing.T, m *manifests, wantCmd string, spec corev1.PodSpec, ctr corev1.Container) (config.Config, string) {
 	t.Helper()
 	cmd, rest, err := newRootCmd().Find(ctr.Args)
 	if err != nil || cmd.Name() != wantCmd {
@@ -504,7 +505,7 @@ func podConfig(t *testing.T, m *manifests, wantCmd string, spec corev1.PodSpec, 
 	if err := cmd.Flags().Set("config", file); err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := commandConfig(cmd)
+	cfg, err := config.LoadFlags(cmd.Flags())
 	if err != nil {
 		t.Fatalf("fedicache %s refuses the pod's configuration: %v", wantCmd, err)
 	}
@@ -557,8 +558,8 @@ func podEnv(t *testing.T, m *manifests, ctr corev1.Container) map[string]string 
 		t.Error("envFrom: name each variable, so that a stray key cannot become a setting")
 	}
 	known := map[string]bool{"FEDICACHE_CONFIG": true}
-	for _, s := range settings {
-		known[envName(s.key)] = true
+	for _, key := range config.Keys() {
+		known[config.EnvName(key)] = true
 	}
 	secretKeys := exampleSecretKeys(t)
 	env := map[string]string{}
@@ -971,12 +972,12 @@ func TestManifestGrafanaDashboard(t *testing.T) {
 func servedMetrics(t *testing.T) map[string]map[string]bool {
 	t.Helper()
 	log := slog.New(slog.DiscardHandler)
-	cfg := Config{
+	cfg := config.Config{
 		AdminListen: ":9090",
 		Peers:       "fedicache-peers",
 		AdminToken:  "token",
 		Cloudflare:  cluster.CloudflareConfig{ZoneID: "zone", APIToken: "token"},
-		Cache: CacheConfig{
+		Cache: config.CacheConfig{
 			MemoryMaxBytes: 1 << 20, MemoryMaxObjectBytes: 1 << 10,
 			DiskDir: t.TempDir(), DiskMaxBytes: 1 << 20,
 		},

@@ -17,6 +17,7 @@ import (
 
 	"github.com/fedicache/fedicache/backfill"
 	"github.com/fedicache/fedicache/cache/tiertest"
+	"github.com/fedicache/fedicache/cmd/fedicache/config"
 	"github.com/fedicache/fedicache/origin"
 	"github.com/fedicache/fedicache/origin/origintest"
 	"github.com/fedicache/fedicache/origin/s3"
@@ -78,7 +79,7 @@ func TestServeMetrics(t *testing.T) {
 
 	reg := newRegistry()
 	bucket := metricsBucket(t, fake, newBucketMetrics(reg).observe)
-	cfg := Config{Cache: CacheConfig{
+	cfg := config.Config{Cache: config.CacheConfig{
 		MemoryMaxBytes: 64 << 20, MemoryMaxObjectBytes: 1 << 20,
 		DiskDir: t.TempDir(), DiskMaxBytes: 1 << 30,
 	}}
@@ -151,7 +152,7 @@ func TestServeMetrics(t *testing.T) {
 func TestBackfillAdminCountsBucketChecks(t *testing.T) {
 	reg := newRegistry()
 	bucket := metricsBucket(t, origintest.NewFakeBucket(t), newBucketMetrics(reg).observe)
-	h := newBackfillAdmin(Config{}, backfill.Config{}, bucket, reg, backfill.NewProgress())
+	h := newBackfillAdmin(config.Config{}, backfill.Config{}, bucket, reg, backfill.NewProgress())
 	srv := httptest.NewServer(h)
 	defer srv.Close()
 	resp, err := http.Get(srv.URL + "/readyz")

@@ -12,7 +12,6 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
-	"strconv"
 	"syscall"
 	"time"
 
@@ -21,6 +20,7 @@ import (
 	"github.com/fedicache/fedicache/cache/disk"
 	"github.com/fedicache/fedicache/cache/memory"
 	"github.com/fedicache/fedicache/cache/state"
+	"github.com/fedicache/fedicache/cmd/fedicache/config"
 	"github.com/fedicache/fedicache/origin"
 	"github.com/fedicache/fedicache/origin/s3"
 	"github.com/fedicache/fedicache/origin/volume"
@@ -40,7 +40,7 @@ func newServeCmd() *cobra.Command {
 			"variables (FEDICACHE_S3_BUCKET for s3.bucket), then flags; later ones win.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := commandConfig(cmd)
+			cfg, err := config.LoadFlags(cmd.Flags())
 			if err != nil {
 				return err
 			}
@@ -49,11 +49,11 @@ func newServeCmd() *cobra.Command {
 			return serve(ctx, cfg, newLogger(cfg, cmd.ErrOrStderr()), nil)
 		},
 	}
-	addConfigFlags(cmd.Flags())
+	config.AddFlags(cmd.Flags())
 	return cmd
 }
 
-func newLogger(cfg Config, w io.Writer) *slog.Logger {
+func newLogger(cfg config.Config, w io.Writer) *slog.Logger {
 	var level slog.Level
 	_ = level.UnmarshalText([]byte(cfg.LogLevel))
 	opts := &slog.HandlerOptions{Level: level}
@@ -69,13 +69,13 @@ type addrs struct{ public, admin net.Addr }
 // serve runs the public and admin listeners until ctx ends, then shuts down gracefully:
 // readiness fails at once, the public listener stops accepting, and answers under way get
 // cfg.ShutdownGrace to finish. started, when not nil, is called once both listeners are bound.
-func serve(ctx context.Context, cfg Config, log *slog.Logger, started func(addrs)) error {
+func serve(ctx context.Context, cfg config.Config, log *slog.Logger, started func(addrs)) error {
 	setMemoryLimit(cfg, log)
 	reg := newRegistry()
 	cfg.S3.Observe = newBucketMetrics(reg).observe
 	bucket, err := s3.New(ctx, cfg.S3)
 	if err != nil {
-		return fmt.Errorf("bucket: %w", keyed(err))
+		return fmt.Errorf("bucket: %w", config.Keyed(err))
 	}
 	// First of all, whether the bucket answers: when it does not, the operator reads why here.
 	startupCheck(ctx, bucket, cfg, log)
@@ -242,7 +242,7 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, started func(addrs
 const stateFirstLoad = 15 * time.Second
 
 // logACLStatus says once at start whether objects are hidden by their ACL, and why not.
-func logACLStatus(ctx context.Context, bucket *s3.Bucket, cfg Config, log *slog.Logger) {
+func logACLStatus(ctx context.Context, bucket *s3.Bucket, cfg config.Config, log *slog.Logger) {
 	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	status, err := bucket.ACLStatus(cctx)
@@ -267,7 +267,7 @@ const memoryHeadroom = 48 << 20
 // setMemoryLimit sets the Go runtime's soft memory limit to the memory tier plus headroom, unless
 // GOMEMLIMIT says otherwise: without it the heap may grow to twice what the tier holds before a
 // collection, and a container's memory limit must cover that.
-func setMemoryLimit(cfg Config, log *slog.Logger) {
+func setMemoryLimit(cfg config.Config, log *slog.Logger) {
 	if os.Getenv("GOMEMLIMIT") != "" || cfg.Cache.MemoryMaxBytes <= 0 {
 		return
 	}
@@ -280,7 +280,7 @@ func setMemoryLimit(cfg Config, log *slog.Logger) {
 var cloudflareAPI string
 
 // newCloudflare returns the purger of public URLs at Cloudflare, with its outcomes counted.
-func newCloudflare(cfg Config, reg prometheus.Registerer, log *slog.Logger) *cluster.Cloudflare {
+func newCloudflare(cfg config.Config, reg prometheus.Registerer, log *slog.Logger) *cluster.Cloudflare {
 	purged := prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "fedicache_cdn_purged_urls_total", Help: "URLs purged from Cloudflare's cache.",
 	})
@@ -305,23 +305,21 @@ func newCloudflare(cfg Config, reg prometheus.Registerer, log *slog.Logger) *clu
 var lookupPeers func(ctx context.Context, host string) ([]net.IP, error)
 
 // newPeers returns the other replicas, found by cluster.peers, with their failures counted.
-func newPeers(cfg Config, reg prometheus.Registerer) *cluster.Peers {
+func newPeers(cfg config.Config, reg prometheus.Registerer) *cluster.Peers {
 	// No label per peer: pod addresses change with every rollout. The JSON answer names them.
 	failures := prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "fedicache_peer_forward_failures_total",
 		Help: "Purges and cache busts that could not be passed on to a peer replica.",
 	})
 	reg.MustRegister(failures)
-	_, port, _ := net.SplitHostPort(cfg.AdminListen)
-	p, _ := strconv.Atoi(port)
-	return cluster.NewPeers(cluster.PeersConfig{
-		Name: cfg.Peers, Port: p, Token: cfg.AdminToken, Lookup: lookupPeers,
-		OnResult: func(_ string, ok bool) {
-			if !ok {
-				failures.Inc()
-			}
-		},
-	})
+	pc := cfg.PeersConfig()
+	pc.Lookup = lookupPeers
+	pc.OnResult = func(_ string, ok bool) {
+		if !ok {
+			failures.Inc()
+		}
+	}
+	return cluster.NewPeers(pc)
 }
 
 // backfillQueueSize bounds the keys served from the old volume that wait to be copied.
@@ -330,15 +328,15 @@ const backfillQueueSize = 10_000
 // startBackfill runs the copy of the old volume in the background until ctx ends: the walk of
 // the whole volume, and a queue that copies first what was just served from it. It returns the
 // hook that queues a key, and the progress.
-func startBackfill(ctx context.Context, cfg Config, vol *volume.Volume, c *cache.Layered, st *state.State, reg prometheus.Registerer, log *slog.Logger) (func(string), *backfill.Progress, error) {
+func startBackfill(ctx context.Context, cfg config.Config, vol *volume.Volume, c *cache.Layered, st *state.State, reg prometheus.Registerer, log *slog.Logger) (func(string), *backfill.Progress, error) {
 	if vol == nil {
-		return nil, nil, &configError{[]string{"backfill.enabled needs fallback.dir: set it to the old volume, e.g. fallback.dir: /mnt/mastodon-system"}}
+		return nil, nil, config.Errorf("backfill.enabled needs fallback.dir: set it to the old volume, e.g. fallback.dir: /mnt/mastodon-system")
 	}
 	scfg := cfg.S3
 	scfg.MaxAttempts = backfillMaxAttempts
 	bucket, err := s3.New(ctx, scfg)
 	if err != nil {
-		return nil, nil, fmt.Errorf("bucket: %w", keyed(err))
+		return nil, nil, fmt.Errorf("bucket: %w", config.Keyed(err))
 	}
 	eng := cfg.Backfill.Engine
 	eng.Logger = log
@@ -367,7 +365,7 @@ func startBackfill(ctx context.Context, cfg Config, vol *volume.Volume, c *cache
 
 // newCache puts the configured tiers in front of o, with guard asked before every answer. The
 // returned func closes them.
-func newCache(o origin.Sourced, cfg Config, guard cache.Guard, log *slog.Logger) (*cache.Layered, func(), error) {
+func newCache(o origin.Sourced, cfg config.Config, guard cache.Guard, log *slog.Logger) (*cache.Layered, func(), error) {
 	var mem cache.MemoryTier
 	var dsk cache.DiskTier
 	var closers []func()
@@ -377,18 +375,20 @@ func newCache(o origin.Sourced, cfg Config, guard cache.Guard, log *slog.Logger)
 		}
 	}
 	if cfg.Cache.MemoryMaxBytes > 0 {
-		m, err := memory.New(memory.Config{MaxBytes: cfg.Cache.MemoryMaxBytes, MaxObjectBytes: cfg.Cache.MemoryMaxObjectBytes})
+		m, err := memory.New(cfg.Cache.MemoryConfig())
 		if err != nil {
-			return nil, nil, configErrorOf(err)
+			return nil, nil, config.ErrorOf(err)
 		}
 		mem = m
 		closers = append(closers, m.Close)
 	}
 	if cfg.Cache.DiskDir != "" {
-		d, err := disk.Open(disk.Config{Dir: cfg.Cache.DiskDir, MaxBytes: cfg.Cache.DiskMaxBytes, Logger: log})
+		dc := cfg.Cache.DiskConfig()
+		dc.Logger = log
+		d, err := disk.Open(dc)
 		if err != nil {
 			// A cache is an optimisation: serve without it rather than not at all.
-			log.Error("disk cache unusable, serving without it", "dir", cfg.Cache.DiskDir, "err", keyed(err))
+			log.Error("disk cache unusable, serving without it", "dir", cfg.Cache.DiskDir, "err", config.Keyed(err))
 		} else {
 			dsk = d
 			closers = append(closers, func() { _ = d.Close() })
@@ -403,7 +403,7 @@ func newCache(o origin.Sourced, cfg Config, guard cache.Guard, log *slog.Logger)
 }
 
 // statusInfo is the configuration summary /status shows: no secrets.
-func statusInfo(cfg Config) map[string]any {
+func statusInfo(cfg config.Config) map[string]any {
 	info := originInfo(cfg)
 	info["strip_prefix"] = cfg.Proxy.StripPrefixes
 	info["deny_prefixes"] = cfg.Proxy.DenyPrefixes
@@ -414,7 +414,7 @@ func statusInfo(cfg Config) map[string]any {
 
 // originInfo is the part of the configuration summary that serve and backfill share: the host,
 // the bucket and the old volume.
-func originInfo(cfg Config) map[string]any {
+func originInfo(cfg config.Config) map[string]any {
 	host, _ := os.Hostname()
 	return map[string]any{
 		"host":         host,

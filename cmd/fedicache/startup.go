@@ -12,6 +12,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/fedicache/fedicache/cmd/fedicache/config"
 	"github.com/fedicache/fedicache/origin"
 	"github.com/fedicache/fedicache/origin/s3"
 )
@@ -21,7 +22,7 @@ import (
 const startupCheckTimeout = 5 * time.Second
 
 // logWarnings logs each warning of the configuration once.
-func logWarnings(cfg Config, log *slog.Logger) {
+func logWarnings(cfg config.Config, log *slog.Logger) {
 	for _, w := range cfg.Warnings {
 		log.Warn(w)
 	}
@@ -34,7 +35,7 @@ func logWarnings(cfg Config, log *slog.Logger) {
 // the bucket's Ping (HeadBucket, or the anonymous probe); when the answer carries no error code,
 // one GET more to learn it; and for s3.anonymous, a signed HeadBucket too, as fedicache's own
 // state is read with the credentials.
-func startupCheck(ctx context.Context, bucket *s3.Bucket, cfg Config, log *slog.Logger) {
+func startupCheck(ctx context.Context, bucket *s3.Bucket, cfg config.Config, log *slog.Logger) {
 	logWarnings(cfg, log)
 	msg, err := checkBucket(ctx, bucket, cfg)
 	switch {
@@ -49,7 +50,7 @@ func startupCheck(ctx context.Context, bucket *s3.Bucket, cfg Config, log *slog.
 
 // checkBucket pings the bucket, and for s3.anonymous its signed view, and returns the first
 // failure with the line that explains it.
-func checkBucket(ctx context.Context, bucket *s3.Bucket, cfg Config) (string, error) {
+func checkBucket(ctx context.Context, bucket *s3.Bucket, cfg config.Config) (string, error) {
 	if err := ping(ctx, bucket); err != nil {
 		return diagnose(ctx, bucket, cfg, err)
 	}
@@ -75,7 +76,7 @@ func ping(ctx context.Context, b *s3.Bucket) error {
 // diagnose returns the line that says why b's Ping failed with err, and what to fix, with the
 // error that named the cause. When the answer named none (a HEAD's 403 or 404 has no body), it
 // reads s3.PingKey (which no one stores), ranged, to learn it from a GET's error body.
-func diagnose(ctx context.Context, b *s3.Bucket, cfg Config, err error) (string, error) {
+func diagnose(ctx context.Context, b *s3.Bucket, cfg config.Config, err error) (string, error) {
 	code, status := answerOf(err)
 	if status == 0 && code == "" && unreachable(err) {
 		return endpointProblem(cfg, err), err
@@ -120,7 +121,7 @@ func namesCause(code string, status int) bool {
 }
 
 // refusal returns the line for an answer of the bucket with code and status.
-func refusal(code string, status int, cfg Config) string {
+func refusal(code string, status int, cfg config.Config) string {
 	cause := code
 	if !namesCause(code, status) {
 		cause = fmt.Sprintf("%d %s", status, http.StatusText(status))
@@ -173,7 +174,7 @@ func unreachable(err error) bool {
 }
 
 // endpointProblem returns the line for an endpoint that did not answer.
-func endpointProblem(cfg Config, err error) string {
+func endpointProblem(cfg config.Config, err error) string {
 	cause, fix := "network error", "check s3.endpoint and the network on the way (DNS, firewall, proxy)"
 	var dnsErr *net.DNSError
 	var certErr *tls.CertificateVerificationError
@@ -193,7 +194,7 @@ func endpointProblem(cfg Config, err error) string {
 }
 
 // endpointName names the bucket's service for the log.
-func endpointName(cfg Config) string {
+func endpointName(cfg config.Config) string {
 	if cfg.S3.Endpoint != "" {
 		return cfg.S3.Endpoint
 	}

@@ -4,35 +4,25 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"time"
 
 	"github.com/fedicache/fedicache/cache/state"
+	"github.com/fedicache/fedicache/cmd/fedicache/config"
 	"github.com/fedicache/fedicache/origin/s3"
 	"github.com/fedicache/fedicache/proxy/admin"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// stateRetentionMargin is added to cache.ttl + cache.stale_if_error for the retention of the
-// log of busts.
-const stateRetentionMargin = time.Hour
-
 // newState returns the cluster's record of deleted and hidden media in cfg's bucket, read and
 // written with signed requests that no ACL check hides. replayAll is set when the tiers may
 // hold keys busted while this process was down (a disk tier).
-func newState(bucket *s3.Bucket, cfg Config, replayAll bool, log *slog.Logger) (*state.State, error) {
+func newState(bucket *s3.Bucket, cfg config.Config, replayAll bool, log *slog.Logger) (*state.State, error) {
 	view, err := bucket.StateView()
 	if err != nil {
-		return nil, configErrorOf(err)
+		return nil, config.ErrorOf(err)
 	}
-	ttl, sie := cfg.Cache.Layered.TTL, cfg.Cache.Layered.StaleIfError
-	return state.New(state.Config{
-		Store:     view,
-		Prefix:    cfg.StatePrefix,
-		Refresh:   cfg.StateRefresh,
-		Retention: ttl + sie + stateRetentionMargin,
-		ReplayAll: replayAll,
-		Logger:    log,
-	}), nil
+	sc := cfg.StateConfig()
+	sc.Store, sc.ReplayAll, sc.Logger = view, replayAll, log
+	return state.New(sc), nil
 }
 
 // clusterState is the state as the admin listener speaks to it (admin.ClusterState).

@@ -1,4 +1,4 @@
-package main
+package config
 
 import (
 	"fmt"
@@ -9,7 +9,7 @@ import (
 )
 
 const (
-	tableStart = "<!-- config-table:start (generated from cmd/fedicache/settings.go by its test) -->"
+	tableStart = "<!-- config-table:start (generated from cmd/fedicache/config/settings.go by its test) -->"
 	tableEnd   = "<!-- config-table:end -->"
 )
 
@@ -42,7 +42,7 @@ func quoteAll(in []string) []string {
 // TestREADMEConfigTable fails when README's configuration table and the code drift apart.
 // FEDICACHE_UPDATE_README=1 rewrites the table in place.
 func TestREADMEConfigTable(t *testing.T) {
-	path := filepath.Join("..", "..", "README.md")
+	path := filepath.Join("..", "..", "..", "README.md")
 	raw, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
@@ -60,6 +60,6 @@ func TestREADMEConfigTable(t *testing.T) {
 			}
 			return
 		}
-		t.Errorf("README.md's configuration table is out of date; run FEDICACHE_UPDATE_README=1 go test ./cmd/fedicache/ -run README, or write:\n%s", want)
+		t.Errorf("README.md's configuration table is out of date; run FEDICACHE_UPDATE_README=1 go test ./cmd/fedicache/config -run README, or write:\n%s", want)
 	}
 }

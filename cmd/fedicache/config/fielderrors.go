@@ -1,8 +1,9 @@
-package main
+package config
 
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/fedicache/fedicache/origin/fielderr"
@@ -82,19 +83,32 @@ func problemsOf(err error) []string {
 		}
 		return out
 	}
-	return strings.Split(keyed(err).Error(), "\n")
+	return strings.Split(Keyed(err).Error(), "\n")
 }
 
-// configErrorOf returns err, a library's error about its Config, as the invalid configuration
-// it is: the process exits with status 2, and the problem names keys, not Go fields.
-func configErrorOf(err error) *configError {
-	return &configError{problemsOf(err)}
+// ErrorOf returns err, a library's error about its Config, as the invalid configuration it is:
+// the process exits with status 2, and the problems name keys, not Go fields.
+func ErrorOf(err error) *Error {
+	return &Error{problemsOf(err)}
 }
 
-// keyed returns err with the message of the *fielderr.Error it holds, if any, said with the keys
+// FieldFlags returns the flags that fieldKeys names fields by ("--include"): flags of the
+// backfill command, which must declare them.
+func FieldFlags() []string {
+	var flags []string
+	for _, key := range fieldKeys {
+		if strings.HasPrefix(key, "--") {
+			flags = append(flags, key)
+		}
+	}
+	slices.Sort(flags)
+	return flags
+}
+
+// Keyed returns err with the message of the *fielderr.Error it holds, if any, said with the keys
 // of its fields (keyedMessage), within whatever err wraps it in. errors.Is and errors.As see
 // what err holds.
-func keyed(err error) error {
+func Keyed(err error) error {
 	var fe *fielderr.Error
 	if !errors.As(err, &fe) {
 		return err

@@ -1,4 +1,4 @@
-package main
+package config
 
 import (
 	"errors"
@@ -42,12 +42,12 @@ func TestKeyedFieldErrors(t *testing.T) {
 		})
 	}
 	// What keyed returns is still the library's error underneath.
-	err := keyed(fmt.Errorf("bucket: %w", s3.Config{}.Validate()))
+	err := Keyed(fmt.Errorf("bucket: %w", s3.Config{}.Validate()))
 	var fe *fielderr.Error
 	if !errors.As(err, &fe) || fe.Field != "Config.Bucket" || !strings.HasPrefix(err.Error(), "bucket: s3.bucket ") {
 		t.Errorf("keyed: %v, want the s3.bucket message over the *fielderr.Error", err)
 	}
-	if ce := configErrorOf(s3.Config{}.Validate()); !strings.Contains(ce.Error(), "s3.bucket is empty") {
-		t.Errorf("configErrorOf: %v", ce)
+	if ce := ErrorOf(s3.Config{}.Validate()); !strings.Contains(ce.Error(), "s3.bucket is empty") {
+		t.Errorf("ErrorOf: %v", ce)
 	}
 }

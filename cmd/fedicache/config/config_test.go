@@ -1,12 +1,14 @@
-package main
+package config
 
 import (
-	"bytes"
+	"errors"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/spf13/pflag"
 )
 
 func writeConfig(t *testing.T, yaml string) string {
@@ -18,15 +20,32 @@ func writeConfig(t *testing.T, yaml string) string {
 	return p
 }
 
-// runCLI runs the command line in process and returns its exit status and output.
-func runCLI(t *testing.T, args ...string) (int, string, string) {
+// flagSet returns the flags of a command that AddFlags declared, parsed from args.
+func flagSet(t *testing.T, args ...string) *pflag.FlagSet {
 	t.Helper()
-	var out, errOut bytes.Buffer
-	code := run(args, &out, &errOut)
-	return code, out.String(), errOut.String()
+	fs := pflag.NewFlagSet("serve", pflag.ContinueOnError)
+	AddFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		t.Fatal(err)
+	}
+	return fs
 }
 
-func TestInvalidConfigsExitTwoNamingTheKey(t *testing.T) {
+// invalid returns the message of err, an invalid configuration (an *Error: the command exits
+// with status 2 and the message).
+func invalid(t *testing.T, err error) string {
+	t.Helper()
+	var ce *Error
+	if !errors.As(err, &ce) {
+		t.Fatalf("%v: want an invalid configuration (*Error), the command's exit status 2", err)
+	}
+	return err.Error()
+}
+
+// TestInvalidConfigsNameTheKey: every invalid configuration is an *Error (the command exits
+// with status 2; package main's TestInvalidConfigsExitTwo runs some through the command line)
+// whose problems name the key and the fix.
+func TestInvalidConfigsNameTheKey(t *testing.T) {
 	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
 	dir := t.TempDir()
 	file := filepath.Join(dir, "file")
@@ -37,7 +56,7 @@ func TestInvalidConfigsExitTwoNamingTheKey(t *testing.T) {
 		name, yaml string
 		env        map[string]string
 		args       []string
-		want       []string // every one must appear in stderr
+		want       []string // every one must appear in the message
 	}{
 		{"no bucket", "listen: \":8080\"\n", nil, nil, []string{"s3.bucket", "e.g."}},
 		{"bad duration", "s3:\n  bucket: b\n  timeout: soon\n", nil, nil, []string{"s3.timeout", `"soon"`, "30s"}},
@@ -76,34 +95,30 @@ func TestInvalidConfigsExitTwoNamingTheKey(t *testing.T) {
 		{"bad yaml", "s3: [bucket\n", nil, nil, []string{"not valid YAML"}},
 		{"env is checked too", "s3:\n  bucket: b\n", map[string]string{"FEDICACHE_S3_TIMEOUT": "forever"}, nil, []string{"s3.timeout", `"forever"`}},
 		{"flag is checked too", "s3:\n  bucket: b\n", nil, []string{"--listen", "nowhere"}, []string{"listen", `"nowhere"`}},
-		{"unknown flag", "s3:\n  bucket: b\n", nil, []string{"--bucket", "x"}, []string{"unknown flag", "--help"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			for k, v := range tt.env {
 				t.Setenv(k, v)
 			}
-			args := append([]string{"serve", "--config", writeConfig(t, tt.yaml)}, tt.args...)
-			code, _, stderr := runCLI(t, args...)
-			if code != 2 {
-				t.Errorf("exit status %d, want 2; stderr:\n%s", code, stderr)
-			}
+			_, err := LoadFlags(flagSet(t, append([]string{"--config", writeConfig(t, tt.yaml)}, tt.args...)...))
+			msg := invalid(t, err)
 			for _, w := range tt.want {
-				if !strings.Contains(stderr, w) {
-					t.Errorf("stderr does not say %q:\n%s", w, stderr)
+				if !strings.Contains(msg, w) {
+					t.Errorf("the message does not say %q:\n%s", w, msg)
 				}
 			}
-			if strings.Contains(stderr, "goroutine ") || strings.Contains(stderr, "panic") {
-				t.Errorf("stderr holds a stack trace:\n%s", stderr)
+			if strings.Contains(msg, "goroutine ") || strings.Contains(msg, "panic") {
+				t.Errorf("the message holds a stack trace:\n%s", msg)
 			}
-			if strings.Contains(stderr, "Config.") {
-				t.Errorf("stderr names a Go field, not its key:\n%s", stderr)
+			if strings.Contains(msg, "Config.") {
+				t.Errorf("the message names a Go field, not its key:\n%s", msg)
 			}
 		})
 	}
-	code, _, stderr := runCLI(t, "serve", "--config", filepath.Join(dir, "missing.yaml"))
-	if code != 2 || !strings.Contains(stderr, "missing.yaml") {
-		t.Errorf("missing config file: exit %d, stderr %q", code, stderr)
+	_, err := Load(filepath.Join(dir, "missing.yaml"), nil)
+	if msg := invalid(t, err); !strings.Contains(msg, "missing.yaml") {
+		t.Errorf("missing config file: %q", msg)
 	}
 }
 
@@ -124,11 +139,7 @@ fallback:
 	t.Setenv("FEDICACHE_S3_BUCKET", "from-env")
 	t.Setenv("FEDICACHE_S3_PREFIX", "from-env")
 	t.Setenv("FEDICACHE_DENY_PREFIXES", "backups/,imports/,/secret/")
-	cmd := newServeCmd()
-	if err := cmd.Flags().Parse([]string{"--s3-prefix", "from-flag"}); err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := loadConfig(path, cmd.Flags())
+	cfg, err := Load(path, flagSet(t, "--s3-prefix", "from-flag"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -156,7 +167,7 @@ fallback:
 }
 
 func TestExampleConfigLoads(t *testing.T) {
-	cfg, err := loadConfig(filepath.Join("..", "..", "configs", "example.yaml"), nil)
+	cfg, err := Load(filepath.Join("..", "..", "..", "configs", "example.yaml"), nil)
 	if err != nil {
 		t.Fatalf("configs/example.yaml: %v", err)
 	}
@@ -164,7 +175,7 @@ func TestExampleConfigLoads(t *testing.T) {
 		t.Error("configs/example.yaml sets no bucket")
 	}
 	// Every key is documented in the example.
-	raw, err := os.ReadFile(filepath.Join("..", "..", "configs", "example.yaml"))
+	raw, err := os.ReadFile(filepath.Join("..", "..", "..", "configs", "example.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -173,12 +184,5 @@ func TestExampleConfigLoads(t *testing.T) {
 		if !strings.Contains(string(raw), leaf+":") {
 			t.Errorf("configs/example.yaml does not mention %s", s.key)
 		}
-	}
-}
-
-func TestVersion(t *testing.T) {
-	code, out, _ := runCLI(t, "version")
-	if code != 0 || !strings.HasPrefix(out, "fedicache ") {
-		t.Errorf("version: exit %d, output %q", code, out)
 	}
 }

@@ -1,4 +1,4 @@
-package main
+package config
 
 import (
 	"os"
@@ -34,7 +34,7 @@ func TestSettingsDefaultsAreTheLibraries(t *testing.T) {
 		{"s3.timeout", cfg.S3.Timeout, time.Duration(s3.DefaultTimeout)},
 		{"s3.request_checksum", cfg.S3.RequestChecksum, s3.ChecksumWhenRequired},
 		{"s3.response_checksum", cfg.S3.ResponseChecksum, s3.ChecksumWhenRequired},
-		{"s3.permission", defaultOf("s3.permission"), s3.ACLPublicRead},
+		{"s3.permission", Default("s3.permission"), s3.ACLPublicRead},
 		{"s3.permission (the check)", cfg.S3.RequirePublicRead, true},
 		{"s3.acl", cfg.Backfill.Engine.ACL, backfill.MastodonACL},
 		{"headers.cache_control", cfg.Proxy.CacheControl, proxy.DefaultCacheControl},
@@ -55,7 +55,7 @@ func TestSettingsDefaultsAreTheLibraries(t *testing.T) {
 	} {
 		if c.got != c.want {
 			t.Errorf("%s: the config layer makes %v (%T) of the default %v; the library's constant is %v (%T)",
-				c.key, c.got, c.got, defaultOf(c.key), c.want, c.want)
+				c.key, c.got, c.got, Default(c.key), c.want, c.want)
 		}
 	}
 	for _, p := range alwaysDenied {
@@ -70,9 +70,9 @@ func TestSettingsDefaultsAreTheLibraries(t *testing.T) {
 func unsetSettingVariables(t *testing.T) {
 	t.Helper()
 	for _, s := range settings {
-		if v, ok := os.LookupEnv(envName(s.key)); ok {
-			t.Setenv(envName(s.key), v) // restored after the test
-			if err := os.Unsetenv(envName(s.key)); err != nil {
+		if v, ok := os.LookupEnv(EnvName(s.key)); ok {
+			t.Setenv(EnvName(s.key), v) // restored after the test
+			if err := os.Unsetenv(EnvName(s.key)); err != nil {
 				t.Fatal(err)
 			}
 		}

@@ -1,4 +1,4 @@
-package main
+package config
 
 import (
 	"fmt"
@@ -85,6 +85,26 @@ var settings = []setting{
 	{"log.level", "info", "debug, info, warn or error"},
 	{"log.format", "json", "json or text"},
 	{"log.request_sample", 100, "at info, one request in this many is logged (0: none); at debug, every request"},
+}
+
+// Keys returns every key, in the order of the table (and of README's).
+func Keys() []string {
+	keys := make([]string, len(settings))
+	for i, s := range settings {
+		keys[i] = s.key
+	}
+	return keys
+}
+
+// Default returns key's default as the table writes it ("24h", "256MiB", 16384, true), or ""
+// for a key that is not in it.
+func Default(key string) any {
+	for _, s := range settings {
+		if s.key == key {
+			return s.def
+		}
+	}
+	return ""
 }
 
 // flagKeys are the keys that command-line flags may set; flags win over the environment and

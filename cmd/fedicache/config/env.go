@@ -1,4 +1,4 @@
-package main
+package config
 
 import (
 	"fmt"
@@ -21,9 +21,9 @@ var otherVariables = []string{
 	"FEDICACHE_TEST_BACKFILL_CHILD", // the backfill test's child process
 }
 
-// envName returns the environment variable that sets key: FEDICACHE_ + the key in capitals,
+// EnvName returns the environment variable that sets key: FEDICACHE_ + the key in capitals,
 // "_" for ".".
-func envName(key string) string {
+func EnvName(key string) string {
 	return envPrefix + strings.ToUpper(strings.ReplaceAll(key, ".", "_"))
 }
 
@@ -35,7 +35,7 @@ func envName(key string) string {
 func unknownVariables(environ []string) []string {
 	known := map[string]bool{}
 	for _, s := range settings {
-		known[envName(s.key)] = true
+		known[EnvName(s.key)] = true
 	}
 	for _, n := range otherVariables {
 		known[n] = true
@@ -47,7 +47,7 @@ func unknownVariables(environ []string) []string {
 			continue
 		}
 		if key, ok := closestVariable(name); ok {
-			out = append(out, fmt.Sprintf("%s is not a setting (did you mean %s, %s?); it is ignored", name, envName(key), key))
+			out = append(out, fmt.Sprintf("%s is not a setting (did you mean %s, %s?); it is ignored", name, EnvName(key), key))
 		} else {
 			out = append(out, fmt.Sprintf("%s is not a setting (no setting's variable is close: README's configuration table lists them all); it is ignored", name))
 		}
@@ -67,7 +67,7 @@ func closestVariable(name string) (string, bool) {
 	words := strings.Split(n, "_")
 	best, bestWords := "", 1<<30
 	for _, s := range settings {
-		sw := strings.Split(strings.TrimPrefix(envName(s.key), envPrefix), "_")
+		sw := strings.Split(strings.TrimPrefix(EnvName(s.key), envPrefix), "_")
 		if d := len(sw) - len(words); (subsequence(words, sw) || subsequence(sw, words)) && abs(d) < bestWords {
 			best, bestWords = s.key, abs(d)
 		}
@@ -77,11 +77,11 @@ func closestVariable(name string) (string, bool) {
 	}
 	bestD := 1 << 30
 	for _, s := range settings {
-		if d := editDistance(n, strings.TrimPrefix(envName(s.key), envPrefix)); d < bestD {
+		if d := editDistance(n, strings.TrimPrefix(EnvName(s.key), envPrefix)); d < bestD {
 			best, bestD = s.key, d
 		}
 	}
-	limit := max(2, len(strings.TrimPrefix(envName(best), envPrefix))*2/5)
+	limit := max(2, len(strings.TrimPrefix(EnvName(best), envPrefix))*2/5)
 	return best, best != "" && bestD <= limit
 }
 
@@ -108,7 +108,7 @@ func abs(n int) int {
 func emptyVariables() []string {
 	var keys []string
 	for _, s := range settings {
-		if v, ok := os.LookupEnv(envName(s.key)); ok && v == "" {
+		if v, ok := os.LookupEnv(EnvName(s.key)); ok && v == "" {
 			keys = append(keys, s.key)
 		}
 	}
@@ -118,13 +118,13 @@ func emptyVariables() []string {
 // emptyVariableHint is appended to a problem of key when key's variable is set but empty: an
 // empty value is valid for text and lists, not for numbers, durations, sizes and booleans.
 func emptyVariableHint(key string) string {
-	switch d := defaultOf(key).(type) {
+	switch d := Default(key).(type) {
 	case string:
 		if d != "" {
-			return fmt.Sprintf(" (%s is set but empty: unset it for the default, %s, or give it a value)", envName(key), d)
+			return fmt.Sprintf(" (%s is set but empty: unset it for the default, %s, or give it a value)", EnvName(key), d)
 		}
 	case int, bool:
-		return fmt.Sprintf(" (%s is set but empty: unset it for the default, %v, or give it a value)", envName(key), d)
+		return fmt.Sprintf(" (%s is set but empty: unset it for the default, %v, or give it a value)", EnvName(key), d)
 	}
-	return fmt.Sprintf(" (%s is set but empty: give it a value, or unset it)", envName(key))
+	return fmt.Sprintf(" (%s is set but empty: give it a value, or unset it)", EnvName(key))
 }
