@@ -9,9 +9,9 @@ import (
 	"github.com/valyala/fasthttp"
 )
 
-// statusClientClosed is the status of a request canceled before its answer (nginx's and
-// caddy's 499): the client went away, or a shutdown aborted the request. It is counted and
-// logged as such, not as a failure of the stores; no client is there to read it.
+// statusClientClosed is how a request canceled before its answer is counted and logged
+// (nginx's and caddy's 499): the client went away, or a shutdown aborted the request. It is no
+// failure of the stores. A client still there is answered 503 (failObject).
 const statusClientClosed = 499
 
 // statusFor is the one place that maps an error to the status of the answer: not found 404, a

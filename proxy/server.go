@@ -371,6 +371,12 @@ func (s *Server) failObject(ctx *fasthttp.RequestCtx, key string, err error) {
 		ctx.Response.Header.Set("Retry-After", "5")
 	case statusClientClosed:
 		s.log.Debug("request canceled before its answer", "key", key, "err", err)
+		// A shutdown aborted it: a client may still be there, and is told to ask again (another
+		// replica answers), on a new connection. It is counted as canceled, not as a failure.
+		ctx.Response.Header.Set("Retry-After", "1")
+		ctx.SetConnectionClose()
+		s.failCounted(ctx, fasthttp.StatusServiceUnavailable, statusClientClosed)
+		return
 	default:
 		s.log.Warn("origin request failed", "key", key, "status", status, "err", err)
 	}
@@ -386,14 +392,17 @@ func (s *Server) rangeNotSatisfiable(ctx *fasthttp.RequestCtx, a answer) {
 }
 
 // fail answers status with a short text body that reveals nothing.
-func (s *Server) fail(ctx *fasthttp.RequestCtx, status int) {
+func (s *Server) fail(ctx *fasthttp.RequestCtx, status int) { s.failCounted(ctx, status, status) }
+
+// failCounted is fail, counted in the metrics as counted.
+func (s *Server) failCounted(ctx *fasthttp.RequestCtx, status, counted int) {
 	h := &ctx.Response.Header
 	setCommonHeaders(h)
 	h.Set("Cache-Control", errCacheControl)
 	h.SetContentType("text/plain; charset=utf-8")
 	ctx.SetStatusCode(status)
 	ctx.SetBodyString(errorBody(status))
-	s.metrics.observeRequest(status, "")
+	s.metrics.observeRequest(counted, "")
 }
 
 // fasthttpLogger routes fasthttp's own messages (bad requests, broken connections) to slog.

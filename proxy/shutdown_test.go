@@ -90,9 +90,11 @@ func TestShutdownAbortIsNoOriginFailure(t *testing.T) {
 
 		done := make(chan error, 1)
 		client := &http.Client{Transport: &http.Transport{DisableCompression: true}}
+		status := make(chan int, 1)
 		go func() {
 			resp, err := client.Get("http://" + ln.Addr().String() + "/" + key)
 			if err == nil {
+				status <- resp.StatusCode
 				_, err = io.ReadAll(resp.Body)
 				resp.Body.Close()
 			}
@@ -123,6 +125,13 @@ func TestShutdownAbortIsNoOriginFailure(t *testing.T) {
 			t.Errorf("midStream %v: no debug line %q:\n%s", midStream, want, out)
 		}
 		if !midStream {
+			select {
+			case st := <-status:
+				if st != http.StatusServiceUnavailable {
+					t.Errorf("the client was answered %d, want 503 (ask again, another replica answers)", st)
+				}
+			default: // the connection went before the answer: nobody to tell
+			}
 			if got := requestsCounted(t, s, "499", "none"); got != 1 {
 				t.Errorf("requests counted with status 499: %v, want 1", got)
 			}
