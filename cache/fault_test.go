@@ -231,9 +231,9 @@ func TestFaultCorruptDiskEntries(t *testing.T) {
 			overwrite(t, p, 0, tiertest.Blob(1234, int(info.Size())))
 		}},
 		{"magic overwritten", func(t *testing.T, p string) { overwrite(t, p, 0, []byte("GIF8")) }},
-		{"header length huge", func(t *testing.T, p string) { overwrite(t, p, 12, []byte{0x7f, 0xff, 0xff, 0xff}) }},
-		{"header length zero", func(t *testing.T, p string) { overwrite(t, p, 12, []byte{0, 0, 0, 0}) }},
-		{"header not JSON", func(t *testing.T, p string) { overwrite(t, p, 16, []byte("\x00\x01\x02")) }},
+		{"header length huge", func(t *testing.T, p string) { overwrite(t, p, 16, []byte{0x7f, 0xff, 0xff, 0xff}) }},
+		{"header length zero", func(t *testing.T, p string) { overwrite(t, p, 16, []byte{0, 0, 0, 0}) }},
+		{"header not JSON", func(t *testing.T, p string) { overwrite(t, p, 20, []byte("\x00\x01\x02")) }},
 		{"header names another key", func(t *testing.T, p string) {
 			b, err := os.ReadFile(p)
 			if err != nil {

@@ -19,19 +19,20 @@ var corruptions = []struct {
 	{"shorter than the prefix", func(t *testing.T, _, p string) { truncate(t, p, 7) }},
 	{"empty", func(t *testing.T, _, p string) { truncate(t, p, 0) }},
 	{"garbage prefix", func(t *testing.T, _, p string) { patch(t, p, 0, []byte("GIF89a")) }},
+	{"the format before checksums", func(t *testing.T, _, p string) { patch(t, p, 0, []byte("FCD1")) }},
 	{"huge header length", func(t *testing.T, _, p string) {
 		var b [4]byte
 		binary.BigEndian.PutUint32(b[:], 1<<31)
-		patch(t, p, 12, b[:])
+		patch(t, p, offHeaderLen, b[:])
 	}},
 	{"header not JSON", func(t *testing.T, _, p string) { patch(t, p, prefixLen, []byte("<xml")) }},
 	{"another key", func(t *testing.T, _, p string) {
 		other := tiertest.Blob(1, 5000)
-		prefix, err := encodePrefix(tiertest.NewEntry("another/key.png", other))
+		file, err := entryFile(tiertest.NewEntry("another/key.png", other), other)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := os.WriteFile(p, append(prefix, other...), 0o600); err != nil {
+		if err := os.WriteFile(p, file, 0o600); err != nil {
 			t.Fatal(err)
 		}
 	}},

@@ -1,7 +1,9 @@
 // Package disk owns the bounded on-disk cache tier: one file per object under a directory,
 // written to a temporary file and renamed into place, served straight from the file (sendfile),
 // indexed in memory for least-recently-used eviction, and re-indexed in the background on start
-// so that a large cache serves at once.
+// so that a large cache serves at once. Entries are not flushed to the disk one by one: a
+// checksum in each file, and a mark of a clean shutdown, tell whether they can be trusted after
+// a restart (see clean.go and verify.go).
 //
 // One Disk owns its directory; two processes must not share one.
 package disk
@@ -24,58 +26,9 @@ import (
 	"github.com/fedicache/fedicache/origin/fielderr"
 )
 
-// Defaults of Config.
-const (
-	DefaultMaxBytes   = 10 << 30
-	DefaultRetryAfter = time.Minute
-)
-
 // touchEvery is how often, at most, a hit sets its file's mtime, so that the rebuild after a
 // restart orders the entries roughly by use.
 const touchEvery = time.Hour
-
-// Config configures a Disk. Only Dir must be set.
-type Config struct {
-	// Dir is the cache's directory, created (mode 0750) when missing. It must not be empty.
-	Dir string
-	// MaxBytes bounds what the entries' files take (prefix, header and body). Zero means 10 GiB.
-	MaxBytes int64
-	// Logger receives warnings (dropped entries, writes turned off) and the rebuild's summary.
-	// Zero means slog.Default().
-	Logger *slog.Logger
-	// RetryAfter is how long writes stay off after the disk reported full, over quota or
-	// read-only. Zero means 1 minute.
-	RetryAfter time.Duration
-}
-
-// Validate reports the first thing wrong with c: a *fielderr.Error naming the field, what is
-// wrong and an example of a right value. Of Dir it checks, without creating anything, that it
-// is not a file and not under one; whether it can be created is for Open to find.
-func (c Config) Validate() error {
-	switch {
-	case c.Dir == "":
-		return &fielderr.Error{Pkg: "disk", Field: "Config.Dir", Problem: "is empty",
-			Fix: "set the directory of the disk cache", Example: "/var/cache/fedicache"}
-	case c.MaxBytes < 0:
-		return &fielderr.Error{Pkg: "disk", Field: "Config.MaxBytes", Value: fmt.Sprint(c.MaxBytes),
-			Problem: "is negative", Fix: "set the cache's size in bytes, or 0 for the default", Example: fmt.Sprint(int64(DefaultMaxBytes))}
-	case c.RetryAfter < 0:
-		return &fielderr.Error{Pkg: "disk", Field: "Config.RetryAfter", Value: c.RetryAfter.String(),
-			Problem: "is negative", Fix: "set a positive duration, or 0 for the default", Example: DefaultRetryAfter.String()}
-	}
-	// The nearest part of Dir that exists must be a directory.
-	for p := filepath.Clean(c.Dir); ; p = filepath.Dir(p) {
-		fi, err := os.Stat(p)
-		if err == nil && !fi.IsDir() {
-			return &fielderr.Error{Pkg: "disk", Field: "Config.Dir", Value: fmt.Sprintf("%q", c.Dir),
-				Problem: "is a file, or under one", Fix: "set a directory, or a path where one can be created",
-				Example: "/var/cache/fedicache"}
-		}
-		if err == nil || filepath.Dir(p) == p {
-			return nil // a directory, or nothing to be found: Open says what is wrong
-		}
-	}
-}
 
 // Errors of Create, besides the disk's own; callers that get any error from Create don't cache.
 var (
@@ -102,6 +55,17 @@ type Disk struct {
 	space      func(dir string) (free, size int64, ok bool)
 	// rebuildGate, when not nil, holds the rebuild back until it is closed (tests).
 	rebuildGate chan struct{}
+	// onVerify, when not nil, is called before an entry's checksum is checked, by the
+	// background pass or by Open (tests).
+	onVerify func(key string, background bool)
+	// flushEach makes Commit flush each entry's file to the disk: flushEachCommit, or set by
+	// the benchmarks that measure what the flush costs.
+	flushEach bool
+
+	// unclean is true when Open found no mark of a clean shutdown: the files it finds are
+	// unverified (see clean.go). noMarker is true when the mark could not be taken, and Close
+	// then writes none.
+	unclean, noMarker bool
 
 	mu  sync.Mutex
 	idx index
@@ -112,8 +76,11 @@ type Disk struct {
 
 	ready   atomic.Bool
 	rebuilt chan struct{}
+	checked chan struct{} // closed when the background verification ends (or had nothing to do)
 	stop    chan struct{}
-	wg      sync.WaitGroup // the rebuild and the mtime touches
+	wg      sync.WaitGroup // the rebuild, the verification and the mtime touches
+
+	verified, verifyFailed atomic.Uint64 // entries checked against their checksum, and dropped
 
 	offUntil                        atomic.Int64 // Unix nanoseconds; 0: writes on
 	evictions, dropped, writeErrors atomic.Uint64
@@ -121,10 +88,11 @@ type Disk struct {
 	lowSpace                        atomic.Bool  // the file system's free space was found short, and said
 }
 
-// Open opens the cache in cfg.Dir, creating the directory when missing, and removes the
-// temporary files an earlier process left. It returns at once: the index is rebuilt from the
-// files in the background (see Ready), and entries are served by their path meanwhile. Close
-// stops the rebuild.
+// Open opens the cache in cfg.Dir, creating the directory when missing, removes the temporary
+// files an earlier process left and takes the mark of a clean shutdown (see clean.go). It
+// returns at once: the index is rebuilt from the files in the background (see Ready), and
+// entries are served by their path meanwhile; after an unclean shutdown the entries are then
+// verified in the background (see Verification). Close stops both.
 func Open(cfg Config) (*Disk, error) { return open(cfg, nil) }
 
 // open is Open with a hook that adjusts the Disk before the rebuild starts (tests).
@@ -141,7 +109,9 @@ func open(cfg Config, setup func(*Disk)) (*Disk, error) {
 		createTemp: os.CreateTemp,
 		space:      fsSpace,
 		purge:      newPurgeLog(),
+		flushEach:  flushEachCommit,
 		rebuilt:    make(chan struct{}),
+		checked:    make(chan struct{}),
 		stop:       make(chan struct{}),
 	}
 	d.tmp = filepath.Join(d.dir, "tmp")
@@ -160,12 +130,29 @@ func open(cfg Config, setup func(*Disk)) (*Disk, error) {
 			Problem: "cannot be created", Fix: "set a directory the process may write", Err: err}
 	}
 	d.removeTemps()
+	clean, err := takeMarker(d.dir)
+	if err != nil {
+		d.log.Warn("disk cache: the clean-shutdown mark is not usable; none is written at close", "dir", d.dir, "err", err)
+		d.noMarker = true
+	}
+	d.unclean = !clean
 	if setup != nil {
 		setup(d)
 	}
 	d.warnIfLarger()
-	d.wg.Go(d.rebuild)
+	d.wg.Go(d.run)
 	return d, nil
+}
+
+// run is the background work of a new Disk: the rebuild, then, after an unclean shutdown, the
+// verification of the entries it found.
+func (d *Disk) run() {
+	defer close(d.checked)
+	entries, ok := d.rebuild()
+	close(d.rebuilt)
+	if ok && d.unclean {
+		d.verifyAll(entries)
+	}
 }
 
 // removeTemps removes what an earlier process left in the temporary directory.
@@ -180,19 +167,6 @@ func (d *Disk) removeTemps() {
 			d.log.Warn("disk cache: cannot remove a temporary file", "file", ent.Name(), "err", err)
 		}
 	}
-}
-
-// Close stops the rebuild, if it still runs, and waits for it and for the mtime touches under
-// way. Entries and Writers stay usable; Close is for shutdown. Close is idempotent.
-func (d *Disk) Close() error {
-	d.mu.Lock()
-	if !d.closed {
-		d.closed = true
-		close(d.stop)
-	}
-	d.mu.Unlock()
-	d.wg.Wait()
-	return nil
 }
 
 // Ready reports whether the rebuild of the index has finished. Until then, Stats, DeletePrefix
@@ -211,12 +185,13 @@ func (d *Disk) Name() string { return string(cache.SourceDisk) }
 // only the range's bytes (also by sendfile, see origin.FileRange). A range beyond the end fails with
 // origin.ErrRangeNotSatisfiable and the entry, so that the caller can name the size.
 //
-// A file that is not a whole, well-formed entry of key is deleted and reported as not found.
-// While the rebuild runs, Open finds entries by their path and indexes them; afterwards the
-// index answers misses without touching the disk.
+// A file that is not a whole, well-formed entry of key is deleted and reported as not found; so
+// is an unverified entry (see verify.go) whose checksum does not match, read whole before it is
+// first served. While the rebuild runs, Open finds entries by their path and indexes them;
+// afterwards the index answers misses without touching the disk.
 func (d *Disk) Open(key string, r *origin.Range) (io.ReadCloser, cache.Entry, error) {
 	ready := d.ready.Load()
-	indexed := d.hit(key)
+	indexed, unverified := d.hit(key)
 	if !indexed && ready {
 		return nil, cache.Entry{}, fmt.Errorf("disk: open %q: %w", key, origin.ErrNotFound)
 	}
@@ -239,7 +214,13 @@ func (d *Disk) Open(key string, r *origin.Range) (io.ReadCloser, cache.Entry, er
 		}
 		return nil, cache.Entry{}, fmt.Errorf("disk: open %q: %w: %w", key, origin.ErrNotFound, err)
 	}
-	if !indexed && !d.adopt(key, p, info) {
+	if unverified {
+		if err := d.verifyOpen(key, p, f, info, indexed); err != nil {
+			f.Close()
+			return nil, cache.Entry{}, fmt.Errorf("disk: open %q: %w: %w", key, origin.ErrNotFound, err)
+		}
+	}
+	if !indexed && !d.adopt(key, p, info, unverified) {
 		f.Close()
 		return nil, cache.Entry{}, fmt.Errorf("disk: open %q: %w", key, origin.ErrNotFound)
 	}
@@ -262,18 +243,19 @@ func (d *Disk) Open(key string, r *origin.Range) (io.ReadCloser, cache.Entry, er
 	return origin.FileRange(f, last-first+1), e, nil
 }
 
-// hit marks key's entry as used, if indexed, and reports whether it is. Once per touchEvery it
-// sets the file's mtime, in the background.
-func (d *Disk) hit(key string) bool {
+// hit marks key's entry as used, if indexed, and reports whether it is, and whether its file
+// must be verified before it is served: an unverified entry, or, after an unclean shutdown, a
+// file not indexed yet. Once per touchEvery it sets the file's mtime, in the background.
+func (d *Disk) hit(key string) (indexed, unverified bool) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	n := d.idx.get(key)
 	if n == nil {
-		return false
+		return false, d.unclean
 	}
 	d.idx.moveToFront(n)
 	d.touchLocked(n)
-	return true
+	return true, d.idx.isUnverified(key)
 }
 
 // touchLocked sets n's file's mtime to now, in the background, when it was last set more than
@@ -292,13 +274,19 @@ func (d *Disk) touchLocked(n *node) {
 }
 
 // adopt indexes the file of key, found by its path while the rebuild runs, as the most recently
-// used entry. It reports false, and removes the file, when a DeletePrefix during the rebuild
-// covers key; false also when the file at p is no longer the one opened (info).
-func (d *Disk) adopt(key, p string, info fs.FileInfo) bool {
+// used entry, verified when checked says that its checksum was. It reports false, and removes
+// the file, when a DeletePrefix during the rebuild covers key; false also when the file at p is
+// no longer the one opened (info).
+func (d *Disk) adopt(key, p string, info fs.FileInfo, checked bool) bool {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if n := d.idx.get(key); n != nil {
+		// Indexed meanwhile: by the rebuild (the file checked, then unverified) or by a
+		// commit (a new file, never unverified).
 		d.idx.moveToFront(n)
+		if checked && d.idx.setVerified(key) {
+			d.verified.Add(1)
+		}
 		return true
 	}
 	cur, err := os.Stat(p)
@@ -311,6 +299,9 @@ func (d *Disk) adopt(key, p string, info fs.FileInfo) bool {
 	}
 	n := d.idx.pushFront(key, info.Size(), minutes(info.ModTime()))
 	d.touchLocked(n)
+	if checked {
+		d.verified.Add(1)
+	}
 	return true
 }
 
@@ -449,26 +440,6 @@ func (d *Disk) Stats() cache.TierStats {
 		Dropped:     d.dropped.Load(),
 		WriteErrors: d.writeErrors.Load(),
 	}
-}
-
-// evictLocked removes least recently used entries until the files take at most MaxBytes, or
-// until it removed limit entries when limit > 0, and reports whether it is done. d.mu is held.
-func (d *Disk) evictLocked(limit int) bool {
-	for i := 0; d.idx.bytes > d.maxBytes; i++ {
-		if limit > 0 && i == limit {
-			return false
-		}
-		n := d.idx.back()
-		if n == nil {
-			break
-		}
-		key := n.key
-		d.idx.remove(n)
-		d.purge.removed(key)
-		d.removeFileLocked(key, pathOf(d.dir, key))
-		d.evictions.Add(1)
-	}
-	return true
 }
 
 var _ cache.Tier = (*Disk)(nil)

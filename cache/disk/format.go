@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"io/fs"
 	"os"
@@ -19,19 +20,31 @@ import (
 
 // The layout of an entry's file:
 //
-//	offset 0   magic "FCD1"                             4 bytes
+//	offset 0   magic "FCD2"                              4 bytes
 //	offset 4   ValidatedAt, Unix nanoseconds, big-endian 8 bytes (0: the zero time)
-//	offset 12  length of the header, big-endian          4 bytes
-//	offset 16  the header, JSON (see header)             at most maxHeaderLen bytes
+//	offset 12  CRC-32C of all that follows, big-endian   4 bytes
+//	offset 16  length of the header, big-endian          4 bytes
+//	offset 20  the header, JSON (see header)             at most maxHeaderLen bytes
 //	then       the body                                  header.Size bytes
 //
 // ValidatedAt sits at a fixed offset so that MarkValidated rewrites 8 bytes in place. Nothing
-// after the header is ever rewritten: the body of a file is served with sendfile while other
+// after the checksum is ever rewritten: the body of a file is served with sendfile while other
 // requests may revalidate it.
+//
+// The checksum (Castagnoli polynomial) covers the header's length, the header and the body. The
+// Writer computes it as the body is written and puts it in its slot at Commit, so that no entry
+// needs a flush to the disk of its own: its length and checksum say whether it is whole. They
+// are checked when an unclean shutdown may have lost writes (see clean.go); the length always.
+//
+// The format was "FCD1" before the checksum: files of that format (and of any other magic) are
+// corrupt to this version and dropped by the rebuild, so a cache loses its entries once, on the
+// upgrade (and on a downgrade), and fetches them again.
 const (
-	magic        = "FCD1"
+	magic        = "FCD2"
 	offValidated = 4
-	prefixLen    = 16
+	offChecksum  = 12
+	offHeaderLen = 16
+	prefixLen    = 20
 	// maxHeaderLen bounds the header, written and read back: a longer length field means a
 	// corrupt file, not a large allocation.
 	maxHeaderLen = 64 << 10
@@ -41,6 +54,10 @@ const (
 	// nameLen is the length of a file's name: the first 128 bits of the key's SHA-256 in hex.
 	nameLen = 32
 )
+
+// crcTable is CRC-32C's: hash/crc32 computes it with the processor's instructions (SSE 4.2 on
+// amd64, the CRC instructions on arm64).
+var crcTable = crc32.MakeTable(crc32.Castagnoli)
 
 // errCorrupt marks a file that is not a whole, well-formed entry of the key it is filed under.
 // Such files are deleted, never served.
@@ -87,7 +104,8 @@ func decodeTime(v uint64) time.Time {
 // putTime writes t into b, the 8 bytes of the ValidatedAt field.
 func putTime(b []byte, t time.Time) { binary.BigEndian.PutUint64(b, encodeTime(t)) }
 
-// encodePrefix returns the prefix and header of e's file, ready to be written at offset 0.
+// encodePrefix returns the prefix and header of e's file, ready to be written at offset 0,
+// with a zero checksum: the Writer fills it in at Commit (see checksumStart).
 func encodePrefix(e cache.Entry) ([]byte, error) {
 	h := header{
 		Key:          e.Key,
@@ -107,9 +125,13 @@ func encodePrefix(e cache.Entry) ([]byte, error) {
 	b := make([]byte, prefixLen, prefixLen+len(js))
 	copy(b, magic)
 	putTime(b[offValidated:], e.ValidatedAt)
-	binary.BigEndian.PutUint32(b[12:], uint32(len(js)))
+	binary.BigEndian.PutUint32(b[offHeaderLen:], uint32(len(js)))
 	return append(b, js...), nil
 }
+
+// checksumStart returns the checksum of what prefix, made by encodePrefix, holds after the
+// checksum's slot: where the body's checksum starts from.
+func checksumStart(prefix []byte) uint32 { return crc32.Update(0, crcTable, prefix[offHeaderLen:]) }
 
 // bufPool holds readAhead-byte buffers for reading prefixes and headers.
 var bufPool = sync.Pool{New: func() any { b := make([]byte, readAhead); return &b }}
@@ -134,11 +156,14 @@ func readEntry(f *os.File, key string) (cache.Entry, int64, fs.FileInfo, error) 
 	if n < prefixLen {
 		return cache.Entry{}, 0, info, fmt.Errorf("%w: %d bytes, shorter than the prefix", errCorrupt, n)
 	}
+	if string(buf[:4]) == "FCD1" {
+		return cache.Entry{}, 0, info, fmt.Errorf("%w: an entry of the format before checksums", errCorrupt)
+	}
 	if string(buf[:4]) != magic {
 		return cache.Entry{}, 0, info, fmt.Errorf("%w: bad magic %q", errCorrupt, buf[:4])
 	}
 	validated := decodeTime(binary.BigEndian.Uint64(buf[offValidated:]))
-	hlen := int64(binary.BigEndian.Uint32(buf[12:]))
+	hlen := int64(binary.BigEndian.Uint32(buf[offHeaderLen:]))
 	if hlen > maxHeaderLen {
 		return cache.Entry{}, 0, info, fmt.Errorf("%w: header length %d exceeds %d", errCorrupt, hlen, maxHeaderLen)
 	}

@@ -14,7 +14,9 @@ import (
 // name of key (or checked against its own name when key is empty). Whatever the bytes, it must
 // not panic; what it refuses must be marked corrupt (so that Open and the rebuild delete it);
 // what it accepts must hold exactly the key asked for and a body whose size is what the file
-// holds after the header. An entry written by encodePrefix must read back as written.
+// holds after the header. The check of the checksum of what it accepts must not panic either,
+// and may only refuse it as corrupt. An entry written as the Writer writes it must read back as
+// written and pass the check; with one byte of its body altered, it must fail the check.
 func FuzzDiskEntry(f *testing.F) {
 	dir := f.TempDir()
 	f.Fuzz(func(t *testing.T, content []byte, key string) {
@@ -48,6 +50,9 @@ func FuzzDiskEntry(f *testing.F) {
 			case string(content[:4]) != magic:
 				t.Fatalf("readEntry(%q) accepted magic %q", key, content[:4])
 			}
+			if err := checkSum(file, info.Size(), nil); err != nil && !errors.Is(err, errCorrupt) {
+				t.Fatalf("checkSum of an entry of %q: %v, not marked corrupt", key, err)
+			}
 			return true, bodyOff, e.Meta.Size, e.Key
 		}
 		check(content, key)
@@ -57,14 +62,38 @@ func FuzzDiskEntry(f *testing.F) {
 		if key == "" || !utf8.ValidString(key) {
 			return // keys the front never makes: empty, or not UTF-8 (JSON would alter them)
 		}
-		e := tiertest.NewEntry(key, content)
-		prefix, err := encodePrefix(e)
+		whole, err := entryFile(tiertest.NewEntry(key, content), content)
 		if err != nil {
 			return // a key too long for the header
 		}
-		ok, bodyOff, size, gotKey := check(append(prefix, content...), key)
-		if !ok || bodyOff != int64(len(prefix)) || size != int64(len(content)) || gotKey != key {
+		ok, bodyOff, size, gotKey := check(whole, key)
+		if !ok || bodyOff != int64(len(whole)-len(content)) || size != int64(len(content)) || gotKey != key {
 			t.Fatalf("an entry of %q with a %d-byte body read back as %v, body at %d of %d bytes", key, len(content), ok, bodyOff, size)
 		}
+		if err := sumOf(t, p); err != nil {
+			t.Fatalf("checkSum of an entry of %q as written: %v", key, err)
+		}
+		if len(content) > 0 {
+			whole[len(whole)-1-len(content)/2] ^= 0x20 // a bit of the body, as a lost write leaves it
+			check(whole, key)
+			if err := sumOf(t, p); !errors.Is(err, errCorrupt) {
+				t.Fatalf("checkSum of an entry of %q with a byte of its body altered: %v, want corrupt", key, err)
+			}
+		}
 	})
+}
+
+// sumOf checks the checksum of the entry's file at p.
+func sumOf(t *testing.T, p string) error {
+	t.Helper()
+	f, err := os.Open(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	info, err := f.Stat()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return checkSum(f, info.Size(), nil)
 }

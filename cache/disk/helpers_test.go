@@ -3,7 +3,9 @@ package disk
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
+	"hash/crc32"
 	"io"
 	"io/fs"
 	"log/slog"
@@ -132,7 +134,7 @@ func absent(t testing.TB, d *Disk, key string) {
 // writeFile writes an entry's file directly, as a Disk would, without the index.
 func writeFile(t testing.TB, dir, key string, body []byte, mtime time.Time) {
 	t.Helper()
-	prefix, err := encodePrefix(tiertest.NewEntry(key, body))
+	file, err := entryFile(tiertest.NewEntry(key, body), body)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -140,7 +142,7 @@ func writeFile(t testing.TB, dir, key string, body []byte, mtime time.Time) {
 	if err := os.MkdirAll(filepath.Dir(p), 0o750); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(p, append(prefix, body...), 0o600); err != nil {
+	if err := os.WriteFile(p, file, 0o600); err != nil {
 		t.Fatal(err)
 	}
 	if !mtime.IsZero() {
@@ -148,6 +150,18 @@ func writeFile(t testing.TB, dir, key string, body []byte, mtime time.Time) {
 			t.Fatal(err)
 		}
 	}
+}
+
+// entryFile returns the whole file of entry e with body, checksum included, as a Writer writes
+// it.
+func entryFile(e cache.Entry, body []byte) ([]byte, error) {
+	prefix, err := encodePrefix(e)
+	if err != nil {
+		return nil, err
+	}
+	b := append(prefix, body...)
+	binary.BigEndian.PutUint32(b[offChecksum:], crc32.Checksum(b[offHeaderLen:], crcTable))
+	return b, nil
 }
 
 // exists reports whether the file at p exists.
@@ -190,3 +204,20 @@ func slogger(h slog.Handler) *slog.Logger { return slog.New(h) }
 
 // dirOf returns the directory of p.
 func dirOf(p string) string { return filepath.Dir(p) }
+
+// crash ends d as a killed process would: its background work stops (as the process's
+// goroutines would), nothing is flushed and no mark of a clean shutdown is written.
+func crash(d *Disk) { d.stopWork() }
+
+// marked reports whether dir holds the mark of a clean shutdown.
+func marked(t testing.TB, dir string) bool { return exists(t, filepath.Join(dir, markerName)) }
+
+// waitChecked waits for the background verification to end.
+func waitChecked(t testing.TB, d *Disk) {
+	t.Helper()
+	select {
+	case <-d.checked:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the verification did not end within 30s")
+	}
+}

@@ -38,6 +38,10 @@ type index struct {
 	free   uint32 // a free node, chained through next; 0: none
 	used   uint32 // nodes handed out so far, the sentinel included
 	bytes  int64
+	// unverified holds the keys of the entries not to be served before their checksum is
+	// checked (see verify.go). It is nil but after an unclean shutdown, until all are checked:
+	// a set apart from the nodes, rather than a flag in each, costs nothing in the usual case.
+	unverified map[string]struct{}
 }
 
 // init empties the index.
@@ -94,10 +98,11 @@ func (x *index) unlink(n *node) {
 	x.at(n.next).prev = n.prev
 }
 
-// pushFront adds key as the most recently used entry, replacing any node it had, and returns
-// its node.
+// pushFront adds key as the most recently used entry, replacing any node it had (and so its
+// unverified mark: a new file), and returns its node.
 func (x *index) pushFront(key string, size int64, touched uint32) *node {
 	if n := x.get(key); n != nil {
+		delete(x.unverified, key)
 		x.bytes += size - n.size
 		n.size, n.touched = size, touched
 		x.moveToFront(n)
@@ -127,6 +132,7 @@ func (x *index) moveToFront(n *node) {
 func (x *index) remove(n *node) {
 	x.unlink(n)
 	delete(x.m, n.key)
+	delete(x.unverified, n.key)
 	x.bytes -= n.size
 	*n = node{self: n.self, next: x.free}
 	x.free = n.self
@@ -151,3 +157,35 @@ func (x *index) keysWithPrefix(prefix string) []string {
 	}
 	return keys
 }
+
+// markUnverified marks key's entry, which must be indexed, as unverified.
+func (x *index) markUnverified(key string) {
+	if x.unverified == nil {
+		x.unverified = make(map[string]struct{})
+	}
+	x.unverified[key] = struct{}{}
+}
+
+// isUnverified reports whether key's entry is marked unverified.
+func (x *index) isUnverified(key string) bool {
+	if x.unverified == nil {
+		return false
+	}
+	_, ok := x.unverified[key]
+	return ok
+}
+
+// setVerified takes the unverified mark off key's entry, and reports whether it had one.
+func (x *index) setVerified(key string) bool {
+	if !x.isUnverified(key) {
+		return false
+	}
+	delete(x.unverified, key)
+	return true
+}
+
+// unverifiedLen returns the number of entries marked unverified.
+func (x *index) unverifiedLen() int { return len(x.unverified) }
+
+// dropUnverified forgets the unverified set, for its memory, once it is empty.
+func (x *index) dropUnverified() { x.unverified = nil }

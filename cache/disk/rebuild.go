@@ -30,26 +30,27 @@ type found struct {
 // rebuild indexes the files under the hash directories. It reads the prefix and header of each
 // (deleting those that are corrupt, truncated or filed under the wrong name), orders them by
 // mtime and inserts them behind the entries that hits and commits indexed meanwhile, in
-// batches. Then it evicts down to MaxBytes, and the index answers for the directory.
-func (d *Disk) rebuild() {
-	defer close(d.rebuilt)
+// batches, unverified after an unclean shutdown. Then it evicts down to MaxBytes, and the index
+// answers for the directory. It returns the entries it found, most recently used first, and
+// false when Close stopped it.
+func (d *Disk) rebuild() ([]found, bool) {
 	if d.rebuildGate != nil {
 		select {
 		case <-d.rebuildGate:
 		case <-d.stop:
-			return
+			return nil, false
 		}
 	}
 	start, dropped := time.Now(), d.dropped.Load()
 	entries, ok := d.walk()
 	if !ok {
-		return
+		return nil, false
 	}
 	// Newest first: each goes to the back, so the oldest ends at the back.
 	slices.SortFunc(entries, func(a, b found) int { return cmp.Compare(b.mtime, a.mtime) })
 	for chunk := range slices.Chunk(entries, lockBatch) {
 		if d.stopped() {
-			return
+			return nil, false
 		}
 		d.mu.Lock()
 		for _, f := range chunk {
@@ -60,6 +61,9 @@ func (d *Disk) rebuild() {
 				d.removeFileLocked(f.key, pathOf(d.dir, f.key))
 			default:
 				d.idx.pushBack(f.key, f.size, minutes(time.Unix(0, f.mtime)))
+				if d.unclean {
+					d.idx.markUnverified(f.key)
+				}
 			}
 		}
 		d.mu.Unlock()
@@ -76,12 +80,13 @@ func (d *Disk) rebuild() {
 			break
 		}
 		if d.stopped() {
-			return
+			return nil, false
 		}
 	}
 	st := d.Stats()
 	d.log.Info("disk cache: index rebuilt", "dir", d.dir, "entries", st.Entries, "bytes", st.Bytes,
 		"dropped", d.dropped.Load()-dropped, "took", time.Since(start).Round(time.Millisecond))
+	return entries, true
 }
 
 // stopped reports whether Close asked the rebuild to stop.

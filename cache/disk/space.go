@@ -66,3 +66,23 @@ func (d *Disk) warnIfLarger() {
 			"dir", d.dir, "max_bytes", d.maxBytes, "fs_bytes", size, "free_bytes", free)
 	}
 }
+
+// evictLocked removes least recently used entries until the files take at most MaxBytes, or
+// until it removed limit entries when limit > 0, and reports whether it is done. d.mu is held.
+func (d *Disk) evictLocked(limit int) bool {
+	for i := 0; d.idx.bytes > d.maxBytes; i++ {
+		if limit > 0 && i == limit {
+			return false
+		}
+		n := d.idx.back()
+		if n == nil {
+			break
+		}
+		key := n.key
+		d.idx.remove(n)
+		d.purge.removed(key)
+		d.removeFileLocked(key, pathOf(d.dir, key))
+		d.evictions.Add(1)
+	}
+	return true
+}

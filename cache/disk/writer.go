@@ -1,8 +1,10 @@
 package disk
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"io/fs"
 	"os"
@@ -36,8 +38,9 @@ type Writer struct {
 	mu      sync.Mutex
 	state   writerState
 	closed  bool
-	err     error // the first failed write, which dooms the entry
-	claimed int64 // free space claimed by roomFor, given back at commit or abort
+	err     error  // the first failed write, which dooms the entry
+	claimed int64  // free space claimed by roomFor, given back at commit or abort
+	sum     uint32 // the checksum of the header's length, the header and the body so far
 }
 
 // writerState is where a Writer is in its lifecycle.
@@ -86,7 +89,8 @@ func (d *Disk) Create(e cache.Entry) (*Writer, error) {
 		os.Remove(f.Name())
 		return nil, fmt.Errorf("disk: create %q: %w", e.Key, err)
 	}
-	return &Writer{d: d, e: e, f: f, tmp: f.Name(), bodyOff: int64(len(prefix)), claimed: total}, nil
+	return &Writer{d: d, e: e, f: f, tmp: f.Name(), bodyOff: int64(len(prefix)), claimed: total,
+		sum: checksumStart(prefix)}, nil
 }
 
 // Store writes entry e with the body read from body: Create, copy, Commit and Close, for
@@ -139,6 +143,7 @@ func (w *Writer) Write(p []byte) (int, error) {
 		return 0, fmt.Errorf("disk: write %q: %w", w.e.Key, w.err)
 	}
 	n, err := w.f.Write(p)
+	w.sum = crc32.Update(w.sum, crcTable, p[:n])
 	w.written.Add(int64(n))
 	if err != nil {
 		w.err = err
@@ -180,11 +185,12 @@ func (w *Writer) ReadAt(p []byte, off int64) (int, error) {
 	return n, nil
 }
 
-// Commit keeps the entry: it checks that the body has e.Meta.Size bytes, flushes the file to
-// the disk, renames it into place (replacing an older version of the key), indexes it as the
-// most recently used entry and evicts least recently used entries until the cache fits
-// MaxBytes. On any failure the entry is dropped and the error returned. A second Commit
-// returns what the first did, nil when it kept the entry.
+// Commit keeps the entry: it checks that the body has e.Meta.Size bytes, writes the checksum
+// into the prefix, renames the file into place (replacing an older version of the key), indexes
+// it as the most recently used entry and evicts least recently used entries until the cache
+// fits MaxBytes. It does not flush the file to the disk (see clean.go), but after Close and
+// where the system has no syncfs. On any failure the entry is dropped and the error returned. A
+// second Commit returns what the first did, nil when it kept the entry.
 func (w *Writer) Commit() error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -204,15 +210,30 @@ func (w *Writer) Commit() error {
 		w.abortLocked(err)
 		return fmt.Errorf("disk: commit %q: %w", key, err)
 	}
-	// Without the flush, a crash could leave the renamed file with its length but not its
-	// bytes, which no check on reading would notice.
-	if err := w.f.Sync(); err != nil {
+	var slot [4]byte
+	binary.BigEndian.PutUint32(slot[:], w.sum)
+	if _, err := w.f.WriteAt(slot[:], offChecksum); err != nil {
 		return w.failLocked(err)
 	}
 	d := w.d
+	flushed := d.flushEach
+	if flushed {
+		if err := w.f.Sync(); err != nil {
+			return w.failLocked(err)
+		}
+	}
 	p := pathOf(d.dir, key)
 	now := minutes(d.now())
 	d.mu.Lock()
+	if d.closed && !flushed {
+		// Close may have flushed the file system and marked it clean: an entry committed now
+		// must be on the disk before its name is.
+		d.mu.Unlock()
+		if err := w.f.Sync(); err != nil {
+			return w.failLocked(err)
+		}
+		d.mu.Lock()
+	}
 	err := os.Rename(w.tmp, p)
 	if errors.Is(err, fs.ErrNotExist) {
 		// The hash folders are made on the first entry that needs them, not on every commit.

@@ -120,7 +120,7 @@ cache:
 	}
 	files := 0
 	_ = filepath.WalkDir(diskDir, func(p string, d fs.DirEntry, err error) error {
-		if err == nil && d.Type().IsRegular() && filepath.Base(filepath.Dir(p)) != "tmp" {
+		if err == nil && d.Type().IsRegular() && filepath.Base(filepath.Dir(p)) != "tmp" && p != filepath.Join(diskDir, "clean") {
 			files++
 		}
 		return nil
