@@ -15,7 +15,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/fedicache/fedicache/origin/fielderr"
 	"golang.org/x/time/rate"
 )
 
@@ -72,28 +71,24 @@ type CloudflareConfig struct {
 
 // Validate reports a value of c that Cloudflare cannot work with, naming the field and the fix.
 func (c CloudflareConfig) Validate() error {
-	bad := func(field, value, problem, fix, example string) error {
-		return &fielderr.Error{Pkg: "cluster", Field: "CloudflareConfig." + field, Value: value,
-			Problem: problem, Fix: fix, Example: example}
-	}
 	switch {
 	case strings.TrimSpace(c.ZoneID) == "":
-		return bad("ZoneID", "", "is empty", "give the zone ID from the zone's overview page", "")
+		return badField("CloudflareConfig", "ZoneID", "", "is empty", "give the zone ID from the zone's overview page", "")
 	case strings.TrimSpace(c.APIToken) == "":
-		return bad("APIToken", "", "is empty", "give an API token with the Cache Purge permission on the zone", "")
+		return badField("CloudflareConfig", "APIToken", "", "is empty", "give an API token with the Cache Purge permission on the zone", "")
 	case c.BatchSize < 0:
-		return bad("BatchSize", strconv.Itoa(c.BatchSize), "is negative", "give 1 or more (zero means 30)", "")
+		return badField("CloudflareConfig", "BatchSize", strconv.Itoa(c.BatchSize), "is negative", "give 1 or more (zero means 30)", "")
 	case c.Interval < 0:
-		return bad("Interval", c.Interval.String(), "is negative", "give a duration (zero means 1s)", "1s")
+		return badField("CloudflareConfig", "Interval", c.Interval.String(), "is negative", "give a duration (zero means 1s)", "1s")
 	case c.Rate < 0:
-		return bad("Rate", fmt.Sprint(c.Rate), "is negative", "give requests per second (zero means 4)", "4")
+		return badField("CloudflareConfig", "Rate", fmt.Sprint(c.Rate), "is negative", "give requests per second (zero means 4)", "4")
 	case c.Attempts < 0:
-		return bad("Attempts", strconv.Itoa(c.Attempts), "is negative", "give 1 or more (zero means 5)", "")
+		return badField("CloudflareConfig", "Attempts", strconv.Itoa(c.Attempts), "is negative", "give 1 or more (zero means 5)", "")
 	}
 	if c.BaseURL != "" {
 		u, err := url.Parse(c.BaseURL)
 		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-			return bad("BaseURL", fmt.Sprintf("%q", c.BaseURL), "is not an http(s) URL",
+			return badField("CloudflareConfig", "BaseURL", fmt.Sprintf("%q", c.BaseURL), "is not an http(s) URL",
 				"give the API root (zero means that)", "https://api.cloudflare.com/client/v4")
 		}
 	}

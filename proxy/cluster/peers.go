@@ -19,8 +19,6 @@ import (
 	"strings"
 	"sync"
 	"time"
-
-	"github.com/fedicache/fedicache/origin/fielderr"
 )
 
 // ForwardedHeader marks an admin request that one replica forwarded to the others. A replica
@@ -74,19 +72,15 @@ type PeersConfig struct {
 
 // Validate reports a value of c that Forward cannot work with, naming the field and the fix.
 func (c PeersConfig) Validate() error {
-	bad := func(field, value, problem, fix, example string) error {
-		return &fielderr.Error{Pkg: "cluster", Field: "PeersConfig." + field, Value: value,
-			Problem: problem, Fix: fix, Example: example}
-	}
 	switch {
 	case strings.TrimSpace(c.Name) == "":
-		return bad("Name", "", "is empty", "give the DNS name of the headless Service of the replicas", "fedicache-peers")
+		return badField("PeersConfig", "Name", "", "is empty", "give the DNS name of the headless Service of the replicas", "fedicache-peers")
 	case c.Port < 0 || c.Port > 65535:
-		return bad("Port", strconv.Itoa(c.Port), "is not a TCP port", "give the admin port, 1-65535 (zero means 9090)", "")
+		return badField("PeersConfig", "Port", strconv.Itoa(c.Port), "is not a TCP port", "give the admin port, 1-65535 (zero means 9090)", "")
 	case c.Timeout < 0:
-		return bad("Timeout", c.Timeout.String(), "is negative", "give a duration (zero means 2s)", "2s")
+		return badField("PeersConfig", "Timeout", c.Timeout.String(), "is negative", "give a duration (zero means 2s)", "2s")
 	case c.Attempts < 0:
-		return bad("Attempts", strconv.Itoa(c.Attempts), "is negative", "give 1 or more (zero means 3)", "")
+		return badField("PeersConfig", "Attempts", strconv.Itoa(c.Attempts), "is negative", "give 1 or more (zero means 3)", "")
 	}
 	return nil
 }
