@@ -68,29 +68,37 @@ func (l *Layered) newFetch(key string) *fetch {
 	return f
 }
 
-// miss answers from the origin: a range at once with a ranged request (and the whole object
-// fetched into the tiers in the background), a whole object through the key's one fetch.
+// miss answers from the origin, through the key's one fetch of the whole object: a whole
+// object, and a range that starts within rangeReachMin of the object's start (a player's first
+// request), which the fetch reaches at once. A range further in goes to missRange.
 func (l *Layered) miss(ctx context.Context, key string, r *origin.Range) (io.ReadCloser, origin.Meta, origin.From, error) {
 	l.stats.misses.Add(1)
-	if r != nil {
+	if r != nil && (r.Start < 0 || r.Start >= rangeReachMin) {
 		return l.missRange(ctx, key, *r)
 	}
 	f, shared, storing := l.join(key)
 	if storing { // answer from the tiers once the object is in
 		select {
 		case <-f.stored:
-			return l.GetFrom(ctx, key, nil)
+			return l.GetFrom(ctx, key, r)
 		case <-ctx.Done():
 			return nil, origin.Meta{}, origin.From{}, ctx.Err()
 		}
 	}
-	body, err := f.s.open(ctx, shared)
+	var span func(size int64) (off, end int64, ok bool)
+	if r != nil {
+		span = func(size int64) (int64, int64, bool) {
+			first, last, ok := r.Resolve(size)
+			return first, last + 1, ok
+		}
+	}
+	body, err := f.s.open(ctx, shared, span)
 	switch {
 	case errors.Is(err, errStored):
-		return l.GetFrom(ctx, key, nil)
-	case errors.Is(err, errNoSpool):
-		l.stats.originGets.Add(1)
-		return l.origin.GetFrom(ctx, key, nil)
+		return l.GetFrom(ctx, key, r)
+	case errors.Is(err, errNoSpool), errors.Is(err, errNotInBody):
+		// errNotInBody: a range past the end; the origin says so with the object's Meta.
+		return l.askOrigin(ctx, key, r)
 	case err != nil:
 		return nil, origin.Meta{}, origin.From{}, err
 	}
@@ -100,9 +108,11 @@ func (l *Layered) miss(ctx context.Context, key string, r *origin.Range) (io.Rea
 	return body, f.meta, f.from, nil
 }
 
-// missRange answers a range from the key's fetch when it holds those bytes already or will reach
-// them soon (see reach), else with a ranged request to the origin, then fetching the whole
-// object in the background.
+// missRange answers a range further in than the object's start from the key's fetch when it
+// holds those bytes already or will reach them sooner than the origin would answer a request of
+// its own (see reach); else with a ranged request to the origin at once (a player seeking far
+// into a video does not wait for the bytes before it), then fetching the whole object in the
+// background.
 func (l *Layered) missRange(ctx context.Context, key string, r origin.Range) (io.ReadCloser, origin.Meta, origin.From, error) {
 	if f := l.fetchOf(key); f != nil && f.s.begun() {
 		if first, last, ok := r.Resolve(f.meta.Size); ok {
@@ -112,36 +122,68 @@ func (l *Layered) missRange(ctx context.Context, key string, r origin.Range) (io
 			}
 		}
 	}
-	l.stats.originGets.Add(1)
-	body, m, from, err := l.origin.GetFrom(ctx, key, &r)
-	switch {
-	case errors.Is(err, origin.ErrNotFound):
-		l.neg.add(key)
-	case err == nil && l.cacheable(m.Size):
+	body, m, from, err := l.askOrigin(ctx, key, &r)
+	if err == nil && l.cacheable(m.Size) {
 		l.backgroundFill(key)
 	}
 	return body, m, from, err
 }
 
-// rangeWait is how long a range request may wait for the fetch under way to reach its first
-// byte rather than ask the origin itself: about what the origin takes to send a first byte.
-// rangeReachMin is how far ahead of the fetch a range is always waited for (the fetch's pace
-// unknown yet).
+// askOrigin is one request to the origin on a request's behalf, outside any fetch.
+func (l *Layered) askOrigin(ctx context.Context, key string, r *origin.Range) (io.ReadCloser, origin.Meta, origin.From, error) {
+	l.stats.originGets.Add(1)
+	asked := l.cfg.Clock()
+	body, m, from, err := l.origin.GetFrom(ctx, key, r)
+	switch {
+	case errors.Is(err, origin.ErrNotFound):
+		l.neg.add(key)
+	case err == nil:
+		l.answered(asked)
+	}
+	return body, m, from, err
+}
+
+// rangeWaitMax bounds how long a range request may wait for the fetch under way to reach its
+// first byte rather than ask the origin itself: the time the origin takes to answer a request
+// (its first byte), measured, up to rangeWaitMax. rangeReachMin is how far ahead of the fetch a
+// range is always waited for, whatever its pace.
 const (
-	rangeWait     = 300 * time.Millisecond
+	rangeWaitMax  = 300 * time.Millisecond
 	rangeReachMin = 256 << 10
 )
 
-// reach returns how many bytes past what f has written its fetch will have written within
-// rangeWait, at its pace so far: a range starting within them waits for the fetch, whose bytes
-// the bucket sends once, rather than making the bucket send them twice.
+// answered records how long the origin took to answer a request asked at asked: its headers,
+// hence its first byte. It keeps a moving average (1/8 of each new sample).
+func (l *Layered) answered(asked time.Time) {
+	took := int64(l.cfg.Clock().Sub(asked))
+	if took < 0 {
+		return
+	}
+	for {
+		old := l.firstByte.Load()
+		avg := took
+		if old > 0 {
+			avg = old + (took-old)/8
+		}
+		if l.firstByte.CompareAndSwap(old, max(avg, 1)) {
+			return
+		}
+	}
+}
+
+// reach returns how many bytes past what f has written its fetch will have written by the time
+// the origin would answer a request of our own (the measured first-byte time, at most
+// rangeWaitMax), at the fetch's pace so far: a range starting within them waits for the fetch,
+// whose bytes the bucket sends once and which gives them no later than a request of its own
+// would; a range further ahead is asked of the origin at once.
 func (l *Layered) reach(f *fetch) func(written int64) int64 {
 	elapsed := l.cfg.Clock().Sub(f.startedAt)
+	wait := min(time.Duration(l.firstByte.Load()), rangeWaitMax)
 	return func(written int64) int64 {
 		if elapsed <= 0 {
 			return rangeReachMin
 		}
-		return max(rangeReachMin, int64(float64(written)*float64(rangeWait)/float64(elapsed)))
+		return max(rangeReachMin, int64(float64(written)*float64(wait)/float64(elapsed)))
 	}
 }
 
@@ -270,7 +312,11 @@ func (l *Layered) run(f *fetch) {
 		return
 	}
 	l.stats.originGets.Add(1)
+	asked := l.cfg.Clock()
 	body, m, from, err := l.origin.GetFrom(f.ctx, f.key, nil)
+	if err == nil {
+		l.answered(asked)
+	}
 	if err != nil {
 		if errors.Is(err, origin.ErrNotFound) {
 			l.neg.add(f.key)

@@ -31,6 +31,7 @@ type harnessOpts struct {
 	noMemory, noDisk bool
 	diskMax          int64
 	requirePublic    bool // hide objects without a public-read ACL
+	realClock        bool // the cache reads the time (the test's clock otherwise)
 }
 
 func newHarness(t *testing.T, o harnessOpts) *harness {
@@ -42,6 +43,9 @@ func newHarness(t *testing.T, o harnessOpts) *harness {
 	h.cfg = cache.Config{
 		TTL: time.Hour, StaleIfError: 2 * time.Hour, NegativeTTL: 30 * time.Second,
 		MemoryObjectBytes: 64 << 10, Clock: h.clock.Now, SpoolDir: t.TempDir(),
+	}
+	if o.realClock {
+		h.cfg.Clock = time.Now
 	}
 	if !o.noMemory {
 		h.mem, err = memory.New(memory.Config{MaxBytes: 16 << 20, MaxObjectBytes: 64 << 10})

@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/fedicache/fedicache/origin"
@@ -100,6 +101,9 @@ type Layered struct {
 	fills  sync.WaitGroup     // background fills
 	runs   sync.WaitGroup     // every fetch
 	reval  singleflight.Group // revalidations, one per key at a time (see revalidate.go)
+	// firstByte is the moving average of the time the origin takes to answer a GET, in
+	// nanoseconds (0: none yet); see reach.
+	firstByte atomic.Int64
 
 	mu      sync.Mutex
 	fetches map[string]*fetch // the fetch of each key that requests may join (see fetch.go)

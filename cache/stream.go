@@ -108,9 +108,14 @@ func (s *stream) leave() {
 	}
 }
 
-// open waits until the writer has started and returns a reader of the whole body, for a caller
-// counted by join; or the writer's error when it failed before starting, or ctx's.
-func (s *stream) open(ctx context.Context, shared bool) (*streamReader, error) {
+// errNotInBody is open's answer for a span that selects nothing of the body.
+var errNotInBody = errors.New("cache: the range selects nothing of the body")
+
+// open waits until the writer has started and returns a reader of the whole body, or of bytes
+// [off, end) when span, given the body's size, selects them, for a caller counted by join; or
+// the writer's error when it failed before starting, errNotInBody when span selects nothing,
+// or ctx's.
+func (s *stream) open(ctx context.Context, shared bool, span func(size int64) (off, end int64, ok bool)) (*streamReader, error) {
 	select {
 	case <-s.ready:
 	case <-ctx.Done():
@@ -121,9 +126,17 @@ func (s *stream) open(ctx context.Context, shared bool) (*streamReader, error) {
 		s.leave()
 		return nil, s.err // set before ready was closed, and never again
 	}
+	off, end := int64(0), s.size
+	if span != nil {
+		var ok bool
+		if off, end, ok = span(s.size); !ok {
+			s.leave()
+			return nil, errNotInBody
+		}
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.newReaderLocked(0, s.size, shared), nil
+	return s.newReaderLocked(off, end, shared), nil
 }
 
 // openAhead counts and returns a reader of bytes [off, end) when the stream still serves them

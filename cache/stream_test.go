@@ -72,7 +72,7 @@ func TestStreamHoldsBackTheLastByte(t *testing.T) {
 			s.start(int64(len(data)), make([]byte, len(data)), nil)
 			read := func() ([]byte, error) {
 				s.join()
-				r, err := s.open(context.Background(), false)
+				r, err := s.open(context.Background(), false, nil)
 				if err != nil {
 					return nil, err
 				}
@@ -115,7 +115,7 @@ func TestStreamCut(t *testing.T) {
 	s := newStream(streamHooks{idle: func() {}})
 	s.start(10, make([]byte, 10), nil)
 	s.join()
-	r, _ := s.open(context.Background(), false)
+	r, _ := s.open(context.Background(), false, nil)
 	if err := s.write(context.Background(), []byte("abc")); err != nil {
 		t.Fatal(err)
 	}
@@ -141,7 +141,7 @@ func TestStreamIdle(t *testing.T) {
 	s := newStream(streamHooks{idle: func() { idle.Add(1) }})
 	s.join()
 	s.start(4, make([]byte, 4), nil)
-	r, _ := s.open(context.Background(), false)
+	r, _ := s.open(context.Background(), false, nil)
 	if idle.Load() != 0 || s.cut(errAbandoned, true) {
 		t.Fatal("idle with a reader")
 	}
@@ -178,7 +178,7 @@ func TestStreamRing(t *testing.T) {
 	var readers [2]*streamReader
 	for i := range readers {
 		s.join()
-		readers[i], _ = s.open(context.Background(), false)
+		readers[i], _ = s.open(context.Background(), false, nil)
 	}
 	var wg sync.WaitGroup
 	for i, r := range readers {

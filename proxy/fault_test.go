@@ -81,7 +81,7 @@ func (c *cachedEnv) checkCache(t *testing.T, objects map[string][]byte) {
 	if err := c.Front.Shutdown(ctx); err != nil {
 		t.Errorf("shutting the front down: %v", err)
 	}
-	c.Cache.WaitFills()
+	c.Cache.Settle()
 	c.Cache.Close()
 	tiertest.CheckKept(t, objects, c.Memory, c.Disk, c.DiskDir, c.SpoolDir)
 }
@@ -113,15 +113,16 @@ func (c *cachedEnv) newClient(t *testing.T, conns int) *http.Client {
 	return &http.Client{Transport: tr, Timeout: 60 * time.Second}
 }
 
-// warm brings key into the cache and returns once a tier holds it: a range request on an
-// uncached object starts a background fill of the whole object, which WaitFills waits for.
+// warm brings key into the cache and returns once a tier holds it: a range request at the
+// start of an uncached object is answered from a fetch of the whole object, which goes on
+// into the tiers once the range is answered; Settle waits for it.
 func (c *cachedEnv) warm(t *testing.T, key string) {
 	t.Helper()
 	resp, _, err := fetch(c.Client, c.URL+escapePath(key), "Range", "bytes=0-0")
 	if err != nil || resp == nil || resp.StatusCode != 206 {
 		t.Fatalf("warming %s: %v %v", key, resp, err)
 	}
-	c.Cache.WaitFills()
+	c.Cache.Settle()
 	for _, tier := range []cache.Tier{c.Memory, c.Disk} {
 		if body, _, err := tier.Open(key, nil); err == nil {
 			body.Close()
@@ -386,8 +387,10 @@ func TestFaultBucketCutsTheBody(t *testing.T) {
 		all[key] = data
 		c.Bucket.Put(t, key, data)
 		c.Bucket.CutBody(key, 1<<20)
-		resp, body, err := fetch(client, c.URL+"/"+key, "Range", "bytes=0-99")
-		if resp == nil || resp.StatusCode != 206 || err != nil || !bytes.Equal(body, data[:100]) {
+		// A range far into the object: a ranged GET of its own, then a background fill of the
+		// whole object, which the bucket cuts.
+		resp, body, err := fetch(client, c.URL+"/"+key, "Range", "bytes=2000000-2000099")
+		if resp == nil || resp.StatusCode != 206 || err != nil || !bytes.Equal(body, data[2000000:2000100]) {
 			t.Fatalf("range on a cold object: %v, %d bytes, %v", resp != nil && resp.StatusCode == 206, len(body), err)
 		}
 		c.Cache.WaitFills()
@@ -398,15 +401,32 @@ func TestFaultBucketCutsTheBody(t *testing.T) {
 			body.Close()
 			t.Error("the disk tier kept the cut background fill")
 		}
+		// A range at the start: answered from a fetch of the whole object, cut too, whose
+		// bytes before the cut still answer it; the tiers keep nothing.
+		resp, body, err = fetch(client, c.URL+"/"+key, "Range", "bytes=0-99")
+		if resp == nil || resp.StatusCode != 206 || err != nil || !bytes.Equal(body, data[:100]) {
+			t.Fatalf("range at the start: %v, %d bytes, %v", resp != nil && resp.StatusCode == 206, len(body), err)
+		}
+		c.Cache.Settle()
+		if body, _, err := c.Disk.Open(key, nil); err == nil {
+			body.Close()
+			t.Error("the disk tier kept the cut fetch")
+		}
+		if n := c.Bucket.Gets(key); n != 3 {
+			t.Errorf("%d bucket GETs, want 3: the range at the start took one fetch", n)
+		}
 		c.Bucket.CutBody(key, 0)
 		fetch(client, c.URL+"/"+key, "Range", "bytes=0-99")
-		c.Cache.WaitFills()
+		c.Cache.Settle()
 		resp, body, err = fetch(client, c.URL+"/"+key, "Range", "bytes=2000000-2000099")
 		if resp == nil || resp.StatusCode != 206 || err != nil || !bytes.Equal(body, data[2000000:2000100]) {
 			t.Fatalf("range after the fill: %v, %d bytes, %v", resp != nil && resp.StatusCode == 206, len(body), err)
 		}
 		if xc := resp.Header.Get("X-Cache"); xc != "HIT" {
-			t.Errorf("range after a whole background fill: X-Cache %q, want HIT", xc)
+			t.Errorf("range after a whole fill: X-Cache %q, want HIT", xc)
+		}
+		if n := c.Bucket.Gets(key); n != 4 {
+			t.Errorf("%d bucket GETs, want 4: the range at the start filled the cache with one", n)
 		}
 	})
 	c.checkCache(t, all)

@@ -52,6 +52,8 @@ type FakeBucket struct {
 	sums    map[string]fakeChecksum
 	sumAsks int // requests carrying x-amz-checksum-mode
 	sent    atomic.Int64
+	pace    int64         // bytes per second of each GET's body, 0 for as fast as it goes
+	wait    time.Duration // before each GET's or HEAD's answer
 	ended   chan error
 	unstall chan struct{}
 	closed  bool
@@ -160,6 +162,7 @@ func (b *FakeBucket) serve(fake http.Handler, w http.ResponseWriter, r *http.Req
 	b.nReqs++
 	failNow := b.every > 0 && b.nReqs%b.every == 0
 	failStatus := b.failSt
+	pace, wait := b.pace, b.wait
 	if st, ok := b.failKey[key]; ok {
 		failNow, failStatus = true, st
 	}
@@ -207,6 +210,13 @@ func (b *FakeBucket) serve(fake http.Handler, w http.ResponseWriter, r *http.Req
 		return
 	}
 	cw := &bodyWriter{ResponseWriter: w, sent: &b.sent, flip: -1}
+	if wait > 0 && (r.Method == http.MethodGet || r.Method == http.MethodHead) {
+		select {
+		case <-time.After(wait):
+		case <-r.Context().Done():
+			return
+		}
+	}
 	if r.Method == http.MethodGet || r.Method == http.MethodHead {
 		cw.header = sum.headers(r)
 		if sum.etag != "" && r.Header.Get("If-None-Match") == sum.etag {
@@ -214,7 +224,7 @@ func (b *FakeBucket) serve(fake http.Handler, w http.ResponseWriter, r *http.Req
 		}
 	}
 	if r.Method == http.MethodGet {
-		cw.gate, cw.cut = gate, cut
+		cw.gate, cw.cut, cw.pace = gate, cut, pace
 		if flipped {
 			cw.flip = flip
 		}

@@ -63,6 +63,15 @@ func (b *FakeBucket) GateBody(key string, n int64) *Gate {
 	return g
 }
 
+// Pace makes every GET from now on send its body at bytesPerSecond (0: as fast as it goes), and
+// answer every GET and HEAD after wait: a bucket across a network, whose first byte and whose
+// later bytes take time.
+func (b *FakeBucket) Pace(bytesPerSecond int64, wait time.Duration) {
+	b.mu.Lock()
+	b.pace, b.wait = bytesPerSecond, wait
+	b.mu.Unlock()
+}
+
 // CorruptBody makes key's GETs send byte off of their body altered (one bit flipped), with the
 // right length and headers, as a faulty network or disk on the way would; a negative off stops
 // it. The offset counts in the body sent, so for a whole-object GET it is the object's offset.
@@ -95,6 +104,8 @@ type bodyWriter struct {
 	cut    int64
 	cutNow bool
 	flip   int64 // offset of the body byte sent altered, -1 for none
+	pace   int64 // bytes per second, 0 for as fast as it goes
+	began  time.Time
 }
 
 // WriteHeader implements http.ResponseWriter, changing the headers of a 2xx answer first.
@@ -152,7 +163,15 @@ func (w *bodyWriter) Write(p []byte) (int, error) {
 	return n, err
 }
 
+// write sends p, at the body's pace when it has one.
 func (w *bodyWriter) write(p []byte) (int, error) {
+	if w.pace > 0 {
+		return w.paced(p)
+	}
+	return w.send(p)
+}
+
+func (w *bodyWriter) send(p []byte) (int, error) {
 	if w.flip >= w.n && w.flip < w.n+int64(len(p)) {
 		q := append([]byte(nil), p...)
 		q[w.flip-w.n] ^= 0x20
@@ -162,6 +181,29 @@ func (w *bodyWriter) write(p []byte) (int, error) {
 	w.n += int64(n)
 	w.sent.Add(int64(n))
 	return n, err
+}
+
+// paced sends p in pieces of 32 KiB, each once the body's pace allows it.
+func (w *bodyWriter) paced(p []byte) (int, error) {
+	if w.began.IsZero() {
+		w.began = time.Now()
+	}
+	sent := 0
+	for len(p) > 0 {
+		piece := p[:min(len(p), 32<<10)]
+		due := w.began.Add(time.Duration(float64(w.n+int64(len(piece))) / float64(w.pace) * float64(time.Second)))
+		time.Sleep(time.Until(due))
+		n, err := w.send(piece)
+		sent += n
+		if err != nil {
+			return sent, err
+		}
+		if f, ok := w.ResponseWriter.(http.Flusher); ok {
+			f.Flush()
+		}
+		p = p[n:]
+	}
+	return sent, nil
 }
 
 func (w *bodyWriter) Flush() {

@@ -1,0 +1,121 @@
+package cache_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/fedicache/fedicache/origin"
+	"github.com/fedicache/fedicache/origin/origintest"
+)
+
+// TestSeekAndPlay: a cold 60 MB video behind a bucket across a network (a first byte in 20 ms,
+// 150 MB/s), four viewers seeking (the first MiB, a MiB in the middle, the last MiB, the first
+// 8 MiB), then two players through it. The bucket sends the video about once: one fetch of the
+// whole object, plus the MiB of each seek it was still far from, each answered at once rather
+// than after the bytes before it. Every answer has the object's bytes.
+func TestSeekAndPlay(t *testing.T) {
+	if testing.Short() {
+		t.Skip("streams 60 MB at a paced bucket")
+	}
+	for _, together := range []bool{true, false} {
+		t.Run(map[bool]string{true: "viewers together", false: "viewers one by one"}[together], func(t *testing.T) {
+			seekAndPlay(t, together)
+		})
+	}
+}
+
+func seekAndPlay(t *testing.T, together bool) {
+	h := newHarness(t, harnessOpts{noMemory: true, realClock: true})
+	t.Cleanup(h.l.Close)
+	const size, mib = 60_000_000, 1 << 20
+	key := "media_attachments/files/000/000/060/original/video.mp4"
+	h.bucket.PutGenerated(key, size)
+	h.bucket.Pace(150e6, 20*time.Millisecond)
+	ctx := context.Background()
+
+	// read GETs r of the video, checks its bytes and returns how many the bucket had sent when
+	// the first of them arrived.
+	read := func(r origin.Range) (sentAtFirstByte int64, err error) {
+		body, _, err := h.l.Get(ctx, key, &r)
+		if err != nil {
+			return 0, err
+		}
+		defer body.Close()
+		first, last, _ := r.Resolve(size)
+		buf := make([]byte, 256<<10)
+		off := first
+		for {
+			n, err := body.Read(buf)
+			if off == first && n > 0 {
+				sentAtFirstByte = h.bucket.Sent()
+			}
+			for i := range n {
+				if buf[i] != origintest.PatternByte(off+int64(i)) {
+					return 0, fmt.Errorf("range %s: byte %d differs", r, off+int64(i))
+				}
+			}
+			off += int64(n)
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				return 0, fmt.Errorf("range %s: %w", r, err)
+			}
+		}
+		if off != last+1 {
+			return 0, fmt.Errorf("range %s: %d bytes, want %d", r, off-first, last+1-first)
+		}
+		return sentAtFirstByte, nil
+	}
+	run := func(parallel bool, ranges ...origin.Range) []int64 {
+		sent := make([]int64, len(ranges))
+		errs := make([]error, len(ranges))
+		var wg sync.WaitGroup
+		for i, r := range ranges {
+			wg.Add(1)
+			do := func() { defer wg.Done(); sent[i], errs[i] = read(r) }
+			if parallel {
+				go do()
+			} else {
+				do()
+			}
+		}
+		wg.Wait()
+		for _, err := range errs {
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		return sent
+	}
+
+	seeks := run(together,
+		origin.Range{Start: 0, End: mib - 1},
+		origin.Range{Start: size / 2, End: size/2 + mib - 1},
+		origin.Suffix(mib),
+		origin.Range{Start: 0, End: 8*mib - 1})
+	run(true, origin.Range{Start: 0, End: -1}, origin.Range{Start: 0, End: -1})
+	h.l.Settle()
+
+	gets, sent := h.bucket.Gets(key), h.bucket.Sent()
+	t.Logf("%d bucket GETs, %.3fx the object's bytes; the far seeks' first bytes came when the bucket had sent %.1f and %.1f MB",
+		gets, float64(sent)/size, float64(seeks[1])/1e6, float64(seeks[2])/1e6)
+	if gets > 3 {
+		t.Errorf("%d bucket GETs, want at most 3: the fetch and one per far seek", gets)
+	}
+	if float64(sent) > 1.05*size {
+		t.Errorf("the bucket sent %.3fx the object's bytes, want at most 1.05x", float64(sent)/size)
+	}
+	for i, at := range seeks[1:3] {
+		if at >= size {
+			t.Errorf("far seek %d: its first byte came once the bucket had sent %d bytes, the whole video: it waited for the fetch", i+1, at)
+		}
+	}
+	if st := h.l.Stats(); st.Disk == nil || st.Disk.Entries != 1 {
+		t.Errorf("the video is not in the disk tier: %+v", st.Disk)
+	}
+}
