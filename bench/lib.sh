@@ -72,8 +72,10 @@ parse_result() {
   for kv in ${1#RESULT }; do R[${kv%%=*}]=${kv#*=}; done
 }
 
-# ratio A B: A/B as "1.23x", "-" when B is 0.
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b == 0) print "-"; else printf "%.2fx", a / b }'; }
+# ratio A B: A/B as "1.23x", "-" when B is 0 or either is no number (such as "-").
+ratio() {
+  awk -v a="$1" -v b="$2" 'BEGIN { if (b == 0 || a !~ /[0-9]/ || b !~ /[0-9]/) print "-"; else printf "%.2fx", a / b }'
+}
 
 # ge A B: true when A >= B (decimals).
 ge() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a >= b) }'; }
@@ -96,6 +98,20 @@ tree_of() {
   local child
   for child in $(ps -o pid= --ppid "$1" 2>/dev/null || true); do tree_of "$child"; done
   echo "$1"
+}
+
+# cpu_ticks PID: the CPU time PID and its descendants have used so far, in clock ticks
+# (getconf CLK_TCK a second): the user and system time of each (fields 14 and 15 of
+# /proc/PID/stat), and that of the children each has reaped (fields 16 and 17), so that a
+# process that ends during a measurement still counts.
+cpu_ticks() {
+  local pid ticks=0 t
+  for pid in $(tree_of "$1"); do
+    # Counted after the command name, which may hold spaces.
+    t=$(awk '{ sub(/^.*\) /, ""); print $12 + $13 + $14 + $15 }' "/proc/$pid/stat" 2>/dev/null || true)
+    ticks=$((ticks + ${t:-0}))
+  done
+  echo "$ticks"
 }
 
 # stop NAME: stop the process started under NAME and its children (a tool run under GNU time

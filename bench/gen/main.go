@@ -4,8 +4,9 @@
 //
 // Keys look like Mastodon's ([cache/]<class>/<attachment>/<id partition>/<style>/<16 hex>.<ext>,
 // partitions of 3 or 6 groups) and sizes like its media: thumbnails, avatars and emoji of
-// 5-40 KB, originals of 100 KB-2 MB, a few videos of 20-99 MB. Bytes are pseudo-random (media
-// does not compress), the same for the same seed. The bucket gets a policy that lets anyone
+// 5-40 KB, originals of 100 KB-2 MB, a few videos of 24-99 MB. Bytes are pseudo-random (media
+// does not compress), the same for the same seed (bench/internal/seeded, which bench/load uses
+// to check what it reads). The bucket gets a policy that lets anyone
 // read objects, as a bucket behind Mastodon's documented nginx front needs.
 //
 // Credentials come from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY. In -keys it writes
@@ -15,7 +16,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"encoding/binary"
 	"errors"
 	"flag"
 	"fmt"
@@ -34,6 +34,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"golang.org/x/sync/errgroup"
+
+	"github.com/fedicache/fedicache/bench/internal/seeded"
 )
 
 const (
@@ -165,8 +167,9 @@ func newTree(o options) *tree {
 	// The storm's image: a fresh 2 MB original in the bucket, requested by no other list.
 	t.stormImage = next(mediaKey(r, "", "original", "jpg"), 2*mib-12345, false)
 	t.files = append(append(append(t.files, t.hot...), t.cold...), t.stormImage)
-	// Videos: the storm's, the disk-hit case's 50 MB and the range case's 99 MB (Mastodon's limit).
-	for _, size := range []int64{24*mib + 4321, 50 * mib, 99*mib - 1234} {
+	// Videos: the storm's, the disk-hit case's 50 MB, the range case's 99 MB (Mastodon's limit)
+	// and the seek-and-play case's 60 MB (10^6 bytes: not a multiple of any chunk size).
+	for _, size := range []int64{24*mib + 4321, 50 * mib, 99*mib - 1234, 60_000_000} {
 		t.videos = append(t.videos, next(mediaKey(r, "", "original", "mp4"), size, false))
 	}
 	if o.bigBytes > 0 {
@@ -238,13 +241,7 @@ func logUniform(r *rand.Rand, lo, hi int64) int64 {
 }
 
 // fill returns size pseudo-random bytes determined by seed.
-func fill(seed uint64, size int64) []byte {
-	var s [32]byte
-	binary.LittleEndian.PutUint64(s[:], seed)
-	b := make([]byte, size)
-	_, _ = rand.NewChaCha8(s).Read(b)
-	return b
-}
+func fill(seed uint64, size int64) []byte { return seeded.Bytes(seed, size) }
 
 // contentType is the type Mastodon stores with an object of this extension.
 func contentType(key string) string {
@@ -420,6 +417,9 @@ func (t *tree) writeKeys(dir string, c accessChecks) error {
 	named("STORM_VIDEO", t.videos[0])
 	named("VIDEO_DISK", t.videos[1])
 	named("VIDEO_RANGE", t.videos[2])
+	named("VIDEO_SEEK", t.videos[3])
+	// Its bytes are seeded.Bytes(VIDEO_SEEK_SEED, VIDEO_SEEK_BYTES), for bench/load to check.
+	fmt.Fprintf(&b, "VIDEO_SEEK_SEED=%d\n", t.videos[3].seed)
 	if t.big.size > 0 {
 		named("BIG", t.big)
 	}
