@@ -233,13 +233,13 @@ func (l *Layered) startLocked(key string, done func()) *fetch {
 	f := l.newFetch(key)
 	l.fetches[key] = f
 	l.runs.Add(1)
-	go func() {
+	l.workers.run(func() {
 		defer l.runs.Done()
 		if done != nil {
 			defer done()
 		}
 		l.run(f)
-	}()
+	})
 	return f
 }
 
@@ -401,14 +401,21 @@ func (l *Layered) prepare(f *fetch, e Entry) (buf []byte, file streamFile, err e
 	return nil, tmp, nil
 }
 
-var copyBufs = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+// copyBufs are the buffers a fetch reads the origin's body into: large enough that a large
+// object costs few trips through the stream (each wakes its readers) and the spool.
+var copyBufs = sync.Pool{New: func() any { b := make([]byte, 256<<10); return &b }}
 
 // copyBody streams the origin's body into f's stream and checks its length, and its MD5 where
-// the ETag is one: the stream holds the last byte back until copyBody has returned nil.
+// the ETag is one and the store does not check the body itself against a checksum of the whole
+// object (origin.CheckedBody): the stream holds the last byte back until copyBody has returned
+// nil.
 func (l *Layered) copyBody(f *fetch, body io.Reader, m origin.Meta) error {
 	var sum hash.Hash
-	wantSum, checked := origin.ETagMD5(m.ETag)
-	if checked {
+	wantSum, hasSum := origin.ETagMD5(m.ETag)
+	if c, ok := body.(origin.CheckedBody); ok && c.BodyChecked() {
+		hasSum = false // checked once, by the store: its last Read fails on a mismatch
+	}
+	if hasSum {
 		sum = md5.New()
 	}
 	bufp := copyBufs.Get().(*[]byte)

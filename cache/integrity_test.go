@@ -12,6 +12,7 @@ import (
 
 	"github.com/fedicache/fedicache/cache/tiertest"
 	"github.com/fedicache/fedicache/origin"
+	"github.com/fedicache/fedicache/origin/origintest"
 )
 
 // TestIntegrityCorruptBody: the bucket sends an object with one byte altered (right
@@ -21,66 +22,74 @@ import (
 // read fail, as an HTTP client sees the connection cut. Nothing is cached; once the bucket sends
 // the right bytes, they are served.
 func TestIntegrityCorruptBody(t *testing.T) {
-	for _, size := range []int{20_000, 300_000} { // under and over the memory tier's limit
-		for _, clients := range []int{1, 100} {
-			for _, pos := range []string{"first", "middle", "last"} {
-				t.Run(fmt.Sprintf("%d bytes, %d clients, %s byte", size, clients, pos), func(t *testing.T) {
-					h := newHarness(t, harnessOpts{})
-					data := tiertest.Blob(9, size)
-					h.bucket.Put(t, bigKey, data)
-					off := map[string]int64{"first": 0, "middle": int64(size / 2), "last": int64(size - 1)}[pos]
-					h.bucket.CorruptBody(bigKey, off)
-					gate := h.bucket.GateBody(bigKey, int64(size/3))
-					bodies := make([]io.ReadCloser, clients)
-					for i := range bodies {
-						body, m, err := h.l.Get(context.Background(), bigKey, nil)
-						if err != nil {
-							t.Fatalf("client %d: %v", i, err)
+	// "etag": the cache checks the MD5 its ETag gives; "checksum": the bucket's answer also
+	// carries a checksum of the whole object, which the bucket client checks instead.
+	for _, check := range []string{"etag", "checksum"} {
+		for _, size := range []int{20_000, 300_000} { // under and over the memory tier's limit
+			for _, clients := range []int{1, 100} {
+				for _, pos := range []string{"first", "middle", "last"} {
+					t.Run(fmt.Sprintf("%s, %d bytes, %d clients, %s byte", check, size, clients, pos), func(t *testing.T) {
+						h := newHarness(t, harnessOpts{})
+						data := tiertest.Blob(9, size)
+						if check == "etag" {
+							h.bucket.Put(t, bigKey, data)
+						} else {
+							h.bucket.PutWithChecksum(t, bigKey, data, origintest.CRC64NVME, false)
 						}
-						if m.Size != int64(size) {
-							t.Fatalf("client %d: size %d", i, m.Size)
+						off := map[string]int64{"first": 0, "middle": int64(size / 2), "last": int64(size - 1)}[pos]
+						h.bucket.CorruptBody(bigKey, off)
+						gate := h.bucket.GateBody(bigKey, int64(size/3))
+						bodies := make([]io.ReadCloser, clients)
+						for i := range bodies {
+							body, m, err := h.l.Get(context.Background(), bigKey, nil)
+							if err != nil {
+								t.Fatalf("client %d: %v", i, err)
+							}
+							if m.Size != int64(size) {
+								t.Fatalf("client %d: size %d", i, m.Size)
+							}
+							bodies[i] = body
 						}
-						bodies[i] = body
-					}
-					got := make([]int, clients)
-					errs := make([]error, clients)
-					var wg sync.WaitGroup
-					read := func(i int) {
-						defer wg.Done()
-						defer bodies[i].Close()
-						b, err := io.ReadAll(bodies[i])
-						got[i], errs[i] = len(b), err
-					}
-					// Half the clients read as the body streams; the others only once the fetch
-					// has ended and found the damage.
-					for i := 0; i < clients; i += 2 {
-						wg.Add(1)
-						go read(i)
-					}
-					gate.Open()
-					if clients == 1 {
+						got := make([]int, clients)
+						errs := make([]error, clients)
+						var wg sync.WaitGroup
+						read := func(i int) {
+							defer wg.Done()
+							defer bodies[i].Close()
+							b, err := io.ReadAll(bodies[i])
+							got[i], errs[i] = len(b), err
+						}
+						// Half the clients read as the body streams; the others only once the fetch
+						// has ended and found the damage.
+						for i := 0; i < clients; i += 2 {
+							wg.Add(1)
+							go read(i)
+						}
+						gate.Open()
+						if clients == 1 {
+							wg.Wait()
+						}
+						h.l.Settle()
+						for i := 1; i < clients; i += 2 {
+							wg.Add(1)
+							go read(i)
+						}
 						wg.Wait()
-					}
-					h.l.Settle()
-					for i := 1; i < clients; i += 2 {
-						wg.Add(1)
-						go read(i)
-					}
-					wg.Wait()
-					for i := range clients {
-						if errs[i] == nil || got[i] >= size {
-							t.Fatalf("client %d received %d of %d bytes with %v: a damaged body looked complete", i, got[i], size, errs[i])
+						for i := range clients {
+							if errs[i] == nil || got[i] >= size {
+								t.Fatalf("client %d received %d of %d bytes with %v: a damaged body looked complete", i, got[i], size, errs[i])
+							}
 						}
-					}
-					if st := h.l.Stats(); st.Memory.Entries != 0 || st.Disk.Entries != 0 || st.FillErrors == 0 {
-						t.Errorf("a damaged body was cached: memory %d, disk %d, fill errors %d", st.Memory.Entries, st.Disk.Entries, st.FillErrors)
-					}
-					h.bucket.CorruptBody(bigKey, -1)
-					b, from, err := h.get(t, bigKey)
-					if err != nil || string(b) != string(data) || from.Source != origin.SourceBucket {
-						t.Errorf("after the bucket healed: %d bytes, %v, source %q", len(b), err, from.Source)
-					}
-				})
+						if st := h.l.Stats(); st.Memory.Entries != 0 || st.Disk.Entries != 0 || st.FillErrors == 0 {
+							t.Errorf("a damaged body was cached: memory %d, disk %d, fill errors %d", st.Memory.Entries, st.Disk.Entries, st.FillErrors)
+						}
+						h.bucket.CorruptBody(bigKey, -1)
+						b, from, err := h.get(t, bigKey)
+						if err != nil || string(b) != string(data) || from.Source != origin.SourceBucket {
+							t.Errorf("after the bucket healed: %d bytes, %v, source %q", len(b), err, from.Source)
+						}
+					})
+				}
 			}
 		}
 	}

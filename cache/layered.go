@@ -95,12 +95,13 @@ type Layered struct {
 	// guardGen is cfg.Guard's generation, when it has one.
 	guardGen GuardGeneration
 
-	base   context.Context // parent of origin requests that outlive the request that started them
-	cancel context.CancelFunc
-	bg     chan struct{}      // background fill slots
-	fills  sync.WaitGroup     // background fills
-	runs   sync.WaitGroup     // every fetch
-	reval  singleflight.Group // revalidations, one per key at a time (see revalidate.go)
+	base    context.Context // parent of origin requests that outlive the request that started them
+	cancel  context.CancelFunc
+	bg      chan struct{}      // background fill slots
+	fills   sync.WaitGroup     // background fills
+	runs    sync.WaitGroup     // every fetch
+	workers workers            // the goroutines fetches run on
+	reval   singleflight.Group // revalidations, one per key at a time (see revalidate.go)
 	// firstByte is the moving average of the time the origin takes to answer a GET, in
 	// nanoseconds (0: none yet); see reach.
 	firstByte atomic.Int64
@@ -142,6 +143,7 @@ func New(o origin.Sourced, mem MemoryTier, disk DiskTier, cfg Config) *Layered {
 func (l *Layered) Close() {
 	l.cancel()
 	l.runs.Wait()
+	l.workers.close()
 }
 
 // WaitFills returns once the background fills under way have ended.

@@ -64,3 +64,11 @@ var ErrExists = errors.New("origin: object already exists")
 // making them mode 0600 (a bucket gets the private ACL instead), so that a web server running as
 // another user answers 404.
 func Hidden(mode fs.FileMode) bool { return mode.Perm()&0o004 == 0 }
+
+// CheckedBody is an optional ability of a body a Get returns: its store checks it, as it is
+// read, against a checksum of the whole object, and the Read that reaches the end fails
+// (never returning io.EOF) when the bytes differ. A reader that would check the body itself (by
+// the MD5 of its ETag) need not when BodyChecked reports true.
+type CheckedBody interface {
+	BodyChecked() bool
+}

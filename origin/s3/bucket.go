@@ -160,7 +160,8 @@ func (b *Bucket) get(ctx context.Context, key string, r *origin.Range) (io.ReadC
 	if err != nil {
 		return nil, origin.Meta{}, err
 	}
-	body := &watchedBody{body: checkedBody(key, out), w: w}
+	checked, ok := checkedBody(key, out)
+	body := &watchedBody{body: checked, w: w, checked: ok}
 	size, cut, err := fit(out, r)
 	if errors.Is(err, origin.ErrRangeNotSatisfiable) {
 		// The service sent the whole object for a range beyond its end: its size is known.

@@ -1,23 +1,28 @@
 package s3
 
 // Checking bodies against the object's checksum. A whole-object Get asks for it
-// (x-amz-checksum-mode: ENABLED); with that header set the SDK's output middleware (in
-// service/internal/checksum) checks the body itself, whatever Config.ResponseChecksum says: it
-// hashes the body as it is read by the algorithm of the x-amz-checksum-* header the answer
-// carries (CRC32, CRC32C, CRC64NVME, SHA-1, SHA-256, SHA-512), skips a value with a "-N" suffix
-// (a checksum of the parts' checksums, which the body alone cannot be checked against), and
-// fails the Read that reaches the end with an error of its own, unexported type on a mismatch.
-// This file asks, makes that error one callers can recognise (ErrChecksumMismatch), and stops
-// asking a service that refuses the header.
+// (x-amz-checksum-mode: ENABLED) and checks the body against the x-amz-checksum-* value the
+// answer carries as it is read (checkedBody), failing the Read that reaches the end with
+// ErrChecksumMismatch on a mismatch. The SDK would check it too, slowly: its check is taken out
+// of the client (removeSDKChecksumCheck). This file also stops asking a service that refuses
+// the header.
 
 import (
-	"context"
+	"bytes"
+	"crypto/sha1"
+	"crypto/sha256"
+	"encoding/base64"
 	"errors"
 	"fmt"
+	"hash"
+	"hash/crc32"
 	"io"
 	"net/http"
 	"strings"
 	"sync/atomic"
+
+	"github.com/aws/smithy-go/middleware"
+	"github.com/minio/crc64nvme"
 
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
@@ -67,49 +72,84 @@ func checksumModeRefused(err error) bool {
 	return errors.As(err, &withStatus) && withStatus.HTTPStatusCode() == http.StatusNotImplemented
 }
 
-// checkedBody returns out's body, made to report a checksum mismatch as ErrChecksumMismatch
-// when the SDK checks it.
-func checkedBody(key string, out *s3.GetObjectOutput) io.ReadCloser {
-	v, ok := s3.GetChecksumValidationMetadata(out.ResultMetadata)
-	if !ok || len(v.AlgorithmsUsed) == 0 || out.ContentLength == nil {
-		return out.Body
+// checkedBody returns out's body checked against the full-object checksum out carries, and
+// whether it is: the Read that reaches the end returns ErrChecksumMismatch instead of io.EOF
+// when the bytes differ. Of several checksums it checks the cheapest (CRC-32C and CRC-32 in the
+// processor's instructions, CRC64NVME with carry-less multiplication, then SHA-1, SHA-256). A
+// composite checksum (a "-N" suffix, or ChecksumType COMPOSITE) is one of the parts' checksums,
+// which the body alone cannot be checked against: such a body is not checked.
+func checkedBody(key string, out *s3.GetObjectOutput) (io.ReadCloser, bool) {
+	if out.ChecksumType == types.ChecksumTypeComposite || out.ContentLength == nil {
+		return out.Body, false
 	}
-	return &verifiedBody{
-		body:      out.Body,
-		key:       key,
-		size:      *out.ContentLength,
-		composite: out.ChecksumType == types.ChecksumTypeComposite,
+	for _, c := range []struct {
+		name  string
+		value *string
+		hash  func() hash.Hash
+	}{
+		{"CRC32C", out.ChecksumCRC32C, func() hash.Hash { return crc32.New(castagnoli) }},
+		{"CRC32", out.ChecksumCRC32, func() hash.Hash { return crc32.NewIEEE() }},
+		{"CRC64NVME", out.ChecksumCRC64NVME, func() hash.Hash { return crc64nvme.New() }},
+		{"SHA1", out.ChecksumSHA1, sha1.New},
+		{"SHA256", out.ChecksumSHA256, sha256.New},
+	} {
+		if c.value == nil || strings.Contains(*c.value, "-") {
+			continue
+		}
+		want, err := base64.StdEncoding.DecodeString(*c.value)
+		if err != nil {
+			continue
+		}
+		h := c.hash()
+		if len(want) != h.Size() {
+			continue
+		}
+		return &verifiedBody{body: out.Body, key: key, size: *out.ContentLength, algorithm: c.name, want: want, hash: h}, true
 	}
+	return out.Body, false
 }
 
-// verifiedBody is a body the SDK checks against a checksum as it is read. The SDK's reader
-// returns its mismatch error, instead of io.EOF, from the Read that finds the end, after all the
-// announced bytes: an error after all of them, other than the request's end, is taken for it,
-// since a body cut short fails before. The check is made once, by the SDK.
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// removeSDKChecksumCheck takes the SDK's own check of response checksums out of a client's
+// middleware: checkedBody makes it, once and faster (the SDK checks CRC64NVME with a table it
+// builds per object, and hash/crc64 rebuilds another per Write).
+func removeSDKChecksumCheck(stack *middleware.Stack) error {
+	_, _ = stack.Deserialize.Remove(sdkChecksumCheck) // an error: not in this operation's stack
+	return nil
+}
+
+// sdkChecksumCheck is the ID of the SDK's middleware that checks response checksums.
+const sdkChecksumCheck = "AWSChecksum:ValidateOutputPayloadChecksum"
+
+// verifiedBody is a body checked against a checksum of the whole object as it is read.
 type verifiedBody struct {
-	body io.ReadCloser
-	key  string
-	size int64 // the answer's Content-Length
-	read int64
-	// composite is set when the answer says its checksum is COMPOSITE: one of the parts'
-	// checksums, not of the body, even without the "-N" suffix the SDK looks for. A mismatch
-	// then says nothing of the body, which ends as any other.
-	composite bool
+	body      io.ReadCloser
+	key       string
+	size      int64 // the answer's Content-Length
+	read      int64
+	algorithm string
+	want      []byte
+	hash      hash.Hash
 }
 
-// Read implements io.Reader.
+// Read implements io.Reader. The Read that reaches the end returns io.EOF only when all the
+// announced bytes came and match the checksum.
 func (v *verifiedBody) Read(p []byte) (int, error) {
 	n, err := v.body.Read(p)
 	v.read += int64(n)
-	if err == nil || err == io.EOF || v.read != v.size ||
-		errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+	v.hash.Write(p[:n])
+	if err != io.EOF {
 		return n, err
 	}
-	if v.composite {
-		return n, io.EOF
+	if v.read != v.size {
+		return n, fmt.Errorf("s3: get %q: %d of %d bytes: %w", v.key, v.read, v.size, io.ErrUnexpectedEOF)
 	}
-	// The SDK's error names the algorithm, the expected and the actual checksum.
-	return n, fmt.Errorf("s3: get %q: %w (%v)", v.key, ErrChecksumMismatch, err)
+	if got := v.hash.Sum(nil); !bytes.Equal(got, v.want) {
+		return n, fmt.Errorf("s3: get %q: %w (%s: got %s, want %s)", v.key, ErrChecksumMismatch,
+			v.algorithm, base64.StdEncoding.EncodeToString(got), base64.StdEncoding.EncodeToString(v.want))
+	}
+	return n, io.EOF
 }
 
 // Close implements io.Closer.

@@ -114,6 +114,9 @@ func TestChecksumCatchesCorruption(t *testing.T) {
 			if _, isMD5 := origin.ETagMD5(m.ETag); isMD5 {
 				t.Fatalf("ETag %s is an MD5: the object must look multipart", m.ETag)
 			}
+			if c, ok := body.(origin.CheckedBody); !ok || !c.BodyChecked() {
+				t.Errorf("the body does not say it is checked against its %s", algo)
+			}
 			if got, err := drain(t, body); err != io.EOF || !bytes.Equal(got, data) {
 				t.Fatalf("uncorrupted body: %d bytes, %v; want all %d and io.EOF", len(got), err, len(data))
 			}
@@ -158,6 +161,9 @@ func TestChecksumRangedGet(t *testing.T) {
 	if err != nil {
 		t.Fatalf("ranged Get: %v", err)
 	}
+	if c, ok := body.(origin.CheckedBody); ok && c.BodyChecked() {
+		t.Error("a range says it is checked against the whole object's checksum")
+	}
 	if got, err := drain(t, body); err != io.EOF || !bytes.Equal(got, data[1000:51_000]) {
 		t.Errorf("ranged Get: %d bytes, %v; want the 50000 of the range and io.EOF", len(got), err)
 	}
@@ -177,7 +183,11 @@ func TestChecksumNoneToCheck(t *testing.T) {
 	fb.Put(t, "plain.png", data)
 	fb.PutGenerated("generated.mp4", 150_000) // an ETag that is no MD5, and no checksum
 	b := checksumBucket(t, fb, nil, nil)
-	if got, err := drain(t, getWhole(t, b, "plain.png")); err != io.EOF || !bytes.Equal(got, data) {
+	plain := getWhole(t, b, "plain.png")
+	if c, ok := plain.(origin.CheckedBody); ok && c.BodyChecked() {
+		t.Error("a body without a checksum says it is checked")
+	}
+	if got, err := drain(t, plain); err != io.EOF || !bytes.Equal(got, data) {
 		t.Errorf("object without checksum: %d bytes, %v; want all %d and io.EOF", len(got), err, len(data))
 	}
 	if got, err := drain(t, getWhole(t, b, "generated.mp4")); err != io.EOF || len(got) != 150_000 {

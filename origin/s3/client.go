@@ -76,6 +76,8 @@ func newClient(ctx context.Context, cfg Config, unsigned bool) (*s3.Client, erro
 		o.ResponseChecksumValidation = respSum
 		// Most S3-compatible services send no checksums; saying so on every GET is noise.
 		o.DisableLogOutputChecksumValidationSkipped = true
+		// Bodies are checked once, by checkedBody.
+		o.APIOptions = append(o.APIOptions, removeSDKChecksumCheck)
 	}), nil
 }
 

@@ -49,11 +49,15 @@ func (w *watchdog) stalled() error {
 // watchedBody is a response body under a watchdog: each Read is bounded by the timeout, and
 // Close ends the request.
 type watchedBody struct {
-	body  io.ReadCloser
-	w     *watchdog
-	once  sync.Once
-	close error
+	body    io.ReadCloser
+	w       *watchdog
+	checked bool // body is checked against a checksum of the whole object (checkedBody)
+	once    sync.Once
+	close   error
 }
+
+// BodyChecked implements origin.CheckedBody.
+func (b *watchedBody) BodyChecked() bool { return b.checked }
 
 // Read implements io.Reader. A read that stalls longer than the timeout fails with an error
 // that is a context.DeadlineExceeded.
