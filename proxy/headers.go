@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"net/http"
+	"unsafe"
 
 	"github.com/fedicache/fedicache/cache"
 	"github.com/fedicache/fedicache/origin"
@@ -21,31 +22,53 @@ const (
 	errCacheControl = "no-store"
 )
 
+// The names of the headers set here, in the form fasthttp's Set would give them (so ETag
+// goes out as "Etag", as it always has), and their constant values: SetCanonical takes them
+// as they are, without copying and normalising each name on every answer. fasthttp copies
+// names and values and never writes to them.
+var (
+	hdrAllowOrigin  = []byte("Access-Control-Allow-Origin")
+	hdrNoSniff      = []byte("X-Content-Type-Options")
+	hdrCSP          = []byte("Content-Security-Policy")
+	hdrAcceptRanges = []byte("Accept-Ranges")
+	hdrCacheControl = []byte("Cache-Control")
+	hdrETag         = []byte("Etag")
+	hdrLastModified = []byte("Last-Modified")
+	hdrXCache       = []byte(xCache)
+	hdrXCacheTier   = []byte(xCacheTier)
+
+	valAnyOrigin = []byte("*")
+	valNoSniff   = []byte("nosniff")
+	valCSP       = []byte(headerCSP)
+	valBytes     = []byte("bytes")
+)
+
 // setCommonHeaders sets the headers of every answer, media or error.
 func setCommonHeaders(h *fasthttp.ResponseHeader) {
-	h.Set("Access-Control-Allow-Origin", "*")
-	h.Set("X-Content-Type-Options", "nosniff")
-	h.Set("Content-Security-Policy", headerCSP)
+	h.SetCanonical(hdrAllowOrigin, valAnyOrigin)
+	h.SetCanonical(hdrNoSniff, valNoSniff)
+	h.SetCanonical(hdrCSP, valCSP)
 }
 
 // setObjectHeaders sets the headers that describe an object, for 200, 206 and 304 alike.
 // lastModified is m.LastModified already formatted, or "" to format it here.
 func (s *Server) setObjectHeaders(h *fasthttp.ResponseHeader, m *origin.Meta, from origin.From, lastModified string) {
 	setCommonHeaders(h)
-	h.Set("Accept-Ranges", "bytes")
-	h.Set("Cache-Control", s.cfg.CacheControl)
+	h.SetCanonical(hdrAcceptRanges, valBytes)
+	h.SetCanonical(hdrCacheControl, s2b(s.cfg.CacheControl))
 	if m.ETag != "" {
-		h.Set("ETag", m.ETag)
+		h.SetCanonical(hdrETag, s2b(m.ETag))
 	}
 	if lastModified != "" {
-		h.Set("Last-Modified", lastModified)
+		h.SetCanonical(hdrLastModified, s2b(lastModified))
 	} else if !m.LastModified.IsZero() {
-		h.Set("Last-Modified", m.LastModified.UTC().Format(http.TimeFormat))
+		var lm [len(http.TimeFormat) + 8]byte
+		h.SetCanonical(hdrLastModified, m.LastModified.UTC().AppendFormat(lm[:0], http.TimeFormat))
 	}
 	status, tier := cacheStatus(from)
-	h.Set(xCache, status)
+	h.SetCanonical(hdrXCache, s2b(status))
 	if tier != "" {
-		h.Set(xCacheTier, tier)
+		h.SetCanonical(hdrXCacheTier, s2b(tier))
 	}
 }
 
@@ -63,3 +86,7 @@ func cacheStatus(from origin.From) (status, tier string) {
 	}
 	return cacheMiss, ""
 }
+
+// s2b views s as bytes without copying, for a fasthttp setter that copies them; they must not
+// be written to.
+func s2b(s string) []byte { return unsafe.Slice(unsafe.StringData(s), len(s)) }

@@ -49,7 +49,8 @@ type Disk struct {
 	retryAfter time.Duration
 	log        *slog.Logger
 
-	// now, createTemp and space are time.Now, os.CreateTemp and fsSpace, replaced in tests.
+	// now, createTemp and space are time.Now, createTemp (os.CreateTemp) and fsSpace, replaced
+	// in tests.
 	now        func() time.Time
 	createTemp func(dir, pattern string) (*os.File, error)
 	space      func(dir string) (free, size int64, ok bool)
@@ -86,6 +87,12 @@ type Disk struct {
 	evictions, dropped, writeErrors atomic.Uint64
 	pending                         atomic.Int64 // bytes claimed by writers under way (roomFor)
 	lowSpace                        atomic.Bool  // the file system's free space was found short, and said
+	// spaceFig is the last reading of the free space, nil when none is to be trusted; spent
+	// counts the bytes committed, as they are taken to use the disk (see space.go).
+	spaceFig atomic.Pointer[spaceFigure]
+	spent    atomic.Int64
+
+	dirs hashDirs // the hash directories known to exist (see dirs.go)
 }
 
 // Open opens the cache in cfg.Dir, creating the directory when missing, removes the temporary
@@ -106,7 +113,7 @@ func open(cfg Config, setup func(*Disk)) (*Disk, error) {
 		retryAfter: cfg.RetryAfter,
 		log:        cfg.Logger,
 		now:        time.Now,
-		createTemp: os.CreateTemp,
+		createTemp: createTemp,
 		space:      fsSpace,
 		purge:      newPurgeLog(),
 		flushEach:  flushEachCommit,

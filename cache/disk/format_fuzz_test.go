@@ -1,12 +1,16 @@
 package disk
 
 import (
+	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 	"unicode/utf8"
 
+	"github.com/fedicache/fedicache/cache"
 	"github.com/fedicache/fedicache/cache/tiertest"
 )
 
@@ -96,4 +100,60 @@ func sumOf(t *testing.T, p string) error {
 		t.Fatal(err)
 	}
 	return checkSum(f, info.Size(), nil)
+}
+
+// FuzzHeaderJSON checks that the header encodePrefix writes is byte for byte what json.Marshal
+// makes of it (the encoding of files before appendHeader), whatever the strings and the times,
+// and that encodePrefix fails where json.Marshal does.
+func FuzzHeaderJSON(f *testing.F) {
+	f.Add("media_attachments/files/000/000/001/original/0123456789abcdef.jpg", "image/jpeg", `"d41d8cd98f00b204e9800998ecf8427e"`,
+		int64(40_000), int64(1748779200), int64(0), 0)
+	f.Add("a", "", "", int64(0), int64(0), int64(0), 3600) // the zero time
+	f.Add(`k"\<>&`, "text/html; charset=utf-8", "W/\"x\"", int64(1), int64(1), int64(999999999), -34200)
+	f.Add("caf\u00e9\u2028\x7f\x00\t\n", "\xff", "\u00e9", int64(-1), int64(253402300800), int64(5), 86399) // year 10000
+	f.Add("k", "t", "e", int64(9e18), int64(-62135596801), int64(1), -59)                                   // year 0
+	f.Fuzz(func(t *testing.T, key, ctype, etag string, size, sec, nsec int64, zone int) {
+		at := func(sec, nsec int64) time.Time {
+			if sec == 0 && nsec == 0 {
+				return time.Time{}
+			}
+			return time.Unix(sec, nsec).In(time.FixedZone("", zone%(100*3600)))
+		}
+		h := header{Key: key, Size: size, ContentType: ctype, ETag: etag, LastModified: at(sec, nsec), StoredAt: at(nsec, sec)}
+		want, wantErr := json.Marshal(h)
+		var e cache.Entry
+		e.Key, e.Meta.Size, e.Meta.ContentType, e.Meta.ETag = h.Key, h.Size, h.ContentType, h.ETag
+		e.Meta.LastModified, e.StoredAt = h.LastModified, h.StoredAt
+		got, err := encodePrefix(e)
+		switch {
+		case wantErr != nil:
+			if err == nil {
+				t.Fatalf("encodePrefix of %+v succeeded, json.Marshal failed: %v", h, wantErr)
+			}
+		case len(want) > maxHeaderLen:
+			if err == nil {
+				t.Fatalf("encodePrefix of a header of %d bytes succeeded", len(want))
+			}
+		case err != nil:
+			t.Fatalf("encodePrefix of %+v: %v", h, err)
+		case string(got[prefixLen:]) != string(want):
+			t.Fatalf("encodePrefix of %+v wrote\n%s\njson.Marshal\n%s", h, got[prefixLen:], want)
+		case int(binary.BigEndian.Uint32(got[offHeaderLen:])) != len(want):
+			t.Fatalf("header length %d, want %d", binary.BigEndian.Uint32(got[offHeaderLen:]), len(want))
+		}
+		// json.Marshal is left only what appendHeader does not encode itself.
+		if _, ok := appendHeader(nil, &h); !ok && wantErr == nil && plain(key) && plain(ctype) && plain(etag) {
+			t.Fatalf("appendHeader left %+v to json.Marshal", h)
+		}
+	})
+}
+
+// plain reports whether s is printable ASCII without '<', '>' and '&'.
+func plain(s string) bool {
+	for i := range len(s) {
+		if c := s[i]; c < 0x20 || c >= 0x80 || c == '<' || c == '>' || c == '&' {
+			return false
+		}
+	}
+	return true
 }

@@ -128,6 +128,7 @@ feed:
 		if !t.IsDir() || !isHex(t.Name(), 2) {
 			continue
 		}
+		d.dirs.markTop(t.Name())
 		select {
 		case dirs <- filepath.Join(d.dir, t.Name()):
 		case <-d.stop:
@@ -155,6 +156,7 @@ func (d *Disk) walkTop(top string, out []found) []found {
 			continue
 		}
 		sub := filepath.Join(top, s.Name())
+		d.dirs.markLeaf(filepath.Base(top), s.Name())
 		files, err := os.ReadDir(sub)
 		if err != nil {
 			d.log.Warn("disk cache: cannot list a directory", "dir", sub, "err", err)

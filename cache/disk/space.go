@@ -3,7 +3,11 @@ package disk
 import (
 	"errors"
 	"fmt"
+	"time"
 )
+
+// Lock order: roomFor takes Disk.mu alone, to evict; the figure of the free space it keeps
+// (Disk.spaceFig, Disk.spent) is atomic and takes no lock.
 
 // ErrNoRoom means that the file system holding the cache has not the free space an entry needs,
 // even once the cache's least recently used entries are gone: cache.disk.max_bytes is more than
@@ -14,17 +18,58 @@ var ErrNoRoom = errors.New("disk: not enough free space on the file system for t
 // spool folder, logs): the lesser of this and a twentieth of the file system.
 const spaceReserveMax = 16 << 20
 
+// The free space is not read (statfs) on every Create, which cost a system call per stored
+// object, but kept as a spaceFigure and read again when the figure is spaceRefreshEvery old,
+// when the entries committed since it was read take half the reserve, when the figure says the
+// space is short, and after a write found the disk full. A figure is only ever used to let an
+// entry in without a look at the disk; every refusal and every eviction for want of space is
+// decided on a figure read then, as before the figure was kept. Letting in is safe because the
+// figure is made pessimistic: the entries committed since it was read are taken from it
+// (spaceBlock-rounded, plus a block for their metadata, and whether or not the figure already
+// saw part of them), and nothing that was freed since (evictions, aborted writers) is added
+// back. What it cannot see is the space others took since (logs, another process): the reserve
+// covers them, for at most spaceRefreshEvery, as it covers whatever they take between a read
+// and the writes that follow it. A write that meets a full disk anyway turns writes off as
+// before (see writesoff.go) and drops the figure.
+const (
+	spaceRefreshEvery = time.Second
+	// spaceBlock is the unit in which file systems allocate: 4 KiB on ext4, XFS and tmpfs.
+	spaceBlock = 4 << 10
+)
+
+// spaceFigure is one reading of the file system's free space (see fsSpace).
+type spaceFigure struct {
+	free, size int64
+	ok         bool
+	at         time.Time // when it was read (d.now)
+	spentAt    int64     // Disk.spent just before it was read
+}
+
+// onDisk returns what an entry of total bytes is taken to use on the disk: its blocks, and one
+// more for its inode, its name in a directory, or a new hash directory.
+func onDisk(total int64) int64 { return (total+spaceBlock-1)/spaceBlock*spaceBlock + spaceBlock }
+
+// reserve returns the free space the tier leaves to others on a file system of size bytes.
+func reserve(size int64) int64 { return min(spaceReserveMax, size/20) }
+
 // roomFor makes room for a new entry of total bytes within what the file system has free, less
 // a reserve and less what the writers under way have claimed: it evicts least recently used
 // entries when the space is short, and fails with ErrNoRoom when even that would not do, saying
 // so once in the log. On success the bytes are claimed until the writer commits or aborts.
 func (d *Disk) roomFor(key string, total int64) error {
+	now := d.now()
+	if d.spaceAmple(now, total) {
+		d.pending.Add(total)
+		return nil
+	}
+	spentAt := d.spent.Load()
 	free, size, ok := d.space(d.dir)
+	d.spaceFig.Store(&spaceFigure{free: free, size: size, ok: ok, at: now, spentAt: spentAt})
 	if !ok {
 		d.pending.Add(total)
 		return nil
 	}
-	need := total + min(spaceReserveMax, size/20) + d.pending.Load() - free
+	need := total + reserve(size) + d.pending.Load() - free
 	if need > 0 {
 		d.mu.Lock()
 		for freed := int64(0); freed < need; {
@@ -55,6 +100,30 @@ func (d *Disk) roomFor(key string, total int64) error {
 	d.pending.Add(total)
 	return nil
 }
+
+// spaceAmple reports whether the last figure of the free space, taken as described above, lets
+// an entry of total bytes in without a new reading.
+func (d *Disk) spaceAmple(now time.Time, total int64) bool {
+	fig := d.spaceFig.Load()
+	if fig == nil {
+		return false
+	}
+	if age := now.Sub(fig.at); age < 0 || age >= spaceRefreshEvery {
+		return false
+	}
+	if !fig.ok {
+		return true // nothing to read: the tier keeps within MaxBytes only
+	}
+	res := reserve(fig.size)
+	spent := d.spent.Load() - fig.spentAt
+	if spent > res/2 {
+		return false
+	}
+	return onDisk(total)+res+d.pending.Load()-(fig.free-spent) <= 0
+}
+
+// committed counts the bytes of an entry just committed against the figure of the free space.
+func (d *Disk) committed(total int64) { d.spent.Add(onDisk(total)) }
 
 // warnIfLarger says once, at start, when cache.disk.max_bytes is more than the file system
 // could ever hold.

@@ -30,6 +30,7 @@ type Writer struct {
 	e       cache.Entry
 	f       *os.File
 	tmp     string
+	name    string // the name of the entry's file (see hashName)
 	bodyOff int64
 	// written counts the body bytes written; ReadAt reads no further.
 	written atomic.Int64
@@ -41,6 +42,9 @@ type Writer struct {
 	err     error  // the first failed write, which dooms the entry
 	claimed int64  // free space claimed by roomFor, given back at commit or abort
 	sum     uint32 // the checksum of the header's length, the header and the body so far
+	// prefix is the prefix and header of the file, written at Commit with the checksum in its
+	// slot; until then the body is written at bodyOff and the file begins with a hole.
+	prefix []byte
 }
 
 // writerState is where a Writer is in its lifecycle.
@@ -82,15 +86,10 @@ func (d *Disk) Create(e cache.Entry) (*Writer, error) {
 		d.writeFailed("create", e.Key, err)
 		return nil, fmt.Errorf("disk: create %q: %w", e.Key, err)
 	}
-	if _, err := f.Write(prefix); err != nil {
-		d.pending.Add(-total)
-		d.writeFailed("create", e.Key, err)
-		f.Close()
-		os.Remove(f.Name())
-		return nil, fmt.Errorf("disk: create %q: %w", e.Key, err)
-	}
-	return &Writer{d: d, e: e, f: f, tmp: f.Name(), bodyOff: int64(len(prefix)), claimed: total,
-		sum: checksumStart(prefix)}, nil
+	// The prefix is written at Commit, with the checksum: one write fewer than writing it now
+	// and its checksum's slot then.
+	return &Writer{d: d, e: e, f: f, tmp: f.Name(), name: hashName(e.Key), bodyOff: int64(len(prefix)),
+		claimed: total, sum: checksumStart(prefix), prefix: prefix}, nil
 }
 
 // Store writes entry e with the body read from body: Create, copy, Commit and Close, for
@@ -142,7 +141,7 @@ func (w *Writer) Write(p []byte) (int, error) {
 		w.err = fmt.Errorf("body longer than the %d bytes of its metadata", w.e.Meta.Size)
 		return 0, fmt.Errorf("disk: write %q: %w", w.e.Key, w.err)
 	}
-	n, err := w.f.Write(p)
+	n, err := w.f.WriteAt(p, w.bodyOff+have)
 	w.sum = crc32.Update(w.sum, crcTable, p[:n])
 	w.written.Add(int64(n))
 	if err != nil {
@@ -185,8 +184,8 @@ func (w *Writer) ReadAt(p []byte, off int64) (int, error) {
 	return n, nil
 }
 
-// Commit keeps the entry: it checks that the body has e.Meta.Size bytes, writes the checksum
-// into the prefix, renames the file into place (replacing an older version of the key), indexes
+// Commit keeps the entry: it checks that the body has e.Meta.Size bytes, writes the prefix with
+// the checksum, renames the file into place (replacing an older version of the key), indexes
 // it as the most recently used entry and evicts least recently used entries until the cache
 // fits MaxBytes. It does not flush the file to the disk (see clean.go), but after Close and
 // where the system has no syncfs. On any failure the entry is dropped and the error returned. A
@@ -210,9 +209,8 @@ func (w *Writer) Commit() error {
 		w.abortLocked(err)
 		return fmt.Errorf("disk: commit %q: %w", key, err)
 	}
-	var slot [4]byte
-	binary.BigEndian.PutUint32(slot[:], w.sum)
-	if _, err := w.f.WriteAt(slot[:], offChecksum); err != nil {
+	binary.BigEndian.PutUint32(w.prefix[offChecksum:], w.sum)
+	if _, err := w.f.WriteAt(w.prefix, 0); err != nil {
 		return w.failLocked(err)
 	}
 	d := w.d
@@ -222,7 +220,10 @@ func (w *Writer) Commit() error {
 			return w.failLocked(err)
 		}
 	}
-	p := pathOf(d.dir, key)
+	if err := d.dirs.makeHashDir(d.dir, w.name); err != nil {
+		return w.failLocked(err)
+	}
+	p := filePath(d.dir, w.name)
 	now := minutes(d.now())
 	d.mu.Lock()
 	if d.closed && !flushed {
@@ -234,11 +235,11 @@ func (w *Writer) Commit() error {
 		}
 		d.mu.Lock()
 	}
-	err := os.Rename(w.tmp, p)
+	err := rename(w.tmp, p)
 	if errors.Is(err, fs.ErrNotExist) {
-		// The hash folders are made on the first entry that needs them, not on every commit.
+		// The hash directory was known to exist but was removed behind the tier's back.
 		if err = os.MkdirAll(filepath.Dir(p), 0o750); err == nil {
-			err = os.Rename(w.tmp, p)
+			err = rename(w.tmp, p)
 		}
 	}
 	if err != nil {
@@ -249,7 +250,8 @@ func (w *Writer) Commit() error {
 	d.evictLocked(0)
 	d.mu.Unlock()
 	w.state = committed
-	w.unclaimLocked() // the file's bytes are now the index's
+	d.committed(w.claimed) // before the claim is given back: the bytes are always counted
+	w.unclaimLocked()      // the file's bytes are now the index's
 	d.writeSucceeded()
 	return nil
 }

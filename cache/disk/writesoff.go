@@ -31,6 +31,7 @@ func (d *Disk) writeFailed(op, key string, err error) {
 		d.log.Warn("disk cache: write failed", "op", op, "key", key, "err", err)
 		return
 	}
+	d.spaceFig.Store(nil) // the disk may be fuller than the figure says: read it again
 	until := d.now().Add(d.retryAfter).UnixNano()
 	if d.offUntil.Swap(until) == 0 {
 		d.log.Warn("disk cache: writes off: the disk is full or read-only",
