@@ -93,6 +93,9 @@ free_port() {
   done
 }
 
+# free_bytes DIR: the bytes free for an unprivileged user on DIR's file system.
+free_bytes() { df -P -B1 "$1" | awk 'NR == 2 { print $4 }'; }
+
 # tree_of PID: PID and its descendants, children first.
 tree_of() {
   local child

@@ -30,7 +30,9 @@
 #   BENCH_MEMORY [256MiB]  fedicache's memory tier   BENCH_DISK [10GiB] both disk caches
 #   BENCH_RANGE_BYTES [1048576]  size of each range of case d
 #   BENCH_STORM_CLIENTS [100]    clients of case e
-#   BENCH_DIR [$TMPDIR or /tmp]  where the work directory is made
+#   BENCH_DIR [$TMPDIR or /tmp]  where the work directory is made; every run's caches stay
+#                                there until the end (case f: twice BENCH_ROUNDS times
+#                                BENCH_BIG_BYTES), unless free space runs short
 #   BENCH_KEEP [0]               1 keeps the work directory (logs, configurations, data)
 #   BENCH_RESULTS [bench/results-latest.md]
 set -euo pipefail
@@ -185,6 +187,18 @@ log "bucket checks: unsigned GET $CHECK_ANON_GET, unsigned GET of a missing key 
 
 # ---------------------------------------------------------------------------------------------
 # The two servers. Each case starts them afresh with an empty cache.
+#
+# Each run gets cache directories of its own (nginx's proxy_cache and temporary files in
+# nginx/run.N, fedicache's disk tier in fc/disk.N, N counting the runs), and those of earlier
+# runs are left in place until the end, removed with the work directory. Removing them just
+# before a server starts would make it pay for them: ext4 skips inodes freed moments ago when it
+# allocates one (recently_deleted), reading their inode table blocks, which inflates the next
+# run's cold-miss CPU time for either server. Only when the work directory's file system has
+# less free space than a run may need (the disk cache's size, BENCH_DISK, and 1 GiB more) are
+# they removed before a start, which the log says.
+RUN=0
+RUN_DIRS=() # the cache directories of the runs started so far
+RESERVE_BYTES=$((DISK_BYTES + (1 << 30)))
 
 # nginx: Mastodon's documented front for object storage, as is: proxy_cache with a keys zone
 # and max_size (Mastodon's nginx.conf: levels=1:2 keys_zone=CACHE:10m inactive=7d), 48 h for
@@ -192,10 +206,12 @@ log "bucket checks: unsigned GET $CHECK_ANON_GET, unsigned GET of a missing key 
 # Set-Cookie hidden, a year of browser caching, CORS, nosniff, the CSP and X-Cache-Status. The
 # old volume answers what the bucket does not have (404), as fedicache's fallback does. Not
 # tuned: no access log (fedicache logs no request either), worker_processes auto.
+#
+# write_nginx_conf DIR: that configuration, with the cache and the temporary files in DIR.
 write_nginx_conf() {
-  local d=$WORK/nginx user_line=""
+  local d=$WORK/nginx r=$1 user_line=""
   [ "$(id -u)" -ne 0 ] || user_line="user $(id -un) $(id -gn);"
-  mkdir -p "$d/tmp"
+  mkdir -p "$r/tmp"
   cat >"$d/nginx.conf" <<EOF
 $user_line
 worker_processes auto;
@@ -213,12 +229,12 @@ http {
   tcp_nopush on;
   access_log off;
   server_tokens off;
-  client_body_temp_path $d/tmp/body;
-  proxy_temp_path $d/tmp/proxy;
-  fastcgi_temp_path $d/tmp/fastcgi;
-  uwsgi_temp_path $d/tmp/uwsgi;
-  scgi_temp_path $d/tmp/scgi;
-  proxy_cache_path $d/cache levels=1:2 keys_zone=CACHE:10m inactive=7d max_size=$DISK_BYTES;
+  client_body_temp_path $r/tmp/body;
+  proxy_temp_path $r/tmp/proxy;
+  fastcgi_temp_path $r/tmp/fastcgi;
+  uwsgi_temp_path $r/tmp/uwsgi;
+  scgi_temp_path $r/tmp/scgi;
+  proxy_cache_path $r/cache levels=1:2 keys_zone=CACHE:10m inactive=7d max_size=$DISK_BYTES;
 
   server {
     listen 127.0.0.1:$NGINX_PORT;
@@ -279,6 +295,7 @@ http {
 EOF
 }
 
+# write_fedicache_conf DIR: fedicache's configuration, with its disk tier in DIR.
 write_fedicache_conf() {
   cat >"$WORK/fc/config.yaml" <<EOF
 listen: 127.0.0.1:$FC_PORT
@@ -296,31 +313,48 @@ cache:
   memory:
     max_bytes: $MEMORY_BYTES
   disk:
-    dir: $WORK/fc/disk
+    dir: $1
     max_bytes: $DISK_BYTES
 log:
   level: warn
 EOF
 }
 
-write_nginx_conf
-write_fedicache_conf
+write_nginx_conf "$WORK/nginx/run.0"
+RUN_DIRS+=("$WORK/nginx/run.0")
 "$NGINX" -t -p "$WORK/nginx" -c "$WORK/nginx/nginx.conf" -e "$WORK/nginx/error.log" 2>"$WORK/logs/nginx-t.log" ||
   { cat "$WORK/logs/nginx-t.log" >&2; die "nginx rejected its configuration"; }
 
 declare -A BASE=([nginx]=http://127.0.0.1:$NGINX_PORT [fedicache]=http://127.0.0.1:$FC_PORT)
 
-# start_fresh SERVER: start SERVER with an empty cache.
+# make_room: remove the caches of earlier runs when the work directory's file system has less
+# than RESERVE_BYTES free (see RUN_DIRS).
+make_room() {
+  local free
+  free=$(free_bytes "$WORK")
+  [ "${#RUN_DIRS[@]}" -gt 0 ] && ! ge "$free" "$RESERVE_BYTES" || return 0
+  log "$(mib "$free") free in the work directory, under $(mib "$RESERVE_BYTES"): removing the caches of ${#RUN_DIRS[@]} earlier run$([ "${#RUN_DIRS[@]}" -eq 1 ] || echo s) (the next run's cold misses may cost more CPU)"
+  rm -rf "${RUN_DIRS[@]}"
+  RUN_DIRS=()
+}
+
+# start_fresh SERVER: start SERVER with an empty cache, in directories of its own.
 start_fresh() {
+  local dir
+  make_room
+  RUN=$((RUN + 1))
   case $1 in
     nginx)
-      rm -rf "$WORK/nginx/cache" "$WORK/nginx/tmp"
-      mkdir -p "$WORK/nginx/tmp"
+      dir=$WORK/nginx/run.$RUN
+      RUN_DIRS+=("$dir")
+      write_nginx_conf "$dir"
       start nginx "$NGINX" -p "$WORK/nginx" -c "$WORK/nginx/nginx.conf" -e "$WORK/nginx/error.log"
       wait_port nginx "$NGINX_PORT"
       ;;
     fedicache)
-      rm -rf "$WORK/fc/disk"
+      dir=$WORK/fc/disk.$RUN
+      RUN_DIRS+=("$dir")
+      write_fedicache_conf "$dir"
       start fedicache "$WORK/fedicache" serve --config "$WORK/fc/config.yaml"
       wait_http fedicache "http://127.0.0.1:$FC_ADMIN_PORT/readyz"
       ;;
