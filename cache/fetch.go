@@ -401,9 +401,13 @@ func (l *Layered) prepare(f *fetch, e Entry) (buf []byte, file streamFile, err e
 	return nil, tmp, nil
 }
 
-// copyBufs are the buffers a fetch reads the origin's body into: large enough that a large
-// object costs few trips through the stream (each wakes its readers) and the spool.
-var copyBufs = sync.Pool{New: func() any { b := make([]byte, 256<<10); return &b }}
+// The buffers a fetch reads the origin's body into: 256 KiB for a large object, so that it
+// costs few trips through the stream (each wakes its readers) and the spool; 32 KiB for one
+// smaller than that, so that many small misses at once hold little memory.
+var (
+	copyBufs      = sync.Pool{New: func() any { b := make([]byte, 256<<10); return &b }}
+	smallCopyBufs = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+)
 
 // copyBody streams the origin's body into f's stream and checks its length, and its MD5 where
 // the ETag is one and the store does not check the body itself against a checksum of the whole
@@ -418,8 +422,12 @@ func (l *Layered) copyBody(f *fetch, body io.Reader, m origin.Meta) error {
 	if hasSum {
 		sum = md5.New()
 	}
-	bufp := copyBufs.Get().(*[]byte)
-	defer copyBufs.Put(bufp)
+	pool := &copyBufs
+	if m.Size < 256<<10 {
+		pool = &smallCopyBufs
+	}
+	bufp := pool.Get().(*[]byte)
+	defer pool.Put(bufp)
 	buf := *bufp
 	var total int64
 	for {
