@@ -651,6 +651,15 @@ report() {
 at_most() { [ "$1" != - ] && ge "$2" "${1%x}"; }
 at_least() { [ "$1" != - ] && ge "${1%x}" "$2"; }
 
+# mbps_target CASE MIN TITLE: the target "fedicache's MB/s >= MIN x nginx's" of CASE.
+mbps_target() {
+  local c=$1 min=$2 t="$3: >= $2x nginx's MB/s" r verdict=MISS
+  ran_or_skip "$c" "$t" || return 0
+  r=$(ratio "${V[$c,fedicache,mbps]}" "${V[$c,nginx,mbps]}")
+  at_least "$r" "$min" && verdict=PASS
+  echo "- $verdict $t: $r (${V[$c,fedicache,mbps]} vs ${V[$c,nginx,mbps]} MB/s)"
+}
+
 # ran_or_skip CASE TEXT: true when CASE ran; if not, prints TEXT's target as skipped.
 ran_or_skip() {
   ran "$1" && return 0
@@ -686,20 +695,8 @@ targets() {
     esac
     echo "- $verdict $t: CPU $cpu (${V[$c,fedicache,cpu]} vs ${V[$c,nginx,cpu]} us/req), requests/s $r (${V[$c,fedicache,rps]} vs ${V[$c,nginx,rps]}), p99 $fc ms vs $nx ms"
   done
-  t="disk hits (b): >= 1.0x nginx's MB/s"
-  if ran_or_skip disk "$t"; then
-    r=$(ratio "${V[disk,fedicache,mbps]}" "${V[disk,nginx,mbps]}")
-    verdict=MISS
-    at_least "$r" 1.0 && verdict=PASS
-    echo "- $verdict $t: $r (${V[disk,fedicache,mbps]} vs ${V[disk,nginx,mbps]} MB/s)"
-  fi
-  t="cold $BIG_NAME object (f): >= 0.9x nginx's MB/s"
-  if ran_or_skip big "$t"; then
-    r=$(ratio "${V[big,fedicache,mbps]}" "${V[big,nginx,mbps]}")
-    verdict=MISS
-    at_least "$r" 0.9 && verdict=PASS
-    echo "- $verdict $t: $r (${V[big,fedicache,mbps]} vs ${V[big,nginx,mbps]} MB/s)"
-  fi
+  mbps_target disk 1.0 "disk hits (b)"
+  mbps_target big 0.9 "cold $BIG_NAME object (f)"
   # The rest hold in every round, not only in the median one.
   t="cold-key storm (e): exactly 1 bucket GET for $STORM_CLIENTS clients, image then video, every round"
   if ran_or_skip storm_image "$t"; then

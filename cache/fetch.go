@@ -143,10 +143,10 @@ func (l *Layered) askOrigin(ctx context.Context, key string, r *origin.Range) (i
 	return body, m, from, err
 }
 
-// rangeWaitMax bounds how long a range request may wait for the fetch under way to reach its
-// first byte rather than ask the origin itself: the time the origin takes to answer a request
-// (its first byte), measured, up to rangeWaitMax. rangeReachMin is how far ahead of the fetch a
-// range is always waited for, whatever its pace.
+// A range request waits for the fetch under way to reach its first byte, rather than ask the
+// origin itself, for as long as the origin takes to answer a request (its first byte, measured;
+// see reach), at most rangeWaitMax. rangeReachMin is how far ahead of the fetch a range is
+// always waited for, whatever its pace.
 const (
 	rangeWaitMax  = 300 * time.Millisecond
 	rangeReachMin = 256 << 10

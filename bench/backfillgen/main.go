@@ -26,7 +26,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"encoding/binary"
 	"errors"
 	"flag"
 	"fmt"
@@ -44,6 +43,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/fedicache/fedicache/bench/internal/seeded"
 	"golang.org/x/sync/errgroup"
 )
 
@@ -137,15 +137,6 @@ func logUniform(r *rand.Rand, lo, hi int64) int64 {
 	return int64(math.Exp(math.Log(float64(lo)) + r.Float64()*math.Log(float64(hi)/float64(lo))))
 }
 
-// fill returns size pseudo-random bytes determined by seed.
-func fill(seed uint64, size int64) []byte {
-	var s [32]byte
-	binary.LittleEndian.PutUint64(s[:], seed)
-	b := make([]byte, size)
-	_, _ = rand.NewChaCha8(s).Read(b)
-	return b
-}
-
 // generate writes n files under dir.
 func generate(dir string, n int, seed uint64) error {
 	files := tree(n, seed)
@@ -159,7 +150,7 @@ func generate(dir string, n int, seed uint64) error {
 			if err := os.MkdirAll(filepath.Dir(name), 0o755); err != nil {
 				return err
 			}
-			if err := os.WriteFile(name, fill(f.seed, f.size), 0o644); err != nil {
+			if err := os.WriteFile(name, seeded.Bytes(f.seed, f.size), 0o644); err != nil {
 				return err
 			}
 			return os.Chmod(name, 0o644) // o+r whatever the umask: visible media

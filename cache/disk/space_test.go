@@ -38,20 +38,7 @@ func TestKeepsWithinTheFreeSpace(t *testing.T) {
 	if _, err := d.Create(big); !errors.Is(err, ErrNoRoom) {
 		t.Errorf("an entry larger than the disk: %v, want ErrNoRoom", err)
 	}
-	for i := range 12 { // 12 MiB through an 8 MiB disk
-		body := tiertest.Blob(uint64(i), 1<<20)
-		e := tiertest.NewEntry(fmt.Sprintf("media_attachments/files/000/000/%03d/original/x.png", i), body)
-		if err := d.Store(e, bytes.NewReader(body)); err != nil {
-			t.Fatalf("entry %d: %v", i, err)
-		}
-	}
-	st := d.Stats()
-	if st.WriteErrors != 0 || st.Disabled || st.Evictions == 0 || st.Entries == 0 {
-		t.Errorf("stats %+v: want no write error, writes on, evictions, some entries", st)
-	}
-	if n := l.count("disk is full"); n != 0 {
-		t.Errorf("a write met the full disk %d times", n)
-	}
+	storeThrough(t, d, l, 12, func(int) int { return 1 << 20 }) // 12 MiB through an 8 MiB disk
 	if d.pending.Load() != 0 {
 		t.Errorf("%d bytes still claimed after every writer ended", d.pending.Load())
 	}
@@ -73,8 +60,16 @@ func TestSmallEntriesKeepWithinTheFreeSpace(t *testing.T) {
 	})
 	waitReady(t, d)
 	const n = 800 // 24 MB through an 8 MiB disk
+	storeThrough(t, d, l, n, func(i int) int { return 30_000 + i%4096 })
+	t.Logf("%d entries stored, %d readings of the free space", n, reads.Load())
+}
+
+// storeThrough stores n entries of size(i) bytes in d, and checks that none failed, that d
+// evicted to make room, and that no write met a full disk (as l logged).
+func storeThrough(t *testing.T, d *Disk, l *logs, n int, size func(i int) int) {
+	t.Helper()
 	for i := range n {
-		body := tiertest.Blob(uint64(i), 30_000+i%4096)
+		body := tiertest.Blob(uint64(i), size(i))
 		e := tiertest.NewEntry(fmt.Sprintf("media_attachments/files/000/%03d/%03d/original/x.png", i/1000, i%1000), body)
 		if err := d.Store(e, bytes.NewReader(body)); err != nil {
 			t.Fatalf("entry %d: %v", i, err)
@@ -87,7 +82,6 @@ func TestSmallEntriesKeepWithinTheFreeSpace(t *testing.T) {
 	if n := l.count("disk is full"); n != 0 {
 		t.Errorf("a write met the full disk %d times", n)
 	}
-	t.Logf("%d entries stored, %d readings of the free space", n, reads.Load())
 }
 
 // spaceDisk returns a Disk on a file system that fake says has free of size bytes free, with a
