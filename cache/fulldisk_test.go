@@ -3,7 +3,6 @@ package cache_test
 import (
 	"bytes"
 	"context"
-	"fmt"
 	"io"
 	"os"
 	"sync"
@@ -12,24 +11,9 @@ import (
 	"time"
 
 	"github.com/fedicache/fedicache/cache/disk"
+	"github.com/fedicache/fedicache/cache/tiertest"
 	"github.com/fedicache/fedicache/origin/origintest"
 )
-
-// tinyFS mounts a tmpfs of size bytes on a new folder and unmounts it when the test ends; it
-// skips the test where mounting is not allowed (not root, no tmpfs).
-func tinyFS(t *testing.T, size int) string {
-	t.Helper()
-	dir := t.TempDir()
-	if err := syscall.Mount("tmpfs", dir, "tmpfs", 0, fmt.Sprintf("size=%d", size)); err != nil {
-		t.Skipf("cannot mount a %d-byte tmpfs (needs root): %v", size, err)
-	}
-	t.Cleanup(func() {
-		if err := syscall.Unmount(dir, syscall.MNT_DETACH); err != nil {
-			t.Errorf("unmount %s: %v", dir, err)
-		}
-	})
-	return dir
-}
 
 // fill takes all but keep bytes of the free space of the file system at dir, with a file that
 // the test can remove to free it again.
@@ -53,7 +37,7 @@ func fill(t *testing.T, dir string, keep int64) string {
 // one fetch, all get every byte, from one bucket GET; nothing half-written stays on the disk.
 func TestFullDiskFillsUp(t *testing.T) {
 	origintest.CheckLeaks(t)
-	fsDir := tinyFS(t, 16<<20)
+	fsDir := tiertest.TinyFS(t, 16<<20)
 	h := newHarness(t, harnessOpts{noDisk: true})
 	h.diskDir = fsDir + "/cache"
 	h.cfg.SpoolDir = fsDir + "/spool" // no room elsewhere either
@@ -119,7 +103,7 @@ func TestFullDiskFillsUp(t *testing.T) {
 // overwriting bytes the slow one has still to read; both get every byte right.
 func TestFullDiskSlowReader(t *testing.T) {
 	origintest.CheckLeaks(t)
-	fsDir := tinyFS(t, 4<<20)
+	fsDir := tiertest.TinyFS(t, 4<<20)
 	h := newHarness(t, harnessOpts{noDisk: true})
 	h.cfg.SpoolDir = fsDir + "/spool"
 	if err := os.Mkdir(h.cfg.SpoolDir, 0o700); err != nil {

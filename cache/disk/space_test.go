@@ -19,11 +19,7 @@ import (
 // disk cannot hold, and evicts least recently used entries to make room for one it can, so that
 // no write meets a full disk.
 func TestKeepsWithinTheFreeSpace(t *testing.T) {
-	dir := t.TempDir()
-	if err := syscall.Mount("tmpfs", dir, "tmpfs", 0, "size=8m"); err != nil {
-		t.Skipf("cannot mount a tmpfs (needs root): %v", err)
-	}
-	t.Cleanup(func() { _ = syscall.Unmount(dir, syscall.MNT_DETACH) })
+	dir := tiertest.TinyFS(t, 8<<20)
 	l := &logs{}
 	d, err := Open(Config{Dir: dir + "/cache", MaxBytes: 10 << 30, Logger: slog.New(l)})
 	if err != nil {
@@ -48,11 +44,7 @@ func TestKeepsWithinTheFreeSpace(t *testing.T) {
 // many of which go by between two readings of the free space: each takes whole blocks of the
 // disk and some metadata, more than its bytes, and still no write meets a full disk.
 func TestSmallEntriesKeepWithinTheFreeSpace(t *testing.T) {
-	dir := t.TempDir()
-	if err := syscall.Mount("tmpfs", dir, "tmpfs", 0, "size=8m"); err != nil {
-		t.Skipf("cannot mount a tmpfs (needs root): %v", err)
-	}
-	t.Cleanup(func() { _ = syscall.Unmount(dir, syscall.MNT_DETACH) })
+	dir := tiertest.TinyFS(t, 8<<20)
 	l := &logs{}
 	var reads atomic.Int64
 	d := testDisk(t, Config{Dir: dir + "/cache", MaxBytes: 10 << 30, Logger: slog.New(l)}, func(d *Disk) {
