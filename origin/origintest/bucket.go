@@ -3,6 +3,7 @@ package origintest
 import (
 	"bytes"
 	"cmp"
+	"errors"
 	"net"
 	"net/http"
 	"strings"
@@ -22,7 +23,7 @@ const BucketName = "media"
 // FakeBucket is an in-process S3 server (gofakes3) on a real TCP listener, behind a wrapper that
 // counts the requests reaching each key and can fail, stall, slow down, cut or corrupt its
 // answers, keeps the objects' canned ACLs and checksums (PutWithChecksum), and can refuse
-// unsigned requests as AWS does (RequireSignatures) and checksum requests as some S3-compatible
+// unsigned requests as AWS does (RequireSignatures), and checks every signature (VerifySigV4) and checksum requests as some S3-compatible
 // services do (RefuseChecksumMode).
 type FakeBucket struct {
 	// URL is the server's endpoint, for path-style requests.
@@ -111,6 +112,13 @@ func NewFakeBucket(t testing.TB) *FakeBucket {
 }
 
 func (b *FakeBucket) serve(fake http.Handler, w http.ResponseWriter, r *http.Request) {
+	if r.Header.Get("Authorization") != "" {
+		// Keys other than AccessKeyID (a test's own) are taken on trust.
+		if err := VerifySigV4(r, map[string]string{AccessKeyID: SecretAccessKey}); err != nil && !errors.Is(err, ErrUnknownAccessKey) {
+			signatureMismatch(w, r, err)
+			return
+		}
+	}
 	key := strings.TrimPrefix(r.URL.Path, "/"+BucketName+"/")
 	_, aclRequest := r.URL.Query()["acl"]
 	b.mu.Lock()

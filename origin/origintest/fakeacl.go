@@ -4,6 +4,7 @@ package origintest
 
 import (
 	"cmp"
+	"encoding/xml"
 	"io"
 	"net/http"
 	"strings"
@@ -45,6 +46,21 @@ func (b *FakeBucket) publicReadLocked(r *http.Request, key string) bool {
 }
 
 // accessDenied answers r 403 AccessDenied, as S3 refuses a request.
+// signatureMismatch answers r, whose signature err says is wrong, as S3 does: 403
+// SignatureDoesNotMatch, with the reason in the message.
+func signatureMismatch(w http.ResponseWriter, r *http.Request, err error) {
+	if r.Method == http.MethodHead {
+		w.WriteHeader(http.StatusForbidden)
+		return
+	}
+	w.Header().Set("Content-Type", "application/xml")
+	w.WriteHeader(http.StatusForbidden)
+	var msg strings.Builder
+	_ = xml.EscapeText(&msg, []byte(err.Error()))
+	_, _ = io.WriteString(w, `<?xml version="1.0" encoding="UTF-8"?>`+
+		`<Error><Code>SignatureDoesNotMatch</Code><Message>`+msg.String()+`</Message></Error>`)
+}
+
 func accessDenied(w http.ResponseWriter, r *http.Request) {
 	if r.Method == http.MethodHead {
 		w.WriteHeader(http.StatusForbidden)

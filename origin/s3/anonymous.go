@@ -112,6 +112,7 @@ func (b *Bucket) StateView() (*Bucket, error) {
 		observe: b.observe,
 		writes:  b.writes,
 		sums:    b.sums,
+		lean:    newLeanGet(context.Background(), b.signed, b.bucket, false),
 	}, nil
 }
 

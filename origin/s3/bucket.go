@@ -37,6 +37,7 @@ type Bucket struct {
 	writes    writeConfig // how List, Put, AbortStaleUploads and Delete send their requests
 	acl       aclCheck
 	sums      *checksumMode // shared with StateView's Bucket: a refusal holds for both
+	lean      *leanGet      // sends client's GetObject; nil: the SDK's GetObject does
 }
 
 // New returns the bucket cfg describes. It checks cfg and loads the AWS configuration
@@ -68,6 +69,7 @@ func New(ctx context.Context, cfg Config) (*Bucket, error) {
 		writes:    newWriteConfig(cfg),
 		acl:       aclCheck{on: cfg.RequirePublicRead && !cfg.Anonymous},
 		sums:      &checksumMode{off: cfg.DisableChecksumMode},
+		lean:      newLeanGet(ctx, client, cfg.Bucket, cfg.Anonymous),
 	}
 	if cfg.Prefix != "" {
 		b.prefix = cfg.Prefix + "/"
@@ -195,7 +197,13 @@ func (b *Bucket) getObject(ctx context.Context, key string, r *origin.Range, che
 		in.ChecksumMode = types.ChecksumModeEnabled
 	}
 	w := newWatchdog(ctx, b.timeout)
-	out, err := b.client.GetObject(w.ctx, in)
+	var out *s3.GetObjectOutput
+	var err error
+	if b.lean != nil {
+		out, err = b.lean.getObject(w.ctx, in)
+	} else {
+		out, err = b.client.GetObject(w.ctx, in)
+	}
 	w.disarm()
 	if err != nil {
 		err = translate(ctx, w, err)

@@ -3,6 +3,7 @@ package s3
 import (
 	"bytes"
 	"context"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -17,6 +18,7 @@ import (
 	"github.com/johannesboyne/gofakes3/backend/s3mem"
 
 	"github.com/fedicache/fedicache/origin"
+	"github.com/fedicache/fedicache/origin/origintest"
 )
 
 // testBucket is the bucket the fake serves.
@@ -58,9 +60,19 @@ func newFake(t *testing.T, prefix string, objects map[string][]byte) *fake {
 	s3 := gofakes3.New(f.backend).Server()
 	f.handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		header := r.Header.Clone()
-		f.adjustRange(r)
 		cw := &countingWriter{ResponseWriter: w, status: http.StatusOK}
-		s3.ServeHTTP(cw, r)
+		if r.Header.Get("Authorization") != "" {
+			// Keys other than testConfig's (a test's own) are taken on trust.
+			if err := origintest.VerifySigV4(r, map[string]string{testAccessKeyID: testSecretAccessKey}); err != nil && !errors.Is(err, origintest.ErrUnknownAccessKey) {
+				t.Errorf("%s %s: %v", r.Method, r.URL, err)
+				cw.WriteHeader(http.StatusForbidden)
+				_, _ = cw.Write([]byte("<Error><Code>SignatureDoesNotMatch</Code></Error>"))
+			}
+		}
+		if cw.status == http.StatusOK {
+			f.adjustRange(r)
+			s3.ServeHTTP(cw, r)
+		}
 		f.mu.Lock()
 		f.seen = append(f.seen, seen{Method: r.Method, Path: r.URL.Path, Header: header, Status: cw.status, Sent: cw.n})
 		f.mu.Unlock()
@@ -150,15 +162,21 @@ func hermetic(t *testing.T) {
 	t.Setenv("AWS_PROFILE", "")
 }
 
+// The static credentials of testConfig, whose signatures the fake checks.
+const (
+	testAccessKeyID     = "AKIDFEDICACHETEST"
+	testSecretAccessKey = "not-a-secret"
+)
+
 // testConfig returns the configuration of a bucket on the service at endpoint, with static
-// credentials (the fake does not check signatures).
+// credentials.
 func testConfig(endpoint string) Config {
 	return Config{
 		Endpoint:        endpoint,
 		Bucket:          testBucket,
 		ForcePathStyle:  true,
-		AccessKeyID:     "AKIDFEDICACHETEST",
-		SecretAccessKey: "not-a-secret",
+		AccessKeyID:     testAccessKeyID,
+		SecretAccessKey: testSecretAccessKey,
 		Timeout:         5 * time.Second,
 	}
 }

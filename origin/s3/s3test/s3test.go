@@ -13,10 +13,10 @@ import (
 	"github.com/fedicache/fedicache/origin/s3"
 )
 
-// The static credentials of Config: the fake checks no signature, only that there is one.
+// The static credentials of Config, those whose signatures a FakeBucket checks.
 const (
-	AccessKeyID     = "AKIDTEST"
-	SecretAccessKey = "secret"
+	AccessKeyID     = origintest.AccessKeyID
+	SecretAccessKey = origintest.SecretAccessKey
 )
 
 // Timeout is the Timeout of Config: short, so that a test of a stalled bucket does not wait the
