@@ -270,8 +270,8 @@ func (l *Layered) run(f *fetch) {
 		}
 		return
 	}
-	// The readers get their last bytes now; storing (an fsync on disk, the memory tier's
-	// buffers) happens after, off their path. The store holds the spool open as a reader would.
+	// The readers get their last bytes now; storing (the disk entry's commit, the memory
+	// tier's admission) happens after, off their path. The store holds the spool open as a reader would.
 	f.s.join()
 	f.s.finish(nil)
 	l.store(f, e, buf)
@@ -294,16 +294,23 @@ func (l *Layered) inTiers(key string) bool {
 }
 
 // prepare picks where the body goes: the disk tier's spool, plus a memory buffer for a small
-// object; a temporary file for a large object without a disk tier.
+// object wanted by more than one request; a memory buffer alone for a small object the disk
+// tier does not take; a temporary file for a large object without a disk tier.
+//
+// With a disk tier, a small object fetched for one request goes to disk only, and into the
+// memory tier at its first disk hit (promote), as CDNs cache on a second hit: behind one, most
+// misses are the only request their object will get, and copying each into memory (its
+// allocation, the collector's work, the memory tier's admission) cost a third of a miss's CPU
+// while filling the tier with objects never asked for again.
 func (l *Layered) prepare(f *fetch, e Entry) (buf []byte, file streamFile, err error) {
 	size := e.Meta.Size
 	small := l.mem != nil && size <= l.cfg.MemoryObjectBytes
-	if small {
-		buf = make([]byte, size)
-	}
 	if l.disk != nil {
 		sp, err := l.disk.Spool(e)
 		if err == nil {
+			if small && f.s.joined() > 1 {
+				buf = make([]byte, size)
+			}
 			f.spool = sp
 			f.cacheable.Store(true)
 			return buf, sp, nil
@@ -312,7 +319,7 @@ func (l *Layered) prepare(f *fetch, e Entry) (buf []byte, file streamFile, err e
 	}
 	if small {
 		f.cacheable.Store(true)
-		return buf, nil, nil
+		return make([]byte, size), nil, nil
 	}
 	tmp, err := newTempFile(l.cfg.SpoolDir)
 	if err != nil {

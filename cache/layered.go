@@ -149,8 +149,14 @@ func (l *Layered) Close() {
 // WaitFills returns once the background fills under way have ended.
 func (l *Layered) WaitFills() { l.fills.Wait() }
 
-// Settle returns once every fetch under way has ended: stored in the tiers, or failed.
-func (l *Layered) Settle() { l.runs.Wait() }
+// Settle returns once every fetch under way has ended (stored in the tiers, or failed) and the
+// memory tier has taken in what was put in it, a disk hit's promotion included.
+func (l *Layered) Settle() {
+	l.runs.Wait()
+	if l.mem != nil {
+		l.mem.Wait()
+	}
+}
 
 // Peek answers a fresh memory hit without allocating; ok is false otherwise (the caller then
 // takes the general path through Get).

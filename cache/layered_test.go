@@ -394,6 +394,7 @@ func TestPurge(t *testing.T) {
 	h.bucket.Put(t, smallKey, []byte("small"))
 	h.bucket.Put(t, bigKey, tiertest.Blob(6, 200_000))
 	h.get(t, smallKey)
+	h.get(t, smallKey) // its first disk hit puts it in memory too
 	h.get(t, bigKey)
 	if n := h.l.Purge(smallKey); n != 2 {
 		t.Errorf("Purge of an object in both tiers removed %d entries, want 2", n)
@@ -433,4 +434,71 @@ func TestHiddenObjectsAreNeverCached(t *testing.T) {
 	if st := h.l.Stats(); st.RevalidatedGone != 1 {
 		t.Errorf("revalidations gone: %d, want 1", st.RevalidatedGone)
 	}
+}
+
+// TestMemoryOnSecondRequest checks where a small object's fill goes: with a disk tier, to disk
+// only when one request asked for it, into memory at its first disk hit; into memory at once
+// when several requests wait on its fetch, or when there is no disk tier.
+func TestMemoryOnSecondRequest(t *testing.T) {
+	inMemory := func(h *harness, key string) bool {
+		body, _, err := h.mem.Open(key, nil)
+		if err != nil {
+			return false
+		}
+		body.Close()
+		return true
+	}
+	data := tiertest.Blob(7, 30_000)
+
+	t.Run("one request", func(t *testing.T) {
+		h := newHarness(t, harnessOpts{})
+		h.bucket.Put(t, smallKey, data)
+		for i, want := range []origin.Source{origin.SourceBucket, cache.SourceDisk, cache.SourceMemory} {
+			got, from, err := h.get(t, smallKey)
+			if err != nil || !bytes.Equal(got, data) || from.Source != want {
+				t.Fatalf("request %d: Source %q, %d bytes, %v; want %q", i+1, from.Source, len(got), err, want)
+			}
+			if i == 0 && inMemory(h, smallKey) {
+				t.Error("after one request the object is in memory")
+			}
+		}
+		if n := h.bucket.Gets(smallKey); n != 1 {
+			t.Errorf("%d bucket GETs, want 1", n)
+		}
+	})
+
+	t.Run("two requests on one fetch", func(t *testing.T) {
+		h := newHarness(t, harnessOpts{realClock: true})
+		h.bucket.Put(t, smallKey, data)
+		h.bucket.Pace(0, 300*time.Millisecond) // both requests wait on the fetch's headers
+		var wg sync.WaitGroup
+		for i := range 2 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if got, _, err := h.get(t, smallKey); err != nil || !bytes.Equal(got, data) {
+					t.Errorf("request %d: %d bytes, %v", i+1, len(got), err)
+				}
+			}()
+			time.Sleep(30 * time.Millisecond)
+		}
+		wg.Wait()
+		if n := h.bucket.Gets(smallKey); n != 1 {
+			t.Fatalf("%d bucket GETs, want 1", n)
+		}
+		if !inMemory(h, smallKey) {
+			t.Error("an object two requests waited on is not in memory")
+		}
+	})
+
+	t.Run("no disk tier", func(t *testing.T) {
+		h := newHarness(t, harnessOpts{noDisk: true})
+		h.bucket.Put(t, smallKey, data)
+		if _, from, err := h.get(t, smallKey); err != nil || from.Source != origin.SourceBucket {
+			t.Fatalf("first request: Source %q, %v", from.Source, err)
+		}
+		if !inMemory(h, smallKey) {
+			t.Error("without a disk tier, a filled object is not in memory")
+		}
+	})
 }

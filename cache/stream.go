@@ -90,6 +90,13 @@ func (s *stream) join() {
 	s.mu.Unlock()
 }
 
+// joined returns how many readers are counted by join and not gone.
+func (s *stream) joined() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.readers
+}
+
 // leave ends a reader counted by join. The last one closes file once the stream has ended, or
 // calls the idle hook while it is still written.
 func (s *stream) leave() {

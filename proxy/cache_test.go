@@ -138,6 +138,10 @@ func TestPurgeEndpoint(t *testing.T) {
 		t.Errorf("after purge: X-Cache %q, want MISS", resp.Header.Get("X-Cache"))
 	}
 	e.cache.Settle() // the fetch stores the object after its client has the bytes
+	if resp, _ := e.do(t, "GET", "/"+bucketKey); resp.Header.Get("X-Cache-Tier") != "disk" {
+		t.Errorf("after the miss: X-Cache-Tier %q, want disk (which puts it in memory too)", resp.Header.Get("X-Cache-Tier"))
+	}
+	e.cache.Settle()
 	status, body = e.AdminDo(t, "POST", "/purge?prefix=media_attachments/", "Bearer s3cret-token")
 	if status != 200 || !strings.Contains(body, `"purged":2`) {
 		t.Errorf("purge by prefix: %d %s", status, body)
