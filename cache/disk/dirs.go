@@ -8,23 +8,22 @@ import (
 	"sync/atomic"
 )
 
-// hashDirs records which hash directories are known to exist, so that a commit into a new one
-// makes it (one mkdir, two when its first level is new too) before its rename, and a commit
-// into a known one renames at once: neither a rename that fails for want of the directory nor
-// a stat. The rebuild marks the directories it lists, Commit those it makes or finds made.
-// Bits are never cleared: the tier never removes a hash directory, and a rename that finds one
-// gone all the same makes it again (see Commit). All 65,536 are not made at Open: that costs a
-// start 65,536 mkdirs, and a block of the disk each, for directories a small cache never uses.
+// hashDirs records which of the 256 hash directories are known to exist, so that a commit into
+// a new one makes it (one mkdir) before its rename, and a commit into a known one renames at
+// once: neither a rename that fails for want of the directory nor a stat. The rebuild marks the
+// directories it lists, Commit those it makes or finds made. Bits are never cleared: the tier
+// never removes a hash directory, and a rename that finds one gone all the same makes it again
+// (see Commit). The 256 are not made at Open, so that a cache that was never used holds none;
+// a fresh cache makes each at its first commit into it, at most 256 mkdirs in all.
+//
+// There is one level: an entry's file is dir/ab/abcd... (see filePath). The layout of earlier
+// versions, dir/ab/cd/abcd..., made a second-level directory per new leaf, up to 65,536, and
+// the mkdirs took a tenth of the CPU of a miss in a new cache; the rebuild moves such entries
+// (see moveOld). ext4 (dir_index) and XFS index large directories, so 256 of them hold
+// millions of entries well.
 type hashDirs struct {
-	tops   [256 / 64]atomic.Uint64   // bit i: the directory of the first level of name hex(i)
-	leaves [65536 / 64]atomic.Uint64 // bit i: the directory of the second level of i = 0xabcd: ab/cd
+	tops [256 / 64]atomic.Uint64 // bit i: the directory named hex(i)
 }
-
-// known reports whether bit i of bits is set.
-func known(bits []atomic.Uint64, i int) bool { return bits[i/64].Load()&(1<<(i%64)) != 0 }
-
-// mark sets bit i of bits.
-func mark(bits []atomic.Uint64, i int) { bits[i/64].Or(1 << (i % 64)) }
 
 // hexIndex returns the value of s, lowercase hexadecimal digits, and false when s is not that.
 func hexIndex(s string) (int, bool) {
@@ -43,44 +42,30 @@ func hexIndex(s string) (int, bool) {
 	return v, true
 }
 
-// markTop records that the first-level hash directory of that name exists.
+// known reports whether the hash directory of index i (0-255) is known to exist.
+func (h *hashDirs) known(i int) bool { return h.tops[i/64].Load()&(1<<(i%64)) != 0 }
+
+// mark records that the hash directory of index i (0-255) exists.
+func (h *hashDirs) mark(i int) { h.tops[i/64].Or(1 << (i % 64)) }
+
+// markTop records that the hash directory of that name exists.
 func (h *hashDirs) markTop(name string) {
 	if i, ok := hexIndex(name); ok && len(name) == 2 {
-		mark(h.tops[:], i)
-	}
-}
-
-// markLeaf records that the hash directory top/sub exists.
-func (h *hashDirs) markLeaf(top, sub string) {
-	if i, ok := hexIndex(top + sub); ok && len(top) == 2 && len(sub) == 2 {
-		mark(h.leaves[:], i)
+		h.mark(i)
 	}
 }
 
 // makeHashDir makes the hash directory of the file name (see hashName) under dir unless it is
 // known to exist.
 func (h *hashDirs) makeHashDir(dir, name string) error {
-	i, _ := hexIndex(name[:4])
-	if known(h.leaves[:], i) {
+	i, _ := hexIndex(name[:2])
+	if h.known(i) {
 		return nil
 	}
-	top := filepath.Join(dir, name[0:2])
-	if !known(h.tops[:], i>>8) {
-		if err := mkdirExisting(top); err != nil {
-			return err
-		}
-		mark(h.tops[:], i>>8)
+	if err := mkdirExisting(filepath.Join(dir, name[:2])); err != nil {
+		return err
 	}
-	if err := mkdirExisting(filepath.Join(top, name[2:4])); err != nil {
-		if !errors.Is(err, fs.ErrNotExist) {
-			return err
-		}
-		// The first level was removed behind the tier's back.
-		if err := os.MkdirAll(filepath.Join(top, name[2:4]), 0o750); err != nil {
-			return err
-		}
-	}
-	mark(h.leaves[:], i)
+	h.mark(i)
 	return nil
 }
 

@@ -1,15 +1,16 @@
 package disk
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
 )
 
-// leafKnown reports whether d knows key's hash directory to exist.
-func leafKnown(d *Disk, key string) bool {
-	i, _ := hexIndex(hashName(key)[:4])
-	return known(d.dirs.leaves[:], i)
+// dirKnown reports whether d knows key's hash directory to exist.
+func dirKnown(d *Disk, key string) bool {
+	i, _ := hexIndex(hashName(key)[:2])
+	return d.dirs.known(i)
 }
 
 // TestHashDirs: a commit makes its hash directory when it is not known to exist, the rebuild
@@ -20,11 +21,11 @@ func TestHashDirs(t *testing.T) {
 	const a, b = "media_attachments/files/1/original/a.png", "media_attachments/files/2/original/b.png"
 	d := testDisk(t, Config{Dir: dir}, nil)
 	waitReady(t, d)
-	if leafKnown(d, a) {
+	if dirKnown(d, a) {
 		t.Fatal("a hash directory known in an empty cache")
 	}
 	store(t, d, a, []byte("a"))
-	if !leafKnown(d, a) || !exists(t, pathOf(dir, a)) {
+	if !dirKnown(d, a) || !exists(t, pathOf(dir, a)) {
 		t.Fatal("the first commit into a hash directory did not make it, or did not mark it")
 	}
 
@@ -51,11 +52,52 @@ func TestHashDirs(t *testing.T) {
 	// The rebuild marks what it lists.
 	d = testDisk(t, Config{Dir: dir}, nil)
 	waitReady(t, d)
-	if !leafKnown(d, a) || !leafKnown(d, b) {
+	if !dirKnown(d, a) || !dirKnown(d, b) {
 		t.Error("the rebuild did not mark the hash directories it listed")
 	}
-	i, _ := hexIndex(hashName(a)[:2])
-	if !known(d.dirs.tops[:], i) {
-		t.Error("the rebuild did not mark the first-level directories it listed")
+}
+
+// TestHashDirsAtMost256: a fresh cache storing 2000 entries makes at most 256 directories, all
+// hash directories of one level, and files each entry in one of them (the two-level layout
+// made one directory per new leaf, some 1,900 here).
+func TestHashDirsAtMost256(t *testing.T) {
+	const n = 2000
+	dir := t.TempDir()
+	d := testDisk(t, Config{Dir: dir}, nil)
+	waitReady(t, d)
+	for i := range n {
+		store(t, d, fmt.Sprintf("media_attachments/files/%09d/original/x.png", i), []byte("x"))
 	}
+	var dirs, entries int
+	err := filepath.WalkDir(dir, func(p string, de os.DirEntry, err error) error {
+		if err != nil || p == dir {
+			return err
+		}
+		rel, _ := filepath.Rel(dir, p)
+		switch {
+		case de.IsDir() && rel == "tmp":
+			return filepath.SkipDir
+		case de.IsDir():
+			dirs++
+			if !isHex(rel, 2) {
+				t.Errorf("directory %s: not a hash directory", rel)
+			}
+		case de.Type().IsRegular() && filepath.Dir(rel) != ".":
+			entries++
+			if name := filepath.Base(rel); filepath.Dir(rel) != name[:2] {
+				t.Errorf("entry %s filed outside its hash directory", rel)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if dirs > 256 {
+		t.Errorf("%d directories for %d entries, want at most 256", dirs, n)
+	}
+	if entries != n {
+		t.Errorf("%d entries' files in the hash directories, want %d", entries, n)
+	}
+	t.Logf("%d hash directories for %d entries", dirs, n)
 }

@@ -81,11 +81,12 @@ func hashName(key string) string {
 	return hex.EncodeToString(sum[:nameLen/2])
 }
 
-// pathOf returns the path of key's file under dir: dir/ab/cd/abcd....
+// pathOf returns the path of key's file under dir: dir/ab/abcd....
 func pathOf(dir, key string) string { return filePath(dir, hashName(key)) }
 
-// filePath returns the path under dir of the file named h (see hashName).
-func filePath(dir, h string) string { return filepath.Join(dir, h[0:2], h[2:4], h) }
+// filePath returns the path under dir of the file named h (see hashName): in the hash
+// directory named by its first two hex digits (see hashDirs).
+func filePath(dir, h string) string { return filepath.Join(dir, h[0:2], h) }
 
 // encodeTime returns t as the Unix nanoseconds of the fixed field, 0 for the zero time.
 func encodeTime(t time.Time) uint64 {

@@ -3,11 +3,13 @@ package disk
 import (
 	"cmp"
 	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -27,7 +29,7 @@ type found struct {
 	mtime int64
 }
 
-// rebuild indexes the files under the hash directories. It reads the prefix and header of each
+// rebuild indexes the files in the hash directories. It reads the prefix and header of each
 // (deleting those that are corrupt, truncated or filed under the wrong name), orders them by
 // mtime and inserts them behind the entries that hits and commits indexed meanwhile, in
 // batches, unverified after an unclean shutdown. Then it evicts down to MaxBytes, and the index
@@ -99,8 +101,8 @@ func (d *Disk) stopped() bool {
 	}
 }
 
-// walk reads the entries under the hash directories, with rebuildWorkers goroutines; ok is
-// false when Close stopped it.
+// walk reads the entries in the hash directories, with rebuildWorkers goroutines, moving those
+// of the two-level layout into place (see moveOld); ok is false when Close stopped it.
 func (d *Disk) walk() (entries []found, ok bool) {
 	tops, err := os.ReadDir(d.dir)
 	if err != nil {
@@ -111,12 +113,13 @@ func (d *Disk) walk() (entries []found, ok bool) {
 	var (
 		wg sync.WaitGroup
 		mu sync.Mutex
+		mv oldLayout
 	)
 	for range rebuildWorkers {
 		wg.Go(func() {
 			var mine []found
 			for top := range dirs {
-				mine = d.walkTop(top, mine)
+				mine = d.walkTop(top, mine, &mv)
 			}
 			mu.Lock()
 			entries = append(entries, mine...)
@@ -137,46 +140,105 @@ feed:
 	}
 	close(dirs)
 	wg.Wait()
+	if n, failed := mv.moved.Load(), mv.failed.Load(); n != 0 || failed != 0 {
+		d.log.Info("disk cache: moved entries of the two-level layout into their hash directories",
+			"dir", d.dir, "entries", n, "left", failed)
+	}
 	if d.stopped() {
 		return nil, false
 	}
 	return entries, true
 }
 
-// walkTop appends the entries under one first-level hash directory to out and returns it. It
-// returns early when Close asks the rebuild to stop.
-func (d *Disk) walkTop(top string, out []found) []found {
-	subs, err := os.ReadDir(top)
+// walkTop appends the entries in one hash directory to out and returns it: its regular files
+// whose names are entries' names of that directory (see isEntryName), and the entries of the
+// two-level layout in its subdirectories, which it moves into it first (see moveOld). Anything
+// else is left alone. It returns early when Close asks the rebuild to stop.
+func (d *Disk) walkTop(top string, out []found, mv *oldLayout) []found {
+	ents, err := os.ReadDir(top)
 	if err != nil {
 		d.log.Warn("disk cache: cannot list a directory", "dir", top, "err", err)
 		return out
 	}
-	for _, s := range subs {
-		if !s.IsDir() || !isHex(s.Name(), 2) {
-			continue
+	prefix := filepath.Base(top)
+	for _, ent := range ents {
+		if d.stopped() {
+			return out
 		}
-		sub := filepath.Join(top, s.Name())
-		d.dirs.markLeaf(filepath.Base(top), s.Name())
-		files, err := os.ReadDir(sub)
-		if err != nil {
-			d.log.Warn("disk cache: cannot list a directory", "dir", sub, "err", err)
-			continue
-		}
-		want := filepath.Base(top) + s.Name()
-		for _, f := range files {
-			if d.stopped() {
-				return out
-			}
-			name := f.Name()
-			if !f.Type().IsRegular() || !isHex(name, nameLen) || name[:4] != want {
-				continue // not an entry's file: left alone
-			}
-			if e, ok := d.readFound(filepath.Join(sub, name)); ok {
+		name := ent.Name()
+		switch {
+		case ent.Type().IsRegular() && isEntryName(name, prefix):
+			if e, ok := d.readFound(filepath.Join(top, name)); ok {
 				out = append(out, e)
 			}
+		case ent.IsDir() && isHex(name, 2):
+			out = d.moveOld(top, name, out, mv)
 		}
 	}
 	return out
+}
+
+// oldLayout counts, for the log, the entries of the two-level layout that the rebuild moved and
+// those it could not move.
+type oldLayout struct{ moved, failed atomic.Int64 }
+
+// moveOld moves the entries in the subdirectory sub of the hash directory top, where versions
+// before the one-level layout filed them (dir/ab/cd/abcd...), into top, appends them to out as
+// walkTop does and removes sub once it is empty. Anything in sub that is not an entry's file
+// of that place is left alone, and sub with it. It returns early when Close asks the rebuild
+// to stop; the next rebuild moves the rest.
+func (d *Disk) moveOld(top, sub string, out []found, mv *oldLayout) []found {
+	old := filepath.Join(top, sub)
+	files, err := os.ReadDir(old)
+	if err != nil {
+		d.log.Warn("disk cache: cannot list a directory", "dir", old, "err", err)
+		return out
+	}
+	prefix := filepath.Base(top) + sub
+	for _, f := range files {
+		if d.stopped() {
+			return out
+		}
+		name := f.Name()
+		if !f.Type().IsRegular() || !isEntryName(name, prefix) {
+			continue // not an entry's file: left alone
+		}
+		p := filepath.Join(top, name)
+		if !d.moveFile(filepath.Join(old, name), p, mv) {
+			continue
+		}
+		if e, ok := d.readFound(p); ok {
+			out = append(out, e)
+		}
+	}
+	_ = os.Remove(old) // fails when something is left in it: then it stays
+	return out
+}
+
+// moveFile moves an entry's file from its place in the two-level layout, from, to its place now,
+// to, and reports whether it did. The rebuild runs while the tier serves, and a commit may have
+// filed a newer entry of the same key at to meanwhile: os.Link, unlike a rename, never replaces
+// it, and when it finds a file there the old one is removed instead. d.mu is held around the
+// link, as around every rename into the hash directories.
+func (d *Disk) moveFile(from, to string, mv *oldLayout) bool {
+	d.mu.Lock()
+	err := os.Link(from, to)
+	d.mu.Unlock()
+	if err != nil && !errors.Is(err, fs.ErrExist) {
+		if mv.failed.Add(1) == 1 {
+			d.log.Warn("disk cache: cannot move an entry of the two-level layout; left where it is",
+				"file", from, "err", err)
+		}
+		return false
+	}
+	if rerr := os.Remove(from); rerr != nil && !errors.Is(rerr, fs.ErrNotExist) {
+		d.log.Warn("disk cache: cannot remove an entry of the two-level layout", "file", from, "err", rerr)
+	}
+	if err != nil {
+		return false // a newer entry is in place
+	}
+	mv.moved.Add(1)
+	return true
 }
 
 // readFound reads the prefix and header of the file at p. A file that is no whole entry filed
@@ -211,6 +273,12 @@ func (d *Disk) dropFound(p string, info os.FileInfo, why error) {
 	}
 	d.dropped.Add(1)
 	d.log.Debug("disk cache: dropped a corrupt file", "file", p, "err", why)
+}
+
+// isEntryName reports whether name is the name of an entry's file (see hashName) that belongs
+// in the hash directory named prefix, or, for the two-level layout, prefix = top + sub.
+func isEntryName(name, prefix string) bool {
+	return isHex(name, nameLen) && strings.HasPrefix(name, prefix)
 }
 
 // isHex reports whether s is n lowercase hexadecimal digits.

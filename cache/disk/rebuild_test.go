@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -54,6 +55,99 @@ func TestRestart(t *testing.T) {
 		if body, _ := read(t, d, k); !bytes.Equal(body, v) {
 			t.Errorf("after the rebuild: Open(%q) differs", k)
 		}
+	}
+}
+
+// TestRebuildMovesTwoLevelLayout: a cache written by a version of the two-level layout
+// (dir/ab/cd/abcd...) keeps its entries. The rebuild moves them into their hash directories and
+// serves them with their bytes, removes the subdirectories it empties, drops a corrupt one,
+// leaves alone what is no entry's, and never replaces an entry that a commit filed meanwhile
+// with the old one of its key. The next start has nothing to move.
+func TestRebuildMovesTwoLevelLayout(t *testing.T) {
+	const n = 200
+	dir := t.TempDir()
+	d := testDisk(t, Config{Dir: dir}, nil)
+	waitReady(t, d)
+	objects := map[string][]byte{}
+	var keys []string
+	for i := range n {
+		k := fmt.Sprintf("media_attachments/files/%09d/original/x.png", i)
+		objects[k] = tiertest.Blob(uint64(i), 100+i)
+		keys = append(keys, k)
+		store(t, d, k, objects[k])
+	}
+	d.Close()
+	const corrupt = "corrupt/1.png"
+	writeFile(t, dir, corrupt, tiertest.Blob(7, 500), time.Time{})
+	truncate(t, pathOf(dir, corrupt), 100)
+	oldPath := func(key string) string {
+		h := hashName(key)
+		return filepath.Join(dir, h[:2], h[2:4], h)
+	}
+	for _, k := range append(keys, corrupt) {
+		if err := os.MkdirAll(dirOf(oldPath(k)), 0o750); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(pathOf(dir, k), oldPath(k)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Not entries' files of their place: a README, and an entry's name under another
+	// subdirectory than its own.
+	readme := filepath.Join(dirOf(oldPath(keys[0])), "README")
+	misplaced := filepath.Join(dirOf(oldPath(keys[0])), hashName("elsewhere"))
+	for _, p := range []string{readme, misplaced} {
+		if err := os.WriteFile(p, nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// A commit while the rebuild has not run files the newer entry of keys[1].
+	moves := &logs{}
+	setup, release := gate(t)
+	d = testDisk(t, Config{Dir: dir, Logger: slogger(moves)}, setup)
+	objects[keys[1]] = []byte("newer")
+	store(t, d, keys[1], objects[keys[1]])
+	release()
+	waitReady(t, d)
+
+	var total int64
+	for k, v := range objects {
+		if body, _ := read(t, d, k); !bytes.Equal(body, v) {
+			t.Errorf("Open(%q) gave %d bytes, want the %d stored", k, len(body), len(v))
+		}
+		total += fileSize(t, pathOf(dir, k))
+	}
+	absent(t, d, corrupt)
+	if st := d.Stats(); st.Entries != n || st.Bytes != total || st.Dropped != 1 {
+		t.Errorf("Stats after the move: %+v; want %d entries of %d bytes, 1 dropped", st, n, total)
+	}
+	for _, k := range append(keys, corrupt) {
+		if k != keys[0] && exists(t, dirOf(oldPath(k))) {
+			t.Errorf("the subdirectory of %s is still there", k)
+		}
+	}
+	if exists(t, oldPath(keys[0])) || exists(t, pathOf(dir, corrupt)) {
+		t.Error("an old entry's file is still there, or the corrupt one was moved and kept")
+	}
+	if !exists(t, readme) || !exists(t, misplaced) {
+		t.Error("the rebuild removed a file that is not an entry's of its place")
+	}
+	if n := moves.count("INFO disk cache: moved entries of the two-level layout"); n != 1 {
+		t.Errorf("%d logs of the move, want 1", n)
+	}
+	d.Close()
+
+	moves = &logs{}
+	d = testDisk(t, Config{Dir: dir, Logger: slogger(moves)}, nil)
+	waitReady(t, d)
+	for k, v := range objects {
+		if body, _ := read(t, d, k); !bytes.Equal(body, v) {
+			t.Errorf("after a second restart: Open(%q) differs", k)
+		}
+	}
+	if n := moves.count("moved entries"); n != 0 {
+		t.Errorf("the second restart moved entries again (%d logs)", n)
 	}
 }
 

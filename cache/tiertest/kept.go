@@ -52,8 +52,9 @@ func CheckKept(t *testing.T, objects map[string][]byte, mem, disk cache.Tier, di
 		files := 0
 		_ = filepath.WalkDir(diskDir, func(p string, d fs.DirEntry, err error) error {
 			rel, _ := filepath.Rel(diskDir, p)
-			if err == nil && d.Type().IsRegular() && len(strings.Split(rel, string(filepath.Separator))) == 3 {
-				files++ // where entries are filed: ab/cd/abcd...
+			if parts := strings.Split(rel, string(filepath.Separator)); err == nil && d.Type().IsRegular() &&
+				len(parts) == 2 && len(parts[0]) == 2 {
+				files++ // where entries are filed: ab/abcd...
 			}
 			return nil
 		})
