@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"bufio"
 	"strings"
 	"testing"
 	"time"
@@ -190,6 +191,8 @@ func TestReadRequest(t *testing.T) {
 			return ""
 		}},
 		{"GET", "/a/../b.png", nil, "", errBadKey, nil},
+		{"GET", "/a/%2e%2E/b.png", nil, "", errBadKey, nil},
+		{"GET", "/a/b%2F", nil, "", errNoKey, nil},
 		{"GET", "/media/", nil, "", errNoKey, nil},
 	}
 	for _, tt := range tests {
@@ -213,5 +216,26 @@ func TestReadRequest(t *testing.T) {
 		if r.key != nil || r.buf != nil {
 			t.Errorf("%s %s: release kept the key's buffer", tt.method, tt.target)
 		}
+	}
+}
+
+// TestReadRequestWire reads requests as a client sends them, header names in any case: the
+// server's parser puts them in the canonical form readRequest looks them up by.
+func TestReadRequestWire(t *testing.T) {
+	s := New(nil, Config{}, nil)
+	for _, raw := range []string{
+		"GET /a/b.png HTTP/1.1\r\nHost: x\r\nrange: bytes=0-9\r\nif-range: \"abc\"\r\nif-none-match: \"x\"\r\n\r\n",
+		"GET /a/b.png HTTP/1.1\r\nHost: x\r\nRANGE: bytes=0-9\r\nIF-RANGE: \"abc\"\r\nIF-NONE-MATCH: \"x\"\r\n\r\n",
+	} {
+		var ctx fasthttp.RequestCtx
+		if err := ctx.Request.Read(bufio.NewReader(strings.NewReader(raw))); err != nil {
+			t.Fatal(err)
+		}
+		var r request
+		s.readRequest(&ctx, &r)
+		if string(r.key) != "a/b.png" || !r.hasRange || r.ifRangeETag != `"abc"` || r.ifNoneMatch != `"x"` {
+			t.Errorf("%q: key %q, Range %v, If-Range %q, If-None-Match %q", raw, r.key, r.hasRange, r.ifRangeETag, r.ifNoneMatch)
+		}
+		r.release()
 	}
 }

@@ -177,3 +177,18 @@ func BenchmarkDiskHitRange(b *testing.B) {
 }
 
 func discardLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+// BenchmarkReadRequest is the reading of a memory hit's request alone: its key and the headers
+// that decide the answer.
+func BenchmarkReadRequest(b *testing.B) {
+	s := New(nil, Config{}, nil)
+	var ctx fasthttp.RequestCtx
+	ctx.Request.Header.SetMethod("GET")
+	ctx.Request.SetRequestURI("/" + hitKey)
+	b.ReportAllocs()
+	for b.Loop() {
+		var r request
+		s.readRequest(&ctx, &r)
+		r.release()
+	}
+}

@@ -45,15 +45,29 @@ func (m *keyMapper) key(target []byte) (string, error) {
 
 // appendKey is key writing the key into dst, without allocating when dst has room.
 func (m *keyMapper) appendKey(dst, target []byte) ([]byte, error) {
+	path, err := m.path(target)
+	if err != nil {
+		return dst[:0], err
+	}
+	return m.decode(dst, path)
+}
+
+// path returns the part of target that becomes the key, still percent-encoded: the query
+// dropped, the absolute form and the first matching strip prefix removed, without the leading
+// "/". It returns errBadKey for a target that is no path, errNoKey for the root and a path
+// ending in "/".
+func (m *keyMapper) path(target []byte) ([]byte, error) {
 	if i := bytes.IndexByte(target, '?'); i >= 0 {
 		target = target[:i]
 	}
 	if i := bytes.IndexByte(target, '#'); i >= 0 {
 		target = target[:i]
 	}
-	target = stripAbsoluteForm(target)
+	if len(target) > 0 && target[0] != '/' {
+		target = stripAbsoluteForm(target)
+	}
 	if len(target) == 0 || target[0] != '/' {
-		return dst[:0], errBadKey
+		return nil, errBadKey
 	}
 	path := target
 	for _, p := range m.strip {
@@ -66,24 +80,38 @@ func (m *keyMapper) appendKey(dst, target []byte) ([]byte, error) {
 		path = path[1:]
 	}
 	if len(path) == 0 || path[len(path)-1] == '/' {
-		return dst[:0], errNoKey
+		return nil, errNoKey
 	}
+	return path, nil
+}
+
+// decode percent-decodes path (as m.path returns it) into dst and checks the key it makes.
+func (m *keyMapper) decode(dst, path []byte) ([]byte, error) {
 	key, ok := appendUnescaped(dst[:0], path)
 	if !ok {
 		return dst[:0], errBadKey
 	}
-	if key[len(key)-1] == '/' {
-		return dst[:0], errNoKey
+	if err := m.check(key); err != nil {
+		return dst[:0], err
+	}
+	return key, nil
+}
+
+// check validates a decoded key (see validateKey) and refuses one under a denied prefix, and
+// one ending in "/" (an escaped slash at the end of the path).
+func (m *keyMapper) check(key []byte) error {
+	if len(key) > 0 && key[len(key)-1] == '/' {
+		return errNoKey
 	}
 	if err := validateKey(key); err != nil {
-		return dst[:0], err
+		return err
 	}
 	for _, d := range m.deny {
 		if len(key) >= len(d) && string(key[:len(d)]) == d {
-			return dst[:0], errDenied
+			return errDenied
 		}
 	}
-	return key, nil
+	return nil
 }
 
 // stripAbsoluteForm turns "http://host/path" (a request target in absolute form) into "/path".
@@ -100,40 +128,79 @@ func stripAbsoluteForm(t []byte) []byte {
 	return t
 }
 
+// Classes of the bytes of a decoded key, for validateKey.
+const (
+	keyPlain = iota // printable ASCII other than '/' and '\\'
+	keySlash        // '/', which ends a segment
+	keyHigh         // a byte of a multi-byte UTF-8 sequence, checked as UTF-8 at the end
+	keyBad          // a control byte or a backslash
+)
+
+// keyBytes is the class of every byte value.
+var keyBytes = func() (t [256]uint8) {
+	for c := range t {
+		switch {
+		case c < 0x20 || c == 0x7f || c == '\\':
+			t[c] = keyBad
+		case c == '/':
+			t[c] = keySlash
+		case c >= utf8.RuneSelf:
+			t[c] = keyHigh
+		}
+	}
+	return t
+}()
+
 // validateKey checks a decoded key: at most MaxKeyBytes, valid UTF-8, no control byte, no
-// backslash, no empty, "." or ".." segment.
+// backslash, no empty, "." or ".." segment. It reads the key once, byte by byte from a table;
+// only a key with non-ASCII bytes is read again, as UTF-8.
 func validateKey(key []byte) error {
-	if len(key) == 0 || len(key) > MaxKeyBytes || !utf8.Valid(key) {
+	if len(key) == 0 || len(key) > MaxKeyBytes {
 		return errBadKey
 	}
-	segStart := 0
-	for i := 0; i <= len(key); i++ {
-		if i < len(key) {
-			c := key[i]
-			if c < 0x20 || c == 0x7f || c == '\\' {
+	ascii, segStart := true, 0
+	for i, c := range key {
+		switch keyBytes[c] {
+		case keyPlain:
+		case keySlash:
+			if badSegment(key[segStart:i]) {
 				return errBadKey
 			}
-			if c != '/' {
-				continue
-			}
-		}
-		switch seg := key[segStart:i]; {
-		case len(seg) == 0, len(seg) == 1 && seg[0] == '.', len(seg) == 2 && seg[0] == '.' && seg[1] == '.':
+			segStart = i + 1
+		case keyHigh:
+			ascii = false
+		default:
 			return errBadKey
 		}
-		segStart = i + 1
+	}
+	if badSegment(key[segStart:]) || !ascii && !utf8.Valid(key) {
+		return errBadKey
 	}
 	return nil
+}
+
+// badSegment reports whether seg, a segment of a key, is empty, "." or "..".
+func badSegment(seg []byte) bool {
+	switch len(seg) {
+	case 0:
+		return true
+	case 1:
+		return seg[0] == '.'
+	case 2:
+		return seg[0] == '.' && seg[1] == '.'
+	}
+	return false
 }
 
 // appendUnescaped appends s percent-decoded once ('+' stays '+') to dst. It reports false for a
 // malformed escape.
 func appendUnescaped(dst, s []byte) ([]byte, bool) {
-	for i := 0; i < len(s); i++ {
-		if s[i] != '%' {
-			dst = append(dst, s[i])
-			continue
+	for {
+		i := bytes.IndexByte(s, '%')
+		if i < 0 {
+			return append(dst, s...), true
 		}
+		dst = append(dst, s[:i]...)
 		if i+2 >= len(s) {
 			return dst, false
 		}
@@ -143,9 +210,8 @@ func appendUnescaped(dst, s []byte) ([]byte, bool) {
 			return dst, false
 		}
 		dst = append(dst, hi<<4|lo)
-		i += 2
+		s = s[i+3:]
 	}
-	return dst, true
 }
 
 func unhex(c byte) (byte, bool) {

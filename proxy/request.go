@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"bytes"
 	"net/http"
 	"strings"
 	"sync"
@@ -16,8 +17,9 @@ import (
 type request struct {
 	head bool
 
-	// key is the object key, mapped once into buf; keyErr says why there is none (answered
-	// with statusFor). The general path makes a string of it only when it needs one.
+	// key is the object key, mapped once: a view of the request target, or decoded into buf
+	// when the target has percent escapes; keyErr says why there is none (answered with
+	// statusFor). The general path makes a string of it only when it needs one.
 	key    []byte
 	keyErr error
 	buf    *[]byte
@@ -41,25 +43,46 @@ type request struct {
 	ifRangeDate time.Time
 }
 
-// keyBufs holds the buffers keys are mapped into.
+// keyBufs holds the buffers keys with percent escapes are decoded into.
 var keyBufs = sync.Pool{New: func() any { b := make([]byte, 0, 2*MaxKeyBytes); return &b }}
+
+// The request headers readRequest reads, in canonical form: the server normalises the names
+// of the headers it parses (DisableHeaderNamesNormalizing is false), so they are found without
+// normalising a name on every request.
+var (
+	hdrRange           = []byte("Range")
+	hdrIfNoneMatch     = []byte("If-None-Match")
+	hdrIfModifiedSince = []byte("If-Modified-Since")
+	hdrIfRange         = []byte("If-Range")
+)
 
 // readRequest reads ctx's request into r: the method, the key and the headers that decide the
 // answer. It allocates nothing for a well-formed request (only a date in an obsolete format, or
-// a malformed one, costs its parser an allocation); the caller calls r.release once the answer
-// is set.
+// a malformed one, costs its parser an allocation). A key with nothing to decode, the usual
+// case, is a view of the request's own target; one with percent escapes is decoded into a
+// pooled buffer. The caller calls r.release once the answer is set.
 func (s *Server) readRequest(ctx *fasthttp.RequestCtx, r *request) {
 	h := &ctx.Request.Header
 	r.head = ctx.IsHead()
-	r.buf = keyBufs.Get().(*[]byte)
-	r.key, r.keyErr = s.keys.appendKey((*r.buf)[:0], h.RequestURI())
-	rng, inm := h.Peek("Range"), h.Peek("If-None-Match")
+	path, err := s.keys.path(h.RequestURI())
+	switch {
+	case err != nil:
+		r.keyErr = err
+	case bytes.IndexByte(path, '%') < 0:
+		if r.keyErr = s.keys.check(path); r.keyErr == nil {
+			r.key = path
+		}
+	default:
+		r.buf = keyBufs.Get().(*[]byte)
+		r.key, r.keyErr = s.keys.decode((*r.buf)[:0], path)
+	}
+	rng, inm := h.PeekCanonical(hdrRange), h.PeekCanonical(hdrIfNoneMatch)
 	var ims, ifRange []byte
 	if len(inm) == 0 { // else If-None-Match decides
-		ims = h.Peek("If-Modified-Since")
+		ims = h.PeekCanonical(hdrIfModifiedSince)
 	}
 	if len(rng) > 0 { // If-Range matters only to a Range
-		ifRange = h.Peek("If-Range")
+		ifRange = h.PeekCanonical(hdrIfRange)
 	}
 	r.readHeaders(b2s(rng), b2s(inm), b2s(ims), b2s(ifRange))
 }
@@ -88,10 +111,11 @@ func (r *request) conditional() bool {
 	return r.ifNoneMatch != "" || !r.ifModifiedSince.IsZero()
 }
 
-// release returns the key's buffer to its pool; r.key is invalid afterwards.
+// release returns the key's buffer, if it took one, to its pool; r.key is invalid afterwards.
 func (r *request) release() {
 	if r.buf != nil {
 		keyBufs.Put(r.buf)
-		r.buf, r.key = nil, nil
+		r.buf = nil
 	}
+	r.key = nil
 }

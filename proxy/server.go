@@ -149,6 +149,9 @@ func New(c Cache, cfg Config, m *Metrics) *Server {
 		// fasthttp's messages about a request it could not parse quote its bytes, headers
 		// and all (a cache-buster secret among them): redact them.
 		SecureErrorLogMessage: true,
+		// A request's time is read only for the access log's sample (see accessLog.sampled):
+		// the other requests are spared a clock read.
+		LazyRequestTime: true,
 	}
 	return s
 }
@@ -175,10 +178,12 @@ func (s *Server) Draining() bool { return s.draining.Load() }
 func (s *Server) Metrics() *Metrics { return s.metrics }
 
 func (s *Server) handle(ctx *fasthttp.RequestCtx) {
-	s.route(ctx)
-	if s.access != nil {
+	if s.access != nil && s.access.sampled(ctx) {
+		s.route(ctx)
 		s.access.record(ctx)
+		return
 	}
+	s.route(ctx)
 }
 
 // route answers one request.
