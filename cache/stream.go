@@ -7,7 +7,9 @@ package cache
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
+	"os"
 	"sync"
 	"sync/atomic"
 )
@@ -53,6 +55,17 @@ type streamFile interface {
 	io.ReaderAt
 	io.Closer
 }
+
+// fileReopener is a streamFile that can give a reader a file of its own over the same bytes
+// (the body from bodyOff on), so that the reader sends them by sendfile from an offset of its
+// own rather than copying them through a buffer (the disk tier's Writer).
+type fileReopener interface {
+	Reopen() (f *os.File, bodyOff int64, err error)
+}
+
+// sendfileMinBytes is the least a reader must have left to read to reopen the file for
+// sendfile: an open and a close cost more than copying a small body.
+const sendfileMinBytes = 1 << 20
 
 // streamHooks are what a stream tells its owner, each called without the stream's lock.
 type streamHooks struct {
@@ -274,35 +287,11 @@ type streamReader struct {
 // its range held back), or waits.
 func (r *streamReader) Read(p []byte) (int, error) {
 	s := r.s
-	s.mu.Lock()
-	var avail int64
-	for {
-		if err := s.cutErr; err != nil {
-			s.mu.Unlock()
-			return 0, err
-		}
-		avail = s.written
-		if avail == s.size && (!s.done || s.err != nil) {
-			avail-- // the held-back byte
-		}
-		avail = min(avail, r.end)
-		if r.off < avail {
-			break
-		}
-		if err := s.err; s.done && err != nil {
-			s.mu.Unlock()
-			return 0, err
-		}
-		if r.off >= r.end && (s.done || r.end < s.size) {
-			s.mu.Unlock()
-			return 0, io.EOF
-		}
-		s.cond.Wait()
+	avail, ring, fileEnd, err := r.wait()
+	if err != nil {
+		return 0, err
 	}
-	ring, fileEnd := s.ring, s.fileEnd
-	s.mu.Unlock()
 	n := int(min(int64(len(p)), avail-r.off))
-	var err error
 	switch {
 	case s.buf != nil:
 		n = copy(p[:n], s.buf[r.off:avail])
@@ -313,8 +302,47 @@ func (r *streamReader) Read(p []byte) (int, error) {
 	default:
 		n, err = s.file.ReadAt(p[:n], r.off)
 	}
+	r.advance(int64(n))
+	if err != nil && !errors.Is(err, io.EOF) {
+		return n, err
+	}
+	return n, nil
+}
+
+// wait returns, once the reader has bytes to copy, where they end (avail > r.off) and the
+// stream's ring and fileEnd of that moment; else the error that ends the reader's reading:
+// io.EOF at the end of its range, the writer's or the cut's error. See Read.
+func (r *streamReader) wait() (avail int64, ring []byte, fileEnd int64, err error) {
+	s := r.s
 	s.mu.Lock()
-	r.off += int64(n)
+	defer s.mu.Unlock()
+	for {
+		if err := s.cutErr; err != nil {
+			return 0, nil, 0, err
+		}
+		avail = s.written
+		if avail == s.size && (!s.done || s.err != nil) {
+			avail-- // the held-back byte
+		}
+		avail = min(avail, r.end)
+		if r.off < avail {
+			return avail, s.ring, s.fileEnd, nil
+		}
+		if err := s.err; s.done && err != nil {
+			return 0, nil, 0, err
+		}
+		if r.off >= r.end && (s.done || r.end < s.size) {
+			return 0, nil, 0, io.EOF
+		}
+		s.cond.Wait()
+	}
+}
+
+// advance moves the reader n bytes on, once it has copied them.
+func (r *streamReader) advance(n int64) {
+	s := r.s
+	s.mu.Lock()
+	r.off += n
 	inRing := s.ring != nil
 	s.mu.Unlock()
 	if inRing {
@@ -323,11 +351,56 @@ func (r *streamReader) Read(p []byte) (int, error) {
 	if r.shared && s.hooks.sharedBytes != nil {
 		s.hooks.sharedBytes.Add(uint64(n))
 	}
-	if err != nil && !errors.Is(err, io.EOF) {
-		return n, err
-	}
-	return n, nil
 }
+
+// WriteTo implements io.WriterTo. It reads as Read does, the same bytes under the same rules,
+// but when the body goes to a file that the reader can reopen (fileReopener), w is an
+// io.ReaderFrom and at least sendfileMinBytes remain, it hands w each stretch of bytes
+// available as a range of its own file (an *io.LimitedReader over an *os.File at the right
+// offset), which w sends by sendfile on a plain TCP connection: no copy through a buffer, no
+// pread. Otherwise, and once the body moves to the ring (a full disk), it copies through Read.
+func (r *streamReader) WriteTo(w io.Writer) (int64, error) {
+	rf, ok := w.(io.ReaderFrom)
+	var f *os.File
+	var bodyOff int64
+	if ro, isRe := r.s.file.(fileReopener); ok && isRe && r.s.buf == nil && r.end-r.off >= sendfileMinBytes {
+		f, bodyOff, _ = ro.Reopen()
+	}
+	if f == nil {
+		return io.Copy(w, readOnly{r})
+	}
+	defer f.Close()
+	var total int64
+	for {
+		avail, ring, _, err := r.wait()
+		switch {
+		case errors.Is(err, io.EOF):
+			return total, nil
+		case err != nil:
+			return total, err
+		case ring != nil:
+			n, err := io.Copy(w, readOnly{r})
+			return total + n, err
+		}
+		want := avail - r.off
+		if _, err := f.Seek(bodyOff+r.off, io.SeekStart); err != nil {
+			return total, err
+		}
+		lr := io.LimitedReader{R: f, N: want}
+		n, err := rf.ReadFrom(&lr)
+		total += n
+		r.advance(n)
+		if err != nil {
+			return total, err
+		}
+		if n < want {
+			return total, fmt.Errorf("cache: the spool ended %d bytes short of what was written", want-n)
+		}
+	}
+}
+
+// readOnly hides a reader's WriteTo from io.Copy, which would call it.
+type readOnly struct{ io.Reader }
 
 // Close implements io.Closer: the reader leaves the stream.
 func (r *streamReader) Close() error {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"math/rand/v2"
+	"os"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -213,5 +214,94 @@ func TestStreamRing(t *testing.T) {
 	defer f.mu.Unlock()
 	if rings.Load() != 1 || !f.closed {
 		t.Errorf("fileFailed called %d times, file closed %v; want 1 and closed", rings.Load(), f.closed)
+	}
+}
+
+// reopenFile is a streamFile on a real file whose body starts at bodyOff (the disk tier's
+// layout), which readers may reopen for sendfile.
+type reopenFile struct {
+	f       *os.File
+	bodyOff int64
+	n       int64
+}
+
+func (f *reopenFile) Write(p []byte) (int, error) {
+	n, err := f.f.WriteAt(p, f.bodyOff+f.n)
+	f.n += int64(n)
+	return n, err
+}
+
+func (f *reopenFile) ReadAt(p []byte, off int64) (int, error) { return f.f.ReadAt(p, f.bodyOff+off) }
+func (f *reopenFile) Close() error                            { return f.f.Close() }
+func (f *reopenFile) Reopen() (*os.File, int64, error) {
+	g, err := os.Open(f.f.Name())
+	return g, f.bodyOff, err
+}
+
+// rangeTaker is a writer that takes file ranges as a TCP connection's ReadFrom does (for
+// sendfile), counting them, and anything else by Write.
+type rangeTaker struct {
+	bytes.Buffer
+	fileRanges int
+}
+
+func (w *rangeTaker) ReadFrom(r io.Reader) (int64, error) {
+	if lr, ok := r.(*io.LimitedReader); ok {
+		if _, ok := lr.R.(*os.File); ok {
+			w.fileRanges++
+		}
+	}
+	return w.Buffer.ReadFrom(r)
+}
+
+// TestStreamWriteToSendsFileRanges: a reader of a body that goes to a reopenable file hands its
+// writer ranges of that file as they are written, under Read's rules: every byte when the
+// writer's checks pass, all but the last then the error when they fail.
+func TestStreamWriteToSendsFileRanges(t *testing.T) {
+	errCheck := errors.New("checksum")
+	for _, fail := range []bool{false, true} {
+		data := body(3 << 20)
+		tmp, err := os.CreateTemp(t.TempDir(), "spool-*")
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := newStream(streamHooks{idle: func() {}})
+		s.start(int64(len(data)), nil, &reopenFile{f: tmp, bodyOff: 123})
+		s.join()
+		r, err := s.open(context.Background(), false, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var w rangeTaker
+		var n int64
+		var werr error
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			n, werr = r.WriteTo(&w)
+		}()
+		for i := 0; i < len(data); i += 256 << 10 {
+			if err := s.write(context.Background(), data[i:min(i+256<<10, len(data))]); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if fail {
+			s.finish(errCheck)
+		} else {
+			s.finish(nil)
+		}
+		<-done
+		r.Close()
+		got := w.Bytes()
+		switch {
+		case w.fileRanges == 0:
+			t.Errorf("fail %v: no file range handed to the writer", fail)
+		case n != int64(len(got)):
+			t.Errorf("fail %v: WriteTo says %d bytes, the writer took %d", fail, n, len(got))
+		case fail && (!errors.Is(werr, errCheck) || !bytes.Equal(got, data[:len(data)-1])):
+			t.Errorf("the check failed: %d of %d bytes, %v; want all but the last, then the error", len(got), len(data), werr)
+		case !fail && (werr != nil || !bytes.Equal(got, data)):
+			t.Errorf("the check passed: %d of %d bytes, %v", len(got), len(data), werr)
+		}
 	}
 }

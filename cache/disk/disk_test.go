@@ -241,3 +241,43 @@ func TestDeleteNames(t *testing.T) {
 		t.Errorf("files left after deleting everything: %v", fs)
 	}
 }
+
+// TestReopen: a reopened spool file holds the body written so far from bodyOff on, with an
+// offset of its own, and stays the same file once the commit has renamed it into place.
+func TestReopen(t *testing.T) {
+	d := testDisk(t, Config{Dir: t.TempDir()}, nil)
+	waitReady(t, d)
+	const key = "media_attachments/files/000/000/002/original/b.mp4"
+	data := tiertest.Blob(2, 300_000)
+	e := tiertest.NewEntry(key, data)
+	w, err := d.Create(e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	if _, err := w.Write(data[:100_000]); err != nil {
+		t.Fatal(err)
+	}
+	f, bodyOff, err := w.Reopen()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	got := make([]byte, 100_000)
+	if _, err := f.ReadAt(got, bodyOff); err != nil || !bytes.Equal(got, data[:100_000]) {
+		t.Fatalf("reopened before the commit: %v, bytes match %v", err, bytes.Equal(got, data[:100_000]))
+	}
+	if _, err := w.Write(data[100_000:]); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Seek(bodyOff+200_000, io.SeekStart); err != nil {
+		t.Fatal(err)
+	}
+	rest, err := io.ReadAll(f)
+	if err != nil || !bytes.Equal(rest, data[200_000:]) {
+		t.Errorf("reopened, read after the commit: %v, %d bytes, match %v", err, len(rest), bytes.Equal(rest, data[200_000:]))
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"sync/atomic"
 
@@ -182,6 +183,27 @@ func (w *Writer) ReadAt(p []byte, off int64) (int, error) {
 		return n, io.EOF
 	}
 	return n, nil
+}
+
+// Reopen opens the entry's file once more, read-only, for a reader that sends the body by
+// sendfile from a file offset of its own: the body starts at bodyOff in it, and bytes beyond
+// Written are not there yet. It is the same file whatever renames or removes it meanwhile (it
+// is opened through /proc/self/fd); the caller closes it. Where /proc is not mounted it fails,
+// and the reader uses ReadAt.
+func (w *Writer) Reopen() (f *os.File, bodyOff int64, err error) {
+	sc, err := w.f.SyscallConn()
+	if err != nil {
+		return nil, 0, err
+	}
+	var path string
+	if err := sc.Control(func(fd uintptr) { path = "/proc/self/fd/" + strconv.FormatUint(uint64(fd), 10) }); err != nil {
+		return nil, 0, err
+	}
+	f, err = os.Open(path)
+	if err != nil {
+		return nil, 0, err
+	}
+	return f, w.bodyOff, nil
 }
 
 // Commit keeps the entry: it checks that the body has e.Meta.Size bytes, writes the prefix with
