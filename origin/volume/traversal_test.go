@@ -18,8 +18,8 @@ import (
 const inside = "the bytes of a file inside the volume"
 
 // canaryVolume builds a volume directory with a canary file beside it (in the parent directory)
-// and symbolic links inside that lead to the canary, to /etc/passwd and back inside, and opens
-// it. It returns the canary's bytes.
+// and symbolic links inside that lead to the canary, to /etc/passwd, to /proc and back inside,
+// a hidden file and a FIFO, and opens it. It returns the canary's bytes.
 func canaryVolume(tb testing.TB) (*volume.Volume, []byte) {
 	tb.Helper()
 	parent := tb.TempDir()
@@ -28,15 +28,28 @@ func canaryVolume(tb testing.TB) (*volume.Volume, []byte) {
 		tb.Fatal(err)
 	}
 	dir := filepath.Join(parent, "vol")
-	writeTree(tb, dir, map[string][]byte{"files/real.jpg": []byte(inside), "a/b.jpg": []byte("b")})
+	writeTree(tb, dir, map[string][]byte{
+		"files/real.jpg": []byte(inside), "a/b.jpg": []byte("b"), "hidden.jpg": []byte("suspended"),
+	})
+	if err := os.Chmod(filepath.Join(dir, "hidden.jpg"), 0o600); err != nil {
+		tb.Fatal(err)
+	}
 	for link, target := range map[string]string{
 		"link-abs":     filepath.Join(parent, "canary"),
 		"link-rel":     "../canary",
 		"a/link-rel":   "../../canary",
 		"link-passwd":  "/etc/passwd",
 		"link-dir-out": "..",
+		"link-dir-abs": parent,
+		"a/out-in":     "../../vol/files/real.jpg", // out of the volume and back in
+		"link-proc":    "/proc/self/root",
+		"link-fd":      "/proc/self/fd/3",
+		"link-hidden":  "hidden.jpg",
 		"link-in":      "files/real.jpg",
 		"link-in-abs":  filepath.Join(dir, "files", "real.jpg"),
+		"a/up-in":      "../files/real.jpg", // up, staying inside
+		"a/dir-up-in":  "../files",
+		"chain":        "a/up-in",
 		"dir-in":       "files",
 		"loop":         "loop",
 	} {
@@ -61,7 +74,9 @@ func TestTraversal(t *testing.T) {
 		"link-dir-out/vol/files/real.jpg", "link-in-abs", "loop", "../canary", "a/../../canary",
 		"files/../../canary", "/etc/passwd", "..\\canary", "a\\..\\..\\canary", "canary\x00",
 		"link-rel\x00", "\x00../canary", "../vol/files/real.jpg", "%2e%2e/canary", "..", "../",
-		"link-dir-out", "dir-in",
+		"link-dir-out", "dir-in", "link-dir-abs/canary", "link-dir-abs/vol/files/real.jpg",
+		"a/out-in", "link-proc/etc/passwd", "link-fd", "hidden.jpg", "link-hidden",
+		"files/../files/real.jpg", "fifo",
 	} {
 		t.Run("", func(t *testing.T) {
 			ctx := context.Background()
@@ -80,7 +95,9 @@ func TestTraversal(t *testing.T) {
 
 func TestSymlinkInside(t *testing.T) {
 	v, _ := canaryVolume(t)
-	for _, key := range []string{"link-in", "dir-in/real.jpg", "files/real.jpg"} {
+	for _, key := range []string{
+		"link-in", "dir-in/real.jpg", "files/real.jpg", "a/up-in", "a/dir-up-in/real.jpg", "chain",
+	} {
 		body, m, err := v.Get(context.Background(), key, nil)
 		if err != nil {
 			t.Errorf("Get(%q): %v", key, err)

@@ -1,15 +1,19 @@
 // Package volume owns the old media volume (Mastodon's public/system directory) as an
-// origin.Origin: it serves the regular files under one directory, confined to that directory with
-// os.Root so that no key, symbolic link or encoding reaches a file outside it, and walks them in
-// key order for the backfill.
+// origin.Origin: it serves the regular files under one directory, confined to that directory so
+// that no key, symbolic link or encoding reaches a file outside it, and walks them in key order for
+// the backfill. On Linux one openat2 call with RESOLVE_BENEATH resolves a key (beneath_linux.go);
+// os.Root, which opens every directory on the path in turn, does elsewhere and where the system
+// refuses openat2.
 package volume
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
 	"os"
+	"sync/atomic"
 	"time"
 
 	"github.com/fedicache/fedicache/origin"
@@ -24,7 +28,17 @@ import (
 // may read: Mastodon hides the media of a suspended account by making its files mode 0600.
 type Volume struct {
 	root *os.Root
+	// beneath resolves keys in one system call; nil where the system has no such call or
+	// refuses it, and then root resolves them.
+	beneath *beneath
 }
+
+// rootOnly makes Open leave keys to os.Root even where openat2 is available, so that the tests
+// run on both paths.
+var rootOnly atomic.Bool
+
+// errNoBeneath says that a Volume's beneath did not resolve a key: os.Root is to.
+var errNoBeneath = errors.New("volume: no openat2")
 
 // Open opens the directory dir as a Volume. It fails, naming dir, when dir is missing or is not a
 // directory. The Volume keeps the directory open until Close.
@@ -40,12 +54,12 @@ func Open(dir string) (*Volume, error) {
 	if err != nil {
 		return nil, fmt.Errorf("volume: open %q: %w", dir, err)
 	}
-	return &Volume{root: root}, nil
+	return &Volume{root: root, beneath: newBeneath(root, dir)}, nil
 }
 
 // Close closes the directory. Bodies returned by Get stay readable until they are closed.
 func (v *Volume) Close() error {
-	return v.root.Close()
+	return errors.Join(v.beneath.close(), v.root.Close())
 }
 
 // Stat implements origin.Origin.
@@ -56,7 +70,7 @@ func (v *Volume) Stat(ctx context.Context, key string) (origin.Meta, error) {
 	if !validKey(key) {
 		return origin.Meta{}, fmt.Errorf("volume: stat %q: %w", key, origin.ErrNotFound)
 	}
-	info, err := v.root.Stat(key)
+	info, err := v.stat(key)
 	if err == nil {
 		err = servable(info)
 	}
@@ -109,25 +123,16 @@ func (v *Volume) open(key string) (*os.File, fs.FileInfo, error) {
 	return v.openChecked(key, servable)
 }
 
-// openChecked opens key's file for reading when check accepts it. It looks at the file before
-// it opens it, so that opening a FIFO or a device never blocks or has side effects, and again
-// on the opened file, in case the file was replaced in between.
+// openChecked opens key's file for reading when check accepts the opened file.
 func (v *Volume) openChecked(key string, check func(fs.FileInfo) error) (*os.File, fs.FileInfo, error) {
 	if !validKey(key) {
 		return nil, nil, origin.ErrNotFound
 	}
-	info, err := v.root.Stat(key)
+	f, err := v.openFile(key, check)
 	if err != nil {
 		return nil, nil, err
 	}
-	if err := check(info); err != nil {
-		return nil, nil, err
-	}
-	f, err := v.root.OpenFile(key, openFlags, 0)
-	if err != nil {
-		return nil, nil, err
-	}
-	info, err = f.Stat()
+	info, err := f.Stat()
 	if err == nil {
 		err = check(info)
 	}
@@ -136,6 +141,40 @@ func (v *Volume) openChecked(key string, check func(fs.FileInfo) error) (*os.Fil
 		return nil, nil, err
 	}
 	return f, info, nil
+}
+
+// openFile opens key's file for reading, in one openat2 call where the Volume can (see
+// beneath.open). Through os.Root it looks at the file first, with check, so that opening a FIFO
+// or a device never blocks or has side effects; the caller checks the opened file again, in case
+// the file was replaced in between.
+func (v *Volume) openFile(key string, check func(fs.FileInfo) error) (*os.File, error) {
+	if f, err := v.beneath.open(key); !errors.Is(err, errNoBeneath) {
+		return f, err
+	}
+	info, err := v.root.Stat(key)
+	if err != nil {
+		return nil, err
+	}
+	if err := check(info); err != nil {
+		return nil, err
+	}
+	return v.root.OpenFile(key, openFlags, 0)
+}
+
+// stat describes key's file, following symbolic links that stay inside the volume.
+func (v *Volume) stat(key string) (fs.FileInfo, error) {
+	if info, err := v.beneath.stat(key); !errors.Is(err, errNoBeneath) {
+		return info, err
+	}
+	return v.root.Stat(key)
+}
+
+// openDir opens the directory dir ("." for the volume's) to read its entries.
+func (v *Volume) openDir(dir string) (*os.File, error) {
+	if d, err := v.beneath.openDir(dir); !errors.Is(err, errNoBeneath) {
+		return d, err
+	}
+	return v.root.Open(dir)
 }
 
 // meta describes key's file.

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -343,6 +344,74 @@ func TestNoDescriptorLeak(t *testing.T) {
 	}
 	if after := fds(); after > before+5 {
 		t.Errorf("%d descriptors open after 500 Gets, %d before", after, before)
+	}
+}
+
+// TestClosed checks that a closed volume fails, without claiming that its files are absent.
+func TestClosed(t *testing.T) {
+	dir := t.TempDir()
+	writeTree(t, dir, map[string][]byte{"d/a.jpg": []byte("a")})
+	v, err := volume.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := v.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	ctx := context.Background()
+	if _, err := v.Stat(ctx, "d/a.jpg"); !errors.Is(err, os.ErrClosed) || errors.Is(err, origin.ErrNotFound) {
+		t.Errorf("Stat after Close: %v, want os.ErrClosed", err)
+	}
+	if body, _, err := v.Get(ctx, "d/a.jpg", nil); !errors.Is(err, os.ErrClosed) || errors.Is(err, origin.ErrNotFound) {
+		if body != nil {
+			body.Close()
+		}
+		t.Errorf("Get after Close: %v, want os.ErrClosed", err)
+	}
+	if err := v.Walk(ctx, func(string, fs.FileInfo) error { return nil }); !errors.Is(err, os.ErrClosed) {
+		t.Errorf("Walk after Close: %v, want os.ErrClosed", err)
+	}
+	if err := v.Close(); err != nil {
+		t.Errorf("second Close: %v, want nil (as os.Root's)", err)
+	}
+}
+
+// TestCloseWhileGetting closes a volume under Gets (for the race detector): each Get serves the
+// file or fails, none finds the file absent.
+func TestCloseWhileGetting(t *testing.T) {
+	dir := t.TempDir()
+	writeTree(t, dir, map[string][]byte{"d/a.jpg": []byte("a")})
+	v, err := volume.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	started := make(chan struct{})
+	done := make(chan struct{})
+	for i := range 4 {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			for n := 0; ; n++ {
+				if n == 10 && i == 0 {
+					close(started)
+				}
+				body, _, err := v.Get(ctx, "d/a.jpg", nil)
+				if err != nil {
+					if errors.Is(err, origin.ErrNotFound) {
+						t.Errorf("Get while closing: %v, want the file or os.ErrClosed", err)
+					}
+					return
+				}
+				body.Close()
+			}
+		}()
+	}
+	<-started
+	if err := v.Close(); err != nil {
+		t.Errorf("Close: %v", err)
+	}
+	for range 4 {
+		<-done
 	}
 }
 

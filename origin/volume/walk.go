@@ -73,7 +73,7 @@ func (v *Volume) entries(dir string) ([]walkEntry, error) {
 	if name == "" {
 		name = "."
 	}
-	d, err := v.root.Open(name)
+	d, err := v.openDir(name)
 	if err != nil {
 		return nil, wrap("walk", dir, err)
 	}
@@ -95,9 +95,9 @@ func (v *Volume) entries(dir string) ([]walkEntry, error) {
 			out = append(out, walkEntry{key: key, order: de.Name() + "/"})
 			continue
 		}
-		// Stat through the root, not de.Info: it follows a symbolic link only within the root,
-		// and describes a linked file rather than the link.
-		info, err := v.root.Stat(key)
+		// Stat through the volume, not de.Info: it follows a symbolic link only within the
+		// volume, and describes a linked file rather than the link.
+		info, err := v.stat(key)
 		if err == nil {
 			err = regular(info)
 		}

@@ -1,0 +1,8 @@
+package volume
+
+// SetRootOnly sets whether volumes opened from now on resolve keys with os.Root alone, even
+// where openat2 is available, and returns the previous setting.
+func SetRootOnly(on bool) bool { return rootOnly.Swap(on) }
+
+// UsesOpenat2 reports whether v resolves keys with one openat2 call.
+func UsesOpenat2(v *Volume) bool { return v.beneath != nil }
