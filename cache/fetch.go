@@ -271,7 +271,8 @@ func (l *Layered) run(f *fetch) {
 		return
 	}
 	// The readers get their last bytes now; storing (the disk entry's commit, the memory
-	// tier's admission) happens after, off their path. The store holds the spool open as a reader would.
+	// tier's admission) happens after, off their path. The store holds the spool open as a
+	// reader would.
 	f.s.join()
 	f.s.finish(nil)
 	l.store(f, e, buf)
