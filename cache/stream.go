@@ -283,8 +283,9 @@ type streamReader struct {
 //     until it moves off past them, under the lock, after copying.
 //
 // So a reader copies [off, avail), avail = min(end, written, size-1 unless done && err == nil);
-// with nothing to copy it returns err (the writer failed), io.EOF (off == end, and nothing of
-// its range held back), or waits.
+// with nothing to copy it returns io.EOF (off == end, and nothing of its range held back: a
+// range ending before the last byte ends so even when the writer fails after it), err (the
+// writer failed), or waits.
 func (r *streamReader) Read(p []byte) (int, error) {
 	s := r.s
 	avail, ring, fileEnd, err := r.wait()
@@ -328,11 +329,13 @@ func (r *streamReader) wait() (avail int64, ring []byte, fileEnd int64, err erro
 		if r.off < avail {
 			return avail, s.ring, s.fileEnd, nil
 		}
-		if err := s.err; s.done && err != nil {
-			return 0, nil, 0, err
-		}
+		// A range that ends before the last byte is whole once its bytes are written, whatever
+		// the writer meets later: the same answer however the two are timed.
 		if r.off >= r.end && (s.done || r.end < s.size) {
 			return 0, nil, 0, io.EOF
+		}
+		if err := s.err; s.done && err != nil {
+			return 0, nil, 0, err
 		}
 		s.cond.Wait()
 	}

@@ -305,3 +305,36 @@ func TestStreamWriteToSendsFileRanges(t *testing.T) {
 		}
 	}
 }
+
+// TestStreamRangeEndsBeforeAFailure: a reader of a range that ends before the last byte gets
+// its bytes and io.EOF once they are written, also when the writer fails after them and the
+// reader comes to its end only then; a reader of a range the failure cut short gets the error.
+func TestStreamRangeEndsBeforeAFailure(t *testing.T) {
+	errCut := errors.New("unexpected EOF")
+	data := body(1000)
+	s := newStream(streamHooks{idle: func() {}})
+	s.start(int64(len(data)), nil, &memFile{limit: 1 << 20})
+	open := func(off, end int64) *streamReader {
+		s.join()
+		r, err := s.open(context.Background(), false, func(int64) (int64, int64, bool) { return off, end, true })
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	head, middle := open(0, 100), open(400, 600)
+	if err := s.write(context.Background(), data[:500]); err != nil {
+		t.Fatal(err)
+	}
+	s.finish(errCut)
+	got, err := io.ReadAll(head)
+	if err != nil || !bytes.Equal(got, data[:100]) {
+		t.Errorf("a range written before the failure: %d bytes, %v; want its 100 bytes and io.EOF", len(got), err)
+	}
+	got, err = io.ReadAll(middle)
+	if !errors.Is(err, errCut) || !bytes.Equal(got, data[400:500]) {
+		t.Errorf("a range the failure cut short: %d bytes, %v; want the 100 written, then the error", len(got), err)
+	}
+	head.Close()
+	middle.Close()
+}
