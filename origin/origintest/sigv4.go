@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"sort"
 	"strings"
 )
@@ -80,7 +81,7 @@ func VerifySigV4(r *http.Request, secrets map[string]string) error {
 		return errors.New("host is not signed")
 	}
 	for name := range r.Header {
-		if lower := strings.ToLower(name); strings.HasPrefix(lower, "x-amz-") && !contains(signed, lower) {
+		if lower := strings.ToLower(name); strings.HasPrefix(lower, "x-amz-") && !slices.Contains(signed, lower) {
 			return fmt.Errorf("header %s is not signed", name)
 		}
 	}
@@ -113,15 +114,6 @@ func hmacSHA256(key []byte, data string) []byte {
 	h := hmac.New(sha256.New, key)
 	h.Write([]byte(data))
 	return h.Sum(nil)
-}
-
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
 }
 
 // canonicalQuery is the query of a canonical request: each name and value encoded, sorted by
