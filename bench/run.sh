@@ -35,6 +35,8 @@
 #                                BENCH_BIG_BYTES), unless free space runs short
 #   BENCH_KEEP [0]               1 keeps the work directory (logs, configurations, data)
 #   BENCH_RESULTS [bench/results-latest.md]
+#   BENCH_PROFILE []             a directory: a CPU profile of fedicache over each of its loads
+#                                goes there as LOAD-SERVER-ROUND.pprof (go tool pprof -top FILE)
 set -euo pipefail
 # shellcheck source=bench/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -56,6 +58,7 @@ DISK=${BENCH_DISK:-10GiB}
 RANGE_BYTES=${BENCH_RANGE_BYTES:-1048576}
 STORM_CLIENTS=${BENCH_STORM_CLIENTS:-100}
 RESULTS=${BENCH_RESULTS:-$REPO/bench/results-latest.md}
+PROFILE=${BENCH_PROFILE:-}
 BUCKET=mastodon-media
 VERSITYGW_VERSION=v1.8.0
 
@@ -413,11 +416,27 @@ declare -A M=() # the last measurement: requests bytes seconds p50_ms p99_ms err
 
 # cpu_mark: start counting the CPU time of SERVER (the server measured) and its children.
 # cpu_used: the CPU seconds (user + system) they have used since cpu_mark.
+# With BENCH_PROFILE, cpu_mark also starts a CPU profile of fedicache (from its admin listener,
+# for BENCH_DURATION: the length of a wrk run or a walk) and profile_wait waits for it.
 CLK_TCK=$(getconf CLK_TCK)
-cpu_mark() { CPU_MARK=$(cpu_ticks "${PIDS[$SERVER]}"); }
+PROFILING=""
+cpu_mark() {
+  CPU_MARK=$(cpu_ticks "${PIDS[$SERVER]}")
+  if [ -n "$PROFILE" ] && [ "$SERVER" = fedicache ]; then
+    mkdir -p "$PROFILE"
+    curl -fs -o "$PROFILE/$1-$ROUND.pprof" \
+      "http://127.0.0.1:$FC_ADMIN_PORT/debug/pprof/profile?seconds=${DURATION%s}" &
+    PROFILING=$!
+  fi
+}
 cpu_used() {
   awk -v a="$CPU_MARK" -v b="$(cpu_ticks "${PIDS[$SERVER]}")" -v hz="$CLK_TCK" \
     'BEGIN { printf "%.6f", (b - a) / hz }'
+}
+profile_wait() {
+  [ -n "$PROFILING" ] || return 0
+  wait "$PROFILING" || log "no CPU profile of fedicache for this load"
+  PROFILING=""
 }
 
 # parse_result LINE: the key=value pairs of a RESULT line, into R.
@@ -425,11 +444,12 @@ declare -A R=()
 # load_wrk NAME SERVER MEDIA.LUA-ARGS...: one wrk run against SERVER; its output in logs/.
 load_wrk() {
   local out=$WORK/logs/wrk-$1.txt cpu
-  cpu_mark
+  cpu_mark "$1"
   run wrk wrk -t "$THREADS" -c "$CONNECTIONS" -d "$DURATION" --timeout 30s --latency \
     -s "$REPO/bench/lua/media.lua" "${BASE[$2]}" -- "$THREADS" "${@:3}" >"$out" 2>&1 ||
     { cat "$out" >&2; die "wrk failed"; }
   cpu=$(cpu_used)
+  profile_wait
   parse_result "$(grep '^RESULT ' "$out")"
   M=([requests]=${R[requests]} [bytes]=${R[bytes]} [cpu_s]=$cpu
     [seconds]=$(awk -v u="${R[duration_us]}" 'BEGIN { print u / 1e6 }')
@@ -441,9 +461,10 @@ load_wrk() {
 # load_go NAME ARGS...: one run of bench/load (storm, walk or seek); its output in logs/.
 load_go() {
   local out=$WORK/logs/load-$1.txt cpu
-  cpu_mark
+  cpu_mark "$1"
   run load "$WORK/bin/load" "${@:2}" >"$out" 2>&1 || { cat "$out" >&2; die "load $2 failed"; }
   cpu=$(cpu_used)
+  profile_wait
   parse_result "$(grep '^RESULT ' "$out")"
   M=([requests]=${R[requests]} [bytes]=${R[bytes]} [cpu_s]=$cpu
     [seconds]=$(awk -v u="${R[duration_us]}" 'BEGIN { print u / 1e6 }')
@@ -462,9 +483,10 @@ load_storm() {
 # load_one SERVER PATH SIZE: one GET of PATH with curl.
 load_one() {
   local code size secs cpu
-  cpu_mark
+  cpu_mark "one-$1"
   run curl curl -s -o /dev/null -w '%{http_code} %{size_download} %{time_total}\n' "${BASE[$1]}$2" >"$WORK/logs/curl.txt"
   cpu=$(cpu_used)
+  profile_wait
   read -r code size secs <"$WORK/logs/curl.txt"
   M=([requests]=1 [bytes]=$size [seconds]=$secs [cpu_s]=$cpu
     [p50_ms]=$(awk -v s="$secs" 'BEGIN { print s * 1000 }')
@@ -552,7 +574,7 @@ declare -A V=() # case,server,round,field -> value; case,server,field for the me
 declare -A X=() # more figures of the last run (case_seek's first-byte times), field -> value
 measure() {
   local c=$1 s=$2 k="$1,$2,$3" counts mem other bucket_bytes f
-  SERVER=$s
+  SERVER=$s ROUND=$3
   start_fresh "$s"
   counts_reset >/dev/null
   NOTE="" BEFORE="" X=()

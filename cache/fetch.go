@@ -54,12 +54,21 @@ type fetch struct {
 
 	cacheable atomic.Bool // a tier will keep the object (cleared when the spool fails into the ring)
 	purged    atomic.Bool // a purge came while it ran: do not store
+
+	// stopAt is where run stops reading the origin's answer to go on with the ahead's bytes
+	// (next.start), or -1.
+	stopAt  atomic.Int64
+	aheadMu sync.Mutex
+	next    *ahead // the object's second fetch, once attached (see ahead.go); under aheadMu
+	claimed bool   // run took, or gave back, its count of next's readers; under aheadMu
+	ended   bool   // run has ended: no ahead attaches any more; under aheadMu
 }
 
 // newFetch returns a fetch of key, not started, not in the map.
 func (l *Layered) newFetch(key string) *fetch {
 	f := &fetch{key: key, stored: make(chan struct{})}
 	f.ctx, f.cancel = context.WithCancel(l.base)
+	f.stopAt.Store(-1)
 	f.s = newStream(streamHooks{
 		idle:        func() { l.abandon(f) },
 		fileFailed:  func(err error, ring bool) { l.spoolFailed(f, err, ring) },
@@ -127,22 +136,23 @@ func (l *Layered) join(key string) (f *fetch, shared, storing bool) {
 	return f, shared, false
 }
 
-// backgroundFill starts a fetch of key with no reader, when a slot is free and none runs.
-func (l *Layered) backgroundFill(key string) {
+// backgroundFill starts a fetch of key with no reader, when a slot is free and none runs, and
+// returns the key's fetch: the one it started, or the one running; nil when no slot was free.
+func (l *Layered) backgroundFill(key string) *fetch {
 	select {
 	case l.bg <- struct{}{}:
 	default:
-		return
+		return l.fetchOf(key)
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.fetches[key] != nil {
+	if f := l.fetches[key]; f != nil {
 		<-l.bg
-		return
+		return f
 	}
 	l.stats.backgroundFills.Add(1)
 	l.fills.Add(1)
-	l.startLocked(key, func() {
+	return l.startLocked(key, func() {
 		<-l.bg
 		l.fills.Done()
 	})
@@ -223,6 +233,7 @@ func (l *Layered) spoolFailed(f *fetch, err error, ring bool) {
 // just before an earlier fetch stored the object and left the map answers from the tier.
 func (l *Layered) run(f *fetch) {
 	defer f.cancel()
+	defer f.releaseAhead()
 	// fail ends f: out of the map before its readers learn of it, so that none retries into it.
 	fail := func(err error) error {
 		l.forget(f)
@@ -256,7 +267,7 @@ func (l *Layered) run(f *fetch) {
 	f.meta, f.from, f.startedAt = m, from, l.cfg.Clock()
 	f.s.start(m.Size, buf, file)
 
-	if err := l.copyBody(f, body, m); err != nil {
+	if err := l.copyBody(f, body, m, func() { body.Close() }); err != nil {
 		if f.spool != nil {
 			f.spool.Abort()
 		}
@@ -341,12 +352,14 @@ var (
 // copyBody streams the origin's body into f's stream and checks its length, and its MD5 where
 // the ETag is one and the store does not check the body itself against a checksum of the whole
 // object (origin.CheckedBody): the stream holds the last byte back until copyBody has returned
-// nil.
-func (l *Layered) copyBody(f *fetch, body io.Reader, m origin.Meta) error {
+// nil. When f has an ahead (ahead.go), copyBody stops reading body at its start and goes on with
+// its bytes (closing body with closeBody), which pass the same checks.
+func (l *Layered) copyBody(f *fetch, body io.Reader, m origin.Meta, closeBody func()) error {
 	var sum hash.Hash
 	wantSum, hasSum := origin.ETagMD5(m.ETag)
+	storeChecks := false
 	if c, ok := body.(origin.CheckedBody); ok && c.BodyChecked() {
-		hasSum = false // checked once, by the store: its last Read fails on a mismatch
+		hasSum, storeChecks = false, true // checked once, by the store: its last Read fails on a mismatch
 	}
 	if hasSum {
 		sum = md5.New()
@@ -358,18 +371,36 @@ func (l *Layered) copyBody(f *fetch, body io.Reader, m origin.Meta) error {
 	bufp := pool.Get().(*[]byte)
 	defer pool.Put(bufp)
 	buf := *bufp
+	src := body
+	var rest io.Writer // the store's check, going on over the ahead's bytes
+	var verify func() error
 	var total int64
 	for {
-		n, rerr := body.Read(buf)
+		p := buf
+		if stop := f.stopAt.Load(); stop >= 0 {
+			if total >= stop {
+				if rd, r, v, ok := continueFromAhead(f, body, total, storeChecks); ok {
+					defer rd.Close()
+					closeBody()
+					src, rest, verify = rd, r, v
+				}
+				continue
+			}
+			p = buf[:min(int64(len(buf)), stop-total)]
+		}
+		n, rerr := src.Read(p)
 		if n > 0 {
 			if total+int64(n) > m.Size {
 				return fmt.Errorf("%w: more than %d bytes", errShortBody, m.Size)
 			}
-			if err := f.s.write(f.ctx, buf[:n]); err != nil {
+			if err := f.s.write(f.ctx, p[:n]); err != nil {
 				return err
 			}
 			if sum != nil {
-				sum.Write(buf[:n])
+				sum.Write(p[:n])
+			}
+			if rest != nil {
+				rest.Write(p[:n])
 			}
 			total += int64(n)
 		}
@@ -386,7 +417,34 @@ func (l *Layered) copyBody(f *fetch, body io.Reader, m origin.Meta) error {
 	if sum != nil && hex.EncodeToString(sum.Sum(nil)) != wantSum {
 		return errChecksum
 	}
+	if verify != nil {
+		return verify()
+	}
 	return nil
+}
+
+// continueFromAhead is copyBody at its ahead's start, having written total bytes: it returns a
+// reader of the ahead's bytes to go on with, and when the store checks body itself
+// (storeChecks) that check spliced to go on over them (origin.SplicedCheck). It reports false
+// when the ahead is not the rest of this object, or the store's check cannot go on: copyBody
+// then reads body to its end. The length and the ETag's MD5 go on over the ahead's bytes as
+// they are.
+func continueFromAhead(f *fetch, body io.Reader, total int64, storeChecks bool) (rd *streamReader, rest io.Writer, verify func() error, ok bool) {
+	sp, canSplice := body.(origin.SplicedCheck)
+	if storeChecks && !canSplice {
+		f.declineAhead()
+		return nil, nil, nil, false
+	}
+	if rd, _ = f.takeAhead(total); rd == nil {
+		return nil, nil, nil, false
+	}
+	if storeChecks {
+		if rest, verify = sp.Splice(); rest == nil {
+			rd.Close()
+			return nil, nil, nil, false
+		}
+	}
+	return rd, rest, verify, true
 }
 
 // store commits the fetched object to the tiers, unless a purge came meanwhile or the guard

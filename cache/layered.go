@@ -105,6 +105,9 @@ type Layered struct {
 	// firstByte is the moving average of the time the origin takes to answer a GET, in
 	// nanoseconds (0: none yet); see reach.
 	firstByte atomic.Int64
+	// pace is the moving average of the origin's pace in bytes per second, over fetches of at
+	// least a MiB (0: none yet); see reachCapped.
+	pace atomic.Int64
 
 	mu      sync.Mutex
 	fetches map[string]*fetch // the fetch of each key that requests may join (see fetch.go)

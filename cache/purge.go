@@ -67,6 +67,10 @@ func (l *Layered) unstore(f *fetch, cut bool) {
 	if cut {
 		f.s.cut(errDropped, false)
 		f.cancel()
+		if a := f.aheadOf(); a != nil {
+			a.s.cut(errDropped, false)
+			a.cancel()
+		}
 	}
 	if f.s.complete() {
 		<-f.stored

@@ -12,18 +12,24 @@ import (
 	"github.com/fedicache/fedicache/origin"
 )
 
-// missRange answers a range further in than the object's start from the key's fetch when it
-// holds those bytes already or will reach them sooner than the origin would answer a request of
-// its own (see reach); else with a ranged request to the origin at once (a player seeking far
-// into a video does not wait for the bytes before it), then fetching the whole object in the
-// background.
+// missRange answers a range further in than the object's start from the key's fetches: from
+// the fetch of the whole object when it holds those bytes already or will reach them sooner than
+// the origin would answer a request of its own (see reach); else from the object's second fetch,
+// its ahead (ahead.go), which it starts at the range's first byte when the object has none: a
+// player seeking far into a video does not wait for the bytes before it, and the fetch of the
+// whole object stops where the ahead starts, so the origin sends each byte once. With a disk
+// tier, a range on an object nobody fetches starts the fetch of the whole object in the
+// background. A range that neither fetch will reach soon, or that finds no fetch and no free
+// background slot, is asked of the origin on its own.
 func (l *Layered) missRange(ctx context.Context, key string, r origin.Range) (io.ReadCloser, origin.Meta, origin.From, error) {
-	if f := l.fetchOf(key); f != nil && f.s.begun() {
-		if first, last, ok := r.Resolve(f.meta.Size); ok {
-			if body, ok := f.s.openAhead(first, last+1, l.reach(f)); ok {
-				l.stats.sharedWaiters.Add(1)
-				return body, f.meta, f.from, nil
-			}
+	f := l.fetchOf(key)
+	if f == nil && r.Start >= 0 && l.disk != nil && !l.disk.Stats().Disabled {
+		f = l.backgroundFill(key)
+	}
+	if f != nil {
+		body, m, from, ok, err := l.fromFetches(ctx, f, r)
+		if ok {
+			return body, m, from, err
 		}
 	}
 	body, m, from, err := l.askOrigin(ctx, key, &r)
@@ -31,6 +37,100 @@ func (l *Layered) missRange(ctx context.Context, key string, r origin.Range) (io
 		l.backgroundFill(key)
 	}
 	return body, m, from, err
+}
+
+// fromFetches answers r from f or its ahead, as missRange says; ok false leaves it to the
+// origin.
+func (l *Layered) fromFetches(ctx context.Context, f *fetch, r origin.Range) (body io.ReadCloser, m origin.Meta, from origin.From, ok bool, err error) {
+	if !f.s.begun() && r.Start >= 0 {
+		// Where the object ends is not known yet: a far range makes the object's ahead, or
+		// waits for the one that covers it.
+		if a := l.attachAhead(f, r.Start, aheadEnd(r, -1)); a != nil {
+			return l.readAhead(ctx, a, r, false)
+		}
+		if a := f.aheadOf(); a != nil && a.covers(r.Start, aheadEnd(r, 1<<62)) && a.s.joinLive() {
+			return l.readAhead(ctx, a, r, true)
+		}
+	}
+	if !f.s.begun() { // a suffix, or a range the ahead does not cover: wait for the fetch's headers
+		select {
+		case <-f.s.ready:
+		case <-ctx.Done():
+			return nil, origin.Meta{}, origin.From{}, true, ctx.Err()
+		}
+		if !f.s.begun() {
+			return nil, origin.Meta{}, origin.From{}, false, nil
+		}
+	}
+	size := f.meta.Size
+	first, last, inBody := r.Resolve(size)
+	if !inBody {
+		return nil, origin.Meta{}, origin.From{}, false, nil
+	}
+	end := last + 1
+	if rd, ok := f.s.openAhead(first, end, l.reach(f.startedAt, l.firstByteWait())); ok {
+		l.stats.sharedWaiters.Add(1)
+		return rd, f.meta, f.from, true, nil
+	}
+	a := f.aheadOf()
+	if a == nil {
+		if a = l.attachAhead(f, first, aheadEnd(origin.Range{Start: first, End: last}, size)); a == nil {
+			return nil, origin.Meta{}, origin.From{}, false, nil
+		}
+		return l.readAhead(ctx, a, r, false)
+	}
+	// The object has its two fetches: the range waits for the one that gets to it, when soon.
+	if !a.covers(first, end) {
+		if rd, ok := f.s.openAhead(first, end, l.reachCapped(f.startedAt)); ok {
+			l.stats.sharedWaiters.Add(1)
+			return rd, f.meta, f.from, true, nil
+		}
+		return nil, origin.Meta{}, origin.From{}, false, nil
+	}
+	if !a.s.begun() {
+		if !a.s.joinLive() {
+			return nil, origin.Meta{}, origin.From{}, false, nil
+		}
+		return l.readAhead(ctx, a, r, true)
+	}
+	if rd, ok := a.s.openAhead(first-a.start, end-a.start, l.reachCapped(a.startedAt)); ok {
+		l.stats.sharedWaiters.Add(1)
+		return rd, a.meta, a.from, true, nil
+	}
+	return nil, origin.Meta{}, origin.From{}, false, nil
+}
+
+// aheadEnd is the end of the ahead a range r makes on an object of size bytes (-1: not known
+// yet): -1, an open ahead, when r runs to the object's end; else r's end.
+func aheadEnd(r origin.Range, size int64) int64 {
+	if r.End < 0 || size >= 0 && r.End >= size-1 {
+		return -1
+	}
+	return r.End + 1
+}
+
+// readAhead answers r from a, for a caller counted as one of a's readers; ok false (a failed
+// before its headers in a way the origin answers better, e.g. a range past the end) leaves it
+// to the origin.
+func (l *Layered) readAhead(ctx context.Context, a *ahead, r origin.Range, shared bool) (body io.ReadCloser, m origin.Meta, from origin.From, ok bool, err error) {
+	rd, err := a.s.open(ctx, shared, func(size int64) (int64, int64, bool) {
+		first, last, ok := r.Resolve(a.meta.Size)
+		if !ok || first < a.start || last+1 > a.start+size {
+			return 0, 0, false
+		}
+		return first - a.start, last + 1 - a.start, true
+	})
+	switch {
+	case errors.Is(err, errNoSpool), errors.Is(err, errNotInBody), errors.Is(err, origin.ErrRangeNotSatisfiable),
+		errors.Is(err, errAbandoned):
+		return nil, origin.Meta{}, origin.From{}, false, nil
+	case err != nil:
+		return nil, origin.Meta{}, origin.From{}, true, err
+	}
+	if shared {
+		l.stats.sharedWaiters.Add(1)
+	}
+	return rd, a.meta, a.from, true, nil
 }
 
 // askOrigin is one request to the origin on a request's behalf, outside any fetch.
@@ -75,14 +175,18 @@ func (l *Layered) answered(asked time.Time) {
 	}
 }
 
-// reach returns how many bytes past what f has written its fetch will have written by the time
-// the origin would answer a request of our own (the measured first-byte time, at most
-// rangeWaitMax), at the fetch's pace so far: a range starting within them waits for the fetch,
-// whose bytes the bucket sends once and which gives them no later than a request of its own
-// would; a range further ahead is asked of the origin at once.
-func (l *Layered) reach(f *fetch) func(written int64) int64 {
-	elapsed := l.cfg.Clock().Sub(f.startedAt)
-	wait := min(time.Duration(l.firstByte.Load()), rangeWaitMax)
+// firstByteWait is how long the origin takes to answer a request (its first byte, measured),
+// at most rangeWaitMax.
+func (l *Layered) firstByteWait() time.Duration {
+	return min(time.Duration(l.firstByte.Load()), rangeWaitMax)
+}
+
+// reach returns how many bytes past what a fetch begun at startedAt has written it will have
+// written within wait (the origin's first-byte time: see firstByteWait), at the fetch's pace so
+// far: a range starting within them waits for the fetch, whose bytes the bucket sends once and
+// which gives them no later than a request of its own would; a range further ahead is not.
+func (l *Layered) reach(startedAt time.Time, wait time.Duration) func(written int64) int64 {
+	elapsed := l.cfg.Clock().Sub(startedAt)
 	return func(written int64) int64 {
 		if elapsed <= 0 {
 			return rangeReachMin

@@ -12,14 +12,17 @@ import (
 	"github.com/fedicache/fedicache/origin/origintest"
 )
 
-// TestSeekAndPlay: a cold 60 MB video behind a bucket across a network (a first byte in 20 ms,
-// 150 MB/s), four viewers seeking (the first MiB, a MiB in the middle, the last MiB, the first
-// 8 MiB), then two players through it. The bucket sends the video about once: one fetch of the
-// whole object, plus the MiB of each seek it was still far from, each answered at once rather
-// than after the bytes before it. Every answer has the object's bytes.
+// TestSeekAndPlay: a cold 12 MB video behind a bucket across a network (a first byte in 20 ms,
+// 100 MB/s), four viewers seeking (the first MiB, a MiB in the middle, the last MiB, the first
+// 8 MiB), then two players through it. The bucket sends the video once and the middle MiB twice,
+// in two GETs: the fetch from the start, and the middle seek's own (the video's ahead); the
+// middle seek is answered without waiting for the bytes before it, the last MiB by the fetch,
+// which gets there well within a second (or, when the last MiB came first and made the ahead,
+// the other way round). Every answer has the object's bytes, and the disk tier has the whole
+// video.
 func TestSeekAndPlay(t *testing.T) {
 	if testing.Short() {
-		t.Skip("streams 60 MB at a paced bucket")
+		t.Skip("streams a 12 MB video at a paced bucket")
 	}
 	for _, together := range []bool{true, false} {
 		t.Run(map[bool]string{true: "viewers together", false: "viewers one by one"}[together], func(t *testing.T) {
@@ -31,10 +34,10 @@ func TestSeekAndPlay(t *testing.T) {
 func seekAndPlay(t *testing.T, together bool) {
 	h := newHarness(t, harnessOpts{noMemory: true, realClock: true})
 	t.Cleanup(h.l.Close)
-	const size, mib = 60_000_000, 1 << 20
+	const size, mib = 12_000_000, 1 << 20
 	key := "media_attachments/files/000/000/060/original/video.mp4"
 	h.bucket.PutGenerated(key, size)
-	h.bucket.Pace(150e6, 20*time.Millisecond)
+	h.bucket.Pace(100e6, 20*time.Millisecond)
 	ctx := context.Background()
 
 	// read GETs r of the video, checks its bytes and returns how many the bucket had sent when
@@ -104,16 +107,19 @@ func seekAndPlay(t *testing.T, together bool) {
 	gets, sent := h.bucket.Gets(key), h.bucket.Sent()
 	t.Logf("%d bucket GETs, %.3fx the object's bytes; the far seeks' first bytes came when the bucket had sent %.1f and %.1f MB",
 		gets, float64(sent)/size, float64(seeks[1])/1e6, float64(seeks[2])/1e6)
-	if gets > 3 {
-		t.Errorf("%d bucket GETs, want at most 3: the fetch and one per far seek", gets)
+	if gets > 2 {
+		t.Errorf("%d bucket GETs, want at most 2: the fetch and the rest from the middle seek on", gets)
 	}
-	if float64(sent) > 1.05*size {
-		t.Errorf("the bucket sent %.3fx the object's bytes, want at most 1.05x", float64(sent)/size)
+	// The middle seek's MiB is sent twice (its ahead is bounded, the fetch reads past it); a
+	// fetch that stops where an ahead starts may leave a little under way.
+	if sent > size+mib+mib/8 {
+		t.Errorf("the bucket sent %.3fx the object's bytes, want at most the object and one MiB", float64(sent)/size)
 	}
-	for i, at := range seeks[1:3] {
-		if at >= size {
-			t.Errorf("far seek %d: its first byte came once the bucket had sent %d bytes, the whole video: it waited for the fetch", i+1, at)
-		}
+	if at := seeks[1]; at >= size/2 {
+		t.Errorf("middle seek: its first byte came once the bucket had sent %d bytes: it waited for the fetch to get there", at)
+	}
+	if st := h.l.Stats(); st.AheadFills != 1 {
+		t.Errorf("%d ahead fills, want 1", st.AheadFills)
 	}
 	if st := h.l.Stats(); st.Disk == nil || st.Disk.Entries != 1 {
 		t.Errorf("the video is not in the disk tier: %+v", st.Disk)

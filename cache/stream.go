@@ -103,6 +103,18 @@ func (s *stream) join() {
 	s.mu.Unlock()
 }
 
+// joinLive is join for a stream that may have ended: it counts a reader and reports true only
+// while the stream can still serve one (not cut, not failed, its file not closed).
+func (s *stream) joinLive() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cutErr != nil || s.closed || s.done && s.err != nil {
+		return false
+	}
+	s.readers++
+	return true
+}
+
 // joined returns how many readers are counted by join and not gone.
 func (s *stream) joined() int {
 	s.mu.Lock()
@@ -180,6 +192,13 @@ func (s *stream) newReaderLocked(off, end int64, shared bool) *streamReader {
 	r := &streamReader{s: s, off: off, end: end, shared: shared}
 	s.active[r] = struct{}{}
 	return r
+}
+
+// progress returns how many bytes of the body the writer has written.
+func (s *stream) progress() int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.written
 }
 
 // complete reports whether the writer has finished and the body passed its checks.

@@ -72,3 +72,13 @@ func Hidden(mode fs.FileMode) bool { return mode.Perm()&0o004 == 0 }
 type CheckedBody interface {
 	BodyChecked() bool
 }
+
+// SplicedCheck is an optional ability of a checked body (CheckedBody): its check can go on over
+// bytes read from elsewhere, which stand in for the rest of the body (the same object's bytes
+// from a ranged request of its own), once the caller stops reading it. Splice returns a writer
+// that takes those bytes, in order, and a verify func that reports nil only when the bytes read
+// and the bytes written make up the whole body and match its checksum; or nil, nil when the body
+// is not checked. After Splice the body is only closed, never read again.
+type SplicedCheck interface {
+	Splice() (rest io.Writer, verify func() error)
+}

@@ -54,12 +54,18 @@ func (b *FakeBucket) FailKey(key string, status int) {
 	b.mu.Unlock()
 }
 
-// GateBody holds the body of key's next GETs after n bytes until the returned Gate opens.
+// GateBody holds the body of key's next GETs after n bytes until the returned Gate opens. A
+// negative n lets the next GETs through (those held stay held until their Gate opens) and
+// returns nil.
 func (b *FakeBucket) GateBody(key string, n int64) *Gate {
-	g := &Gate{Bytes: n, open: make(chan struct{}), Passed: make(chan struct{})}
 	b.mu.Lock()
+	defer b.mu.Unlock()
+	if n < 0 {
+		delete(b.gates, key)
+		return nil
+	}
+	g := &Gate{Bytes: n, open: make(chan struct{}), Passed: make(chan struct{})}
 	b.gates[key] = g
-	b.mu.Unlock()
 	return g
 }
 

@@ -142,14 +142,36 @@ func (v *verifiedBody) Read(p []byte) (int, error) {
 	if err != io.EOF {
 		return n, err
 	}
-	if v.read != v.size {
-		return n, fmt.Errorf("s3: get %q: %d of %d bytes: %w", v.key, v.read, v.size, io.ErrUnexpectedEOF)
-	}
-	if got := v.hash.Sum(nil); !bytes.Equal(got, v.want) {
-		return n, fmt.Errorf("s3: get %q: %w (%s: got %s, want %s)", v.key, ErrChecksumMismatch,
-			v.algorithm, base64.StdEncoding.EncodeToString(got), base64.StdEncoding.EncodeToString(v.want))
+	if err := v.verify(); err != nil {
+		return n, err
 	}
 	return n, io.EOF
+}
+
+// verify reports whether the bytes counted are the whole body and match the checksum.
+func (v *verifiedBody) verify() error {
+	if v.read != v.size {
+		return fmt.Errorf("s3: get %q: %d of %d bytes: %w", v.key, v.read, v.size, io.ErrUnexpectedEOF)
+	}
+	if got := v.hash.Sum(nil); !bytes.Equal(got, v.want) {
+		return fmt.Errorf("s3: get %q: %w (%s: got %s, want %s)", v.key, ErrChecksumMismatch,
+			v.algorithm, base64.StdEncoding.EncodeToString(got), base64.StdEncoding.EncodeToString(v.want))
+	}
+	return nil
+}
+
+// splice goes on with the check over bytes written to rest instead of read (see
+// origin.SplicedCheck).
+func (v *verifiedBody) splice() (rest io.Writer, verify func() error) {
+	return splicedRest{v}, v.verify
+}
+
+// splicedRest counts and hashes the bytes that stand in for the rest of a verifiedBody.
+type splicedRest struct{ v *verifiedBody }
+
+func (r splicedRest) Write(p []byte) (int, error) {
+	r.v.read += int64(len(p))
+	return r.v.hash.Write(p)
 }
 
 // Close implements io.Closer.

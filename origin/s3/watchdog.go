@@ -59,6 +59,14 @@ type watchedBody struct {
 // BodyChecked implements origin.CheckedBody.
 func (b *watchedBody) BodyChecked() bool { return b.checked }
 
+// Splice implements origin.SplicedCheck.
+func (b *watchedBody) Splice() (io.Writer, func() error) {
+	if v, ok := b.body.(*verifiedBody); ok && b.checked {
+		return v.splice()
+	}
+	return nil, nil
+}
+
 // Read implements io.Reader. A read that stalls longer than the timeout fails with an error
 // that is a context.DeadlineExceeded.
 func (b *watchedBody) Read(p []byte) (int, error) {

@@ -1,0 +1,266 @@
+package cache
+
+// An object's second fetch, for a range far ahead of its first: to the object's end when the
+// range goes there, the first fetch then going on from its bytes instead of asking the origin
+// for them again. The rest of the range logic is in ranges.go.
+//
+// Lock order: Layered.mu, then fetch.aheadMu, then stream.mu (of the fetch's stream or the
+// ahead's). The stream hooks run without stream.mu; the ahead's fileFailed hook takes aheadMu.
+
+import (
+	"context"
+	"errors"
+	"io"
+	"time"
+
+	"github.com/fedicache/fedicache/origin"
+)
+
+// ahead is the second, and last, fetch of an object whose fetch is under way: a ranged request
+// begun for a range far ahead of what the fetch has (a player's seek into the middle or the end
+// of a video), for the range's bytes. Its readers are that range and the later ones it covers.
+//
+// A range that runs to the object's end (a player's "bytes=N-") makes an open ahead, to the
+// end: the fetch reads it too once it gets to start, where it stops reading its own answer and
+// goes on with the ahead's bytes, checked as its own (see fetch.takeAhead), so the origin sends
+// every byte once however the seeks fall, but for what was under way on the fetch's connection
+// when it stopped. A bounded range makes a bounded ahead, of its bytes only, which the fetch
+// reads past: the origin sends those bytes twice, and nothing else (a connection left part way
+// may have had more than that under way). Either way its body is spooled in a temporary file
+// of its own until its last reader leaves.
+type ahead struct {
+	start, end int64 // the object's bytes [start, end); end is -1 for an open ahead
+	open       bool  // to the object's end: the fetch goes on from it
+	s          *stream
+	ctx        context.Context
+	cancel     context.CancelFunc
+
+	// Set before s starts, read-only afterwards.
+	meta      origin.Meta // the object's: Size is the whole object's
+	from      origin.From
+	startedAt time.Time
+}
+
+// covers reports whether a, once started, holds bytes [first, end) of the object.
+func (a *ahead) covers(first, end int64) bool {
+	return first >= a.start && (a.open || end <= a.end)
+}
+
+// At most one ahead runs per fetch; while it does, a range neither fetch will reach within
+// rangeWaitCapped (at its pace so far) is asked of the origin on its own, not kept.
+const rangeWaitCapped = time.Second
+
+// paceMinElapsed is how long a fetch must have run for its pace to be read from its progress;
+// before that the origin's recent pace stands in for it.
+const paceMinElapsed = 50 * time.Millisecond
+
+// attachAhead starts the ahead of f for bytes [start, end) (end -1: to the object's end, an
+// open ahead), for a caller it counts as one of its readers, unless f has one already, has
+// ended, or has written up to start itself.
+func (l *Layered) attachAhead(f *fetch, start, end int64) *ahead {
+	a := &ahead{start: start, end: end, open: end < 0}
+	a.ctx, a.cancel = context.WithCancel(l.base)
+	a.s = newStream(streamHooks{
+		idle: func() {
+			if a.s.cut(errAbandoned, true) {
+				a.cancel()
+			}
+		},
+		// Its spool failed (a full disk): its bytes go on through its ring, which cannot wait
+		// for f, far behind, to get to them, so f reads its own answer to the end instead.
+		fileFailed:  func(error, bool) { f.declineAhead() },
+		sharedBytes: &l.stats.sharedBytes,
+	})
+	f.aheadMu.Lock()
+	if f.next != nil || f.ended || f.purged.Load() || f.s.progress() >= start {
+		f.aheadMu.Unlock()
+		a.cancel()
+		return nil
+	}
+	f.next = a
+	if a.open {
+		a.s.join() // f's own, given back by takeAhead or releaseAhead
+		f.stopAt.Store(start)
+	} else {
+		f.claimed = true // f reads its own answer past a bounded ahead
+	}
+	f.aheadMu.Unlock()
+	a.s.join() // the caller's
+	l.stats.aheadFills.Add(1)
+	l.runs.Add(1)
+	l.workers.run(func() {
+		defer l.runs.Done()
+		l.runAhead(f.key, a)
+	})
+	return a
+}
+
+// aheadOf returns f's ahead, or nil.
+func (f *fetch) aheadOf() *ahead {
+	f.aheadMu.Lock()
+	defer f.aheadMu.Unlock()
+	return f.next
+}
+
+// releaseAhead ends f's part in its ahead, when f ends: the ahead no longer gets a reader from
+// f once it has ended, and what f has not taken it gives back.
+func (f *fetch) releaseAhead() {
+	f.aheadMu.Lock()
+	f.ended = true
+	a, claimed := f.next, f.claimed
+	f.claimed = true
+	f.aheadMu.Unlock()
+	if a != nil && !claimed {
+		a.s.leave()
+	}
+}
+
+// declineAhead is f's writer reaching its ahead's start and reading its own answer on: it gives
+// its count of the ahead's readers back.
+func (f *fetch) declineAhead() {
+	f.stopAt.Store(-1)
+	f.aheadMu.Lock()
+	a := f.next
+	give := a != nil && !f.claimed
+	f.claimed = true
+	f.aheadMu.Unlock()
+	if give {
+		a.s.leave()
+	}
+}
+
+// takeAhead is f's writer reaching its ahead's start, having written written bytes: it returns
+// a reader of the ahead's bytes when they are the rest of the same object (the same ETag, size
+// and store), for f to go on with; else nil, and f reads its own answer to the end.
+func (f *fetch) takeAhead(written int64) (*streamReader, *ahead) {
+	f.stopAt.Store(-1)
+	f.aheadMu.Lock()
+	a := f.next
+	take := a != nil && !f.claimed
+	f.claimed = true
+	f.aheadMu.Unlock()
+	if !take {
+		return nil, nil
+	}
+	if a.start != written {
+		a.s.leave()
+		return nil, nil
+	}
+	rd, err := a.s.open(f.ctx, false, nil) // takes f's count; waits for the ahead's headers
+	if err != nil {
+		return nil, nil
+	}
+	if a.meta.ETag == "" || a.meta.ETag != f.meta.ETag || a.meta.Size != f.meta.Size || a.from.Source != f.from.Source {
+		rd.Close()
+		return nil, nil
+	}
+	return rd, a
+}
+
+// runAhead fetches a's bytes of key into a's stream.
+func (l *Layered) runAhead(key string, a *ahead) {
+	defer a.cancel()
+	l.stats.originGets.Add(1)
+	asked := l.cfg.Clock()
+	r := origin.Range{Start: a.start, End: -1}
+	if !a.open {
+		r.End = a.end - 1
+	}
+	body, m, from, err := l.origin.GetFrom(a.ctx, key, &r)
+	if err != nil {
+		if errors.Is(err, origin.ErrNotFound) {
+			l.neg.add(key)
+		}
+		a.s.finish(err)
+		return
+	}
+	l.answered(asked)
+	defer body.Close()
+	file, err := newTempFile(l.cfg.SpoolDir)
+	if err != nil {
+		l.log.Warn("cache: no spool for the rest of an object; its seeks go to the origin one by one", "key", key, "err", err)
+		a.s.finish(errNoSpool)
+		return
+	}
+	end := m.Size
+	if !a.open {
+		end = min(a.end, m.Size)
+	}
+	a.meta, a.from, a.startedAt = m, from, l.cfg.Clock()
+	size := end - a.start
+	a.s.start(size, nil, file)
+	err = copyStream(a.ctx, a.s, body, size)
+	if err = a.s.finish(err); err == nil {
+		l.paced(size, l.cfg.Clock().Sub(a.startedAt))
+	} else if !errors.Is(err, errAbandoned) && !errors.Is(err, errDropped) {
+		l.stats.fillErrors.Add(1)
+		l.log.Warn("cache: fetching the rest of an object failed", "key", key, "from", a.start, "err", err)
+	}
+}
+
+// copyStream copies body, size bytes long, into s. It fails when body has more or fewer bytes.
+func copyStream(ctx context.Context, s *stream, body io.Reader, size int64) error {
+	bufp := copyBufs.Get().(*[]byte)
+	defer copyBufs.Put(bufp)
+	buf := *bufp
+	var total int64
+	for {
+		n, rerr := body.Read(buf)
+		if n > 0 {
+			if total+int64(n) > size {
+				return errShortBody
+			}
+			if err := s.write(ctx, buf[:n]); err != nil {
+				return err
+			}
+			total += int64(n)
+		}
+		if errors.Is(rerr, io.EOF) {
+			break
+		}
+		if rerr != nil {
+			return rerr
+		}
+	}
+	if total != size {
+		return errShortBody
+	}
+	return nil
+}
+
+// paced records the pace of a fetch that took took for n bytes, for reachCapped: a moving
+// average (1/4 of each new sample) of fetches of at least a MiB.
+func (l *Layered) paced(n int64, took time.Duration) {
+	if n < 1<<20 || took <= 0 {
+		return
+	}
+	rate := int64(float64(n) / took.Seconds())
+	for {
+		old := l.pace.Load()
+		avg := rate
+		if old > 0 {
+			avg = old + (rate-old)/4
+		}
+		if l.pace.CompareAndSwap(old, max(avg, 1)) {
+			return
+		}
+	}
+}
+
+// reachCapped is reach for an object that has its two fetches: how far past what a fetch begun
+// at startedAt has written it gets within rangeWaitCapped, at its pace so far, or, before it
+// can be measured, at the origin's recent pace; when neither is known, anywhere.
+func (l *Layered) reachCapped(startedAt time.Time) func(written int64) int64 {
+	elapsed := l.cfg.Clock().Sub(startedAt)
+	prior := float64(l.pace.Load())
+	return func(written int64) int64 {
+		rate := prior
+		if elapsed >= paceMinElapsed && written > 0 {
+			rate = float64(written) / elapsed.Seconds()
+		}
+		if rate <= 0 {
+			return 1 << 60
+		}
+		return max(rangeReachMin, int64(rate*rangeWaitCapped.Seconds()))
+	}
+}
