@@ -47,8 +47,9 @@ func (a *ahead) covers(first, end int64) bool {
 }
 
 // At most one ahead runs per fetch; while it does, a range neither fetch will reach within
-// rangeWaitCapped (at its pace so far) is asked of the origin on its own, not kept.
-const rangeWaitCapped = time.Second
+// rangeWaitCapped (at its pace so far) is asked of the origin on its own, not kept: a player's
+// seek waits at most that long for bytes the origin is sending anyway.
+const rangeWaitCapped = 500 * time.Millisecond
 
 // paceMinElapsed is how long a fetch must have run for its pace to be read from its progress;
 // before that the origin's recent pace stands in for it.
@@ -107,24 +108,27 @@ func (f *fetch) aheadOf() *ahead {
 func (f *fetch) releaseAhead() {
 	f.aheadMu.Lock()
 	f.ended = true
-	a, claimed := f.next, f.claimed
-	f.claimed = true
 	f.aheadMu.Unlock()
-	if a != nil && !claimed {
-		a.s.leave()
+	f.declineAhead()
+}
+
+// claimAhead returns f's ahead when f still holds its count of the ahead's readers, which the
+// caller then uses or gives back; f stops nowhere from now on.
+func (f *fetch) claimAhead() *ahead {
+	f.stopAt.Store(-1)
+	f.aheadMu.Lock()
+	defer f.aheadMu.Unlock()
+	if f.next == nil || f.claimed {
+		return nil
 	}
+	f.claimed = true
+	return f.next
 }
 
 // declineAhead is f's writer reaching its ahead's start and reading its own answer on: it gives
 // its count of the ahead's readers back.
 func (f *fetch) declineAhead() {
-	f.stopAt.Store(-1)
-	f.aheadMu.Lock()
-	a := f.next
-	give := a != nil && !f.claimed
-	f.claimed = true
-	f.aheadMu.Unlock()
-	if give {
+	if a := f.claimAhead(); a != nil {
 		a.s.leave()
 	}
 }
@@ -132,29 +136,24 @@ func (f *fetch) declineAhead() {
 // takeAhead is f's writer reaching its ahead's start, having written written bytes: it returns
 // a reader of the ahead's bytes when they are the rest of the same object (the same ETag, size
 // and store), for f to go on with; else nil, and f reads its own answer to the end.
-func (f *fetch) takeAhead(written int64) (*streamReader, *ahead) {
-	f.stopAt.Store(-1)
-	f.aheadMu.Lock()
-	a := f.next
-	take := a != nil && !f.claimed
-	f.claimed = true
-	f.aheadMu.Unlock()
-	if !take {
-		return nil, nil
+func (f *fetch) takeAhead(written int64) *streamReader {
+	a := f.claimAhead()
+	if a == nil {
+		return nil
 	}
 	if a.start != written {
 		a.s.leave()
-		return nil, nil
+		return nil
 	}
 	rd, err := a.s.open(f.ctx, false, nil) // takes f's count; waits for the ahead's headers
 	if err != nil {
-		return nil, nil
+		return nil
 	}
 	if a.meta.ETag == "" || a.meta.ETag != f.meta.ETag || a.meta.Size != f.meta.Size || a.from.Source != f.from.Source {
 		rd.Close()
-		return nil, nil
+		return nil
 	}
-	return rd, a
+	return rd
 }
 
 // runAhead fetches a's bytes of key into a's stream.
@@ -234,17 +233,7 @@ func (l *Layered) paced(n int64, took time.Duration) {
 	if n < 1<<20 || took <= 0 {
 		return
 	}
-	rate := int64(float64(n) / took.Seconds())
-	for {
-		old := l.pace.Load()
-		avg := rate
-		if old > 0 {
-			avg = old + (rate-old)/4
-		}
-		if l.pace.CompareAndSwap(old, max(avg, 1)) {
-			return
-		}
-	}
+	movingAverage(&l.pace, int64(float64(n)/took.Seconds()), 4)
 }
 
 // reachCapped is reach for an object that has its two fetches: how far past what a fetch begun

@@ -99,16 +99,7 @@ func TestAheadChecksTheWholeObject(t *testing.T) {
 					t.Fatalf("an altered object was stored: %+v", st.Disk)
 				}
 				h.bucket.CorruptBody(key, -1)
-				h.bucket.Pace(0, 0)
-				body, _, err := h.l.Get(context.Background(), key, nil)
-				if err != nil {
-					t.Fatal(err)
-				}
-				again, err := io.ReadAll(body)
-				body.Close()
-				if err != nil || !bytes.Equal(again, data) {
-					t.Fatalf("after the failed fetch: %d bytes, %v", len(again), err)
-				}
+				wantWholeNext(t, h, key, data)
 				return
 			}
 			if err != nil || !bytes.Equal(append([]byte{data[0]}, rest...), data) {
@@ -205,6 +196,12 @@ func TestAheadCutFailsTheFetch(t *testing.T) {
 		t.Fatalf("a cut object was stored: %+v", st.Disk)
 	}
 	h.bucket.CutBody(key, -1)
+	wantWholeNext(t, h, key, data)
+}
+
+// wantWholeNext checks that, after a failed fetch of key, the next request gets its bytes.
+func wantWholeNext(t *testing.T, h *harness, key string, data []byte) {
+	t.Helper()
 	h.bucket.Pace(0, 0)
 	body, _, err := h.l.Get(context.Background(), key, nil)
 	if err != nil {
@@ -213,7 +210,7 @@ func TestAheadCutFailsTheFetch(t *testing.T) {
 	again, err := io.ReadAll(body)
 	body.Close()
 	if err != nil || !bytes.Equal(again, data) {
-		t.Fatalf("after the cut: %d bytes, %v", len(again), err)
+		t.Fatalf("after the failed fetch: %d bytes, %v", len(again), err)
 	}
 }
 
@@ -248,7 +245,7 @@ func TestAheadDroppedWithTheObject(t *testing.T) {
 }
 
 // TestAheadCapAsksTheOriginForTheRest: with its two fetches under way on a slow bucket, a seek
-// that neither gets to within a second (the video's last MiB, far past the ahead of a player's
+// that neither gets to within half a second (the video's last MiB, far past the ahead of a player's
 // seek into its first quarter) is asked of the bucket on its own, not waited for; a seek the
 // ahead reaches soon waits for it.
 func TestAheadCapAsksTheOriginForTheRest(t *testing.T) {

@@ -435,7 +435,7 @@ func continueFromAhead(f *fetch, body io.Reader, total int64, storeChecks bool) 
 		f.declineAhead()
 		return nil, nil, nil, false
 	}
-	if rd, _ = f.takeAhead(total); rd == nil {
+	if rd = f.takeAhead(total); rd == nil {
 		return nil, nil, nil, false
 	}
 	if storeChecks {

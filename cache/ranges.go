@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"sync/atomic"
 	"time"
 
 	"github.com/fedicache/fedicache/origin"
@@ -159,17 +160,21 @@ const (
 // answered records how long the origin took to answer a request asked at asked: its headers,
 // hence its first byte. It keeps a moving average (1/8 of each new sample).
 func (l *Layered) answered(asked time.Time) {
-	took := int64(l.cfg.Clock().Sub(asked))
-	if took < 0 {
-		return
+	if took := int64(l.cfg.Clock().Sub(asked)); took >= 0 {
+		movingAverage(&l.firstByte, took, 8)
 	}
+}
+
+// movingAverage moves avg by 1/weight of the way to sample (to sample itself when avg is 0,
+// none yet), never below 1.
+func movingAverage(avg *atomic.Int64, sample, weight int64) {
 	for {
-		old := l.firstByte.Load()
-		avg := took
+		old := avg.Load()
+		next := sample
 		if old > 0 {
-			avg = old + (took-old)/8
+			next = old + (sample-old)/weight
 		}
-		if l.firstByte.CompareAndSwap(old, max(avg, 1)) {
+		if avg.CompareAndSwap(old, max(next, 1)) {
 			return
 		}
 	}

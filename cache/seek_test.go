@@ -17,7 +17,7 @@ import (
 // 8 MiB), then two players through it. The bucket sends the video once and the middle MiB twice,
 // in two GETs: the fetch from the start, and the middle seek's own (the video's ahead); the
 // middle seek is answered without waiting for the bytes before it, the last MiB by the fetch,
-// which gets there well within a second (or, when the last MiB came first and made the ahead,
+// which gets there well within half a second (or, when the last MiB came first and made the ahead,
 // the other way round). Every answer has the object's bytes, and the disk tier has the whole
 // video.
 func TestSeekAndPlay(t *testing.T) {
