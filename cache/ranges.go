@@ -16,11 +16,11 @@ import (
 // missRange answers a range further in than the object's start from the key's fetches: from
 // the fetch of the whole object when it holds those bytes already or will reach them sooner than
 // the origin would answer a request of its own (see reach); else from the object's second fetch,
-// its ahead (ahead.go), which it starts at the range's first byte when the object has none: a
-// player seeking far into a video does not wait for the bytes before it, and the fetch of the
-// whole object stops where the ahead starts, so the origin sends each byte once. With a disk
-// tier, a range on an object nobody fetches starts the fetch of the whole object in the
-// background. A range that neither fetch will reach soon, or that finds no fetch and no free
+// its ahead (ahead.go), which it starts for the range when the object has none: a player seeking
+// far into a video does not wait for the bytes before it, and for a range to the object's end
+// the fetch of the whole object stops where the ahead starts, so the origin sends each byte once.
+// With a disk tier, a range on an object nobody fetches starts the fetch of the whole object in
+// the background. A range that neither fetch will reach soon, or that finds no fetch and no free
 // background slot, is asked of the origin on its own.
 func (l *Layered) missRange(ctx context.Context, key string, r origin.Range) (io.ReadCloser, origin.Meta, origin.From, error) {
 	f := l.fetchOf(key)
@@ -49,7 +49,11 @@ func (l *Layered) fromFetches(ctx context.Context, f *fetch, r origin.Range) (bo
 		if a := l.attachAhead(f, r.Start, aheadEnd(r, -1)); a != nil {
 			return l.readAhead(ctx, a, r, false)
 		}
-		if a := f.aheadOf(); a != nil && a.covers(r.Start, aheadEnd(r, 1<<62)) && a.s.joinLive() {
+		end := r.End + 1
+		if r.End < 0 {
+			end = 1 << 62 // to the end, wherever it is
+		}
+		if a := f.aheadOf(); a != nil && a.covers(r.Start, end) && a.s.joinLive() {
 			return l.readAhead(ctx, a, r, true)
 		}
 	}
