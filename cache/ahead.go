@@ -46,11 +46,6 @@ func (a *ahead) covers(first, end int64) bool {
 	return first >= a.start && (a.open || end <= a.end)
 }
 
-// At most one ahead runs per fetch; while it does, a range neither fetch will reach within
-// rangeWaitCapped (at its pace so far) is asked of the origin on its own, not kept: a player's
-// seek waits at most that long for bytes the origin is sending anyway.
-const rangeWaitCapped = 500 * time.Millisecond
-
 // paceMinElapsed is how long a fetch must have run for its pace to be read from its progress;
 // before that the origin's recent pace stands in for it.
 const paceMinElapsed = 50 * time.Millisecond
@@ -237,8 +232,10 @@ func (l *Layered) paced(n int64, took time.Duration) {
 }
 
 // reachCapped is reach for an object that has its two fetches: how far past what a fetch begun
-// at startedAt has written it gets within rangeWaitCapped, at its pace so far, or, before it
-// can be measured, at the origin's recent pace; when neither is known, anywhere.
+// at startedAt has written it gets within Config.SeekWait, at its pace so far, or, before it can
+// be measured, at the origin's recent pace; when neither is known, anywhere. At most one ahead
+// runs per fetch, so a range beyond is asked of the origin on its own, not kept: a player's seek
+// waits at most SeekWait for bytes the origin is sending anyway.
 func (l *Layered) reachCapped(startedAt time.Time) func(written int64) int64 {
 	elapsed := l.cfg.Clock().Sub(startedAt)
 	prior := float64(l.pace.Load())
@@ -250,6 +247,6 @@ func (l *Layered) reachCapped(startedAt time.Time) func(written int64) int64 {
 		if rate <= 0 {
 			return 1 << 60
 		}
-		return max(rangeReachMin, int64(rate*rangeWaitCapped.Seconds()))
+		return max(rangeReachMin, int64(rate*l.cfg.SeekWait.Seconds()))
 	}
 }

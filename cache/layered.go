@@ -26,6 +26,7 @@ const (
 	DefaultStaleIfError    = 168 * time.Hour
 	DefaultNegativeTTL     = 30 * time.Second
 	DefaultBackgroundFills = 4
+	DefaultSeekWait        = 500 * time.Millisecond
 )
 
 // Config tunes Layered. The zero value works.
@@ -43,6 +44,10 @@ type Config struct {
 	// BackgroundFills bounds the whole-object fetches started after a range request on an
 	// uncached object. Zero means 4.
 	BackgroundFills int
+	// SeekWait is the longest a range far into an object waits for one of the object's two
+	// fetches to get to it (at its pace so far) rather than ask the origin on its own (see
+	// ahead.go). Zero means 500ms.
+	SeekWait time.Duration
 	// SpoolDir holds the temporary files through which large objects stream to several
 	// clients when there is no disk tier. Zero means os.TempDir().
 	SpoolDir string
@@ -68,6 +73,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.BackgroundFills <= 0 {
 		c.BackgroundFills = DefaultBackgroundFills
+	}
+	if c.SeekWait <= 0 {
+		c.SeekWait = DefaultSeekWait
 	}
 	if c.SpoolDir == "" {
 		c.SpoolDir = os.TempDir()
