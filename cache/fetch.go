@@ -259,7 +259,7 @@ func (l *Layered) run(f *fetch) {
 	defer body.Close()
 	now := l.cfg.Clock()
 	e := Entry{Key: f.key, Meta: m, StoredAt: now, ValidatedAt: now}
-	buf, file, err := l.prepare(f, e)
+	buf, file, err := l.prepare(f, e, from)
 	if err != nil {
 		fail(err)
 		return
@@ -314,10 +314,14 @@ func (l *Layered) inTiers(key string) bool {
 // misses are the only request their object will get, and copying each into memory (its
 // allocation, the collector's work, the memory tier's admission) cost a third of a miss's CPU
 // while filling the tier with objects never asked for again.
-func (l *Layered) prepare(f *fetch, e Entry) (buf []byte, file streamFile, err error) {
+//
+// An object another replica of the cluster owns (origin.SourcePeer) never goes to disk: the
+// owner keeps it, so the cluster's disks add up rather than each holding every object. A small
+// one goes into memory, the peer's hot copy.
+func (l *Layered) prepare(f *fetch, e Entry, from origin.From) (buf []byte, file streamFile, err error) {
 	size := e.Meta.Size
 	small := l.mem != nil && size <= l.cfg.MemoryObjectBytes
-	if l.disk != nil {
+	if l.disk != nil && from.Source != origin.SourcePeer {
 		sp, err := l.disk.Spool(e)
 		if err == nil {
 			if small && f.s.joined() > 1 {

@@ -41,6 +41,9 @@ type From struct {
 const (
 	SourceBucket Source = "bucket"
 	SourceVolume Source = "volume"
+	// SourcePeer is another replica of the cluster, the key's owner (from its tiers or its own
+	// fetch): a replica does not keep its peers' objects on disk.
+	SourcePeer Source = "peer"
 )
 
 // Origin is a read-only store of media objects addressed by key (a path relative to the store,

@@ -74,8 +74,9 @@ func within(t *testing.T, limit time.Duration, what string, cond func() (bool, s
 
 // clusterOptions adds to the configuration of every replica.
 type clusterOptions struct {
-	s3    string // lines under s3:, indented by two spaces
-	cache string // lines under cache:, indented by two spaces
+	s3      string // lines under s3:, indented by two spaces
+	cache   string // lines under cache:, indented by two spaces
+	cluster string // lines under cluster:, indented by two spaces
 }
 
 // testCluster is three replicas serving on 127.0.0.1, 127.0.0.2 and 127.0.0.3, in front of one
@@ -134,7 +135,7 @@ cache_buster:
   secret: ` + clusterBustSecret + `
 cluster:
   peers: fedicache-peers
-admin:
+` + opt.cluster + `admin:
   token: ` + clusterToken + `
 state_refresh: ` + clusterRefresh.String() + `
 cache:

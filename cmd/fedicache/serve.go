@@ -96,7 +96,15 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, started fun
 		defer vol.Close()
 		fallback = vol
 	}
-	layered, closeTiers, err := newCache(origin.Fallback(bucket, fallback), cfg, st, log)
+	var stores origin.Sourced = origin.Fallback(bucket, fallback)
+	owners, fill, err := newPeerFill(ctx, cfg, stores, log)
+	if err != nil {
+		return err
+	}
+	if fill != nil {
+		stores = fill
+	}
+	layered, closeTiers, err := newCache(stores, cfg, st, log)
 	if err != nil {
 		return err
 	}
@@ -163,6 +171,11 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, started fun
 	}
 	if peers != nil {
 		acfg.Peers = peers
+	}
+	if fill != nil {
+		acfg.PeerObjects = cluster.NewPeerHandler(cluster.PeerServeConfig{
+			Objects: layered, Owners: owners, Token: cfg.AdminToken, OnFallback: pcfg.OnFallback,
+		})
 	}
 	adminSrv := &http.Server{
 		Handler:           admin.New(acfg),
@@ -299,6 +312,29 @@ func newCloudflare(cfg config.Config, reg prometheus.Registerer, log *slog.Logge
 		}
 	}
 	return cluster.NewCloudflare(cc)
+}
+
+// newPeerFill returns, with cluster.peers and cluster.fill, the owners of keys among the
+// replicas (kept up to date until ctx ends) and the peer fill in front of stores; nil, nil
+// otherwise.
+func newPeerFill(ctx context.Context, cfg config.Config, stores origin.Sourced, log *slog.Logger) (*cluster.Owners, *cluster.PeerFill, error) {
+	if cfg.Peers == "" || !cfg.ClusterFill {
+		return nil, nil, nil
+	}
+	pc := cfg.PeersConfig()
+	pc.Lookup = lookupPeers
+	owners, err := cluster.NewOwners(cluster.OwnersConfig{Peers: pc})
+	if err != nil {
+		return nil, nil, fmt.Errorf("cluster.peers: %w", err)
+	}
+	// The members are known before the first request: until then a replica owns every key.
+	if err := owners.Refresh(ctx); err != nil {
+		log.Warn("cluster.peers: the replicas could not be listed yet; each asks the bucket until they are", "err", err)
+	}
+	go owners.Run(ctx)
+	return owners, cluster.NewPeerFill(cluster.PeerFillConfig{
+		Owners: owners, Token: cfg.AdminToken, Next: stores, Timeout: cfg.ClusterFillTimeout,
+	}), nil
 }
 
 // lookupPeers resolves cluster.peers; nil means the system's resolver. Tests replace it.

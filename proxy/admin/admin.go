@@ -34,6 +34,9 @@ type Config struct {
 	Sections map[string]func() any
 	// Peers, when set, are the other replicas: a purge received here is passed on to them.
 	Peers Forwarder
+	// PeerObjects, when set, answers the other replicas' asks for the keys this replica owns
+	// (cluster.NewPeerHandler), at cluster.PeerObjectPath; it checks their token itself.
+	PeerObjects http.Handler
 	// State, when set, is the cluster's record of purges and busts: purges from outside are
 	// recorded there, those from peers applied through it, and the replica is not ready until
 	// it has been loaded once.
@@ -99,7 +102,7 @@ func New(cfg Config) *Handler { return newHandler(cfg, false) }
 // the bucket's health), /healthz, /readyz and /metrics. It has no front, cache, state or peers
 // (cfg's Cache, State, Peers, Draining and HitBytes are not used), so /purge answers 404.
 func NewBackfill(cfg Config) *Handler {
-	cfg.Cache, cfg.State, cfg.Peers, cfg.Draining, cfg.HitBytes = nil, nil, nil, nil, nil
+	cfg.Cache, cfg.State, cfg.Peers, cfg.Draining, cfg.HitBytes, cfg.PeerObjects = nil, nil, nil, nil, nil, nil
 	return newHandler(cfg, true)
 }
 
@@ -120,6 +123,9 @@ func newHandler(cfg Config, backfillOnly bool) *Handler {
 	h.mux.Handle("GET /metrics", promhttp.HandlerFor(cfg.Metrics, promhttp.HandlerOpts{}))
 	h.mux.HandleFunc("GET /status", h.status)
 	h.mux.HandleFunc("POST /purge", h.purge)
+	if cfg.PeerObjects != nil {
+		h.mux.Handle(cluster.PeerObjectPath, cfg.PeerObjects)
+	}
 	// Profiles, for the admin port only: go tool pprof http://ADMIN/debug/pprof/profile
 	h.mux.HandleFunc("GET /debug/pprof/", pprof.Index)
 	h.mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)

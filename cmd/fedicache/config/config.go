@@ -23,22 +23,26 @@ import (
 
 // Config is the whole configuration of the serve command, read by Load.
 type Config struct {
-	Listen        string
-	AdminListen   string
-	TLS           TLSConfig
-	S3            s3.Config
-	FallbackDir   string
-	Proxy         proxy.Config
-	Cache         CacheConfig
-	Backfill      BackfillConfig
-	AdminToken    string
-	Cloudflare    cluster.CloudflareConfig
-	StatePrefix   string
-	StateRefresh  time.Duration
-	Peers         string
-	ShutdownGrace time.Duration
-	LogLevel      string
-	LogFormat     string
+	Listen       string
+	AdminListen  string
+	TLS          TLSConfig
+	S3           s3.Config
+	FallbackDir  string
+	Proxy        proxy.Config
+	Cache        CacheConfig
+	Backfill     BackfillConfig
+	AdminToken   string
+	Cloudflare   cluster.CloudflareConfig
+	StatePrefix  string
+	StateRefresh time.Duration
+	Peers        string
+	// ClusterFill and ClusterFillTimeout are cluster.fill and cluster.fill_timeout: with Peers,
+	// a miss on a key another replica owns asks that replica.
+	ClusterFill        bool
+	ClusterFillTimeout time.Duration
+	ShutdownGrace      time.Duration
+	LogLevel           string
+	LogFormat          string
 	// Warnings are what is wrong with the configuration without stopping the start: FEDICACHE_*
 	// variables that name no setting. Each command logs them once at start.
 	Warnings []string
@@ -210,13 +214,15 @@ func configFrom(v *viper.Viper, path string) (Config, error) {
 				NoContentMD5:     !r.boolean("s3.content_md5"),
 			},
 		},
-		AdminToken:    r.str("admin.token"),
-		StatePrefix:   r.str("state_prefix"),
-		StateRefresh:  r.duration("state_refresh"),
-		Peers:         r.str("cluster.peers"),
-		ShutdownGrace: r.duration("shutdown_grace"),
-		LogLevel:      r.oneOf("log.level", "debug", "info", "warn", "error"),
-		LogFormat:     r.oneOf("log.format", "json", "text"),
+		AdminToken:         r.str("admin.token"),
+		StatePrefix:        r.str("state_prefix"),
+		StateRefresh:       r.duration("state_refresh"),
+		Peers:              r.str("cluster.peers"),
+		ClusterFill:        r.boolean("cluster.fill"),
+		ClusterFillTimeout: r.duration("cluster.fill_timeout"),
+		ShutdownGrace:      r.duration("shutdown_grace"),
+		LogLevel:           r.oneOf("log.level", "debug", "info", "warn", "error"),
+		LogFormat:          r.oneOf("log.format", "json", "text"),
 	}
 	r.checkTogether(&cfg)
 	warnings := unknownVariables(os.Environ())

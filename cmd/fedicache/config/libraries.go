@@ -44,8 +44,14 @@ func (c Config) StateConfig() state.Config {
 
 // PeersConfig returns the Config of the other replicas, without Lookup or OnResult: the name
 // cluster.peers resolves, admin_listen's port (the same on every replica), and admin.token.
+// When admin_listen names an address rather than all of the host's, that address is this
+// replica's own (Self): one host may carry several replicas' addresses.
 func (c Config) PeersConfig() cluster.PeersConfig {
-	_, port, _ := net.SplitHostPort(c.AdminListen)
+	host, port, _ := net.SplitHostPort(c.AdminListen)
 	p, _ := strconv.Atoi(port)
-	return cluster.PeersConfig{Name: c.Peers, Port: p, Token: c.AdminToken}
+	pc := cluster.PeersConfig{Name: c.Peers, Port: p, Token: c.AdminToken}
+	if ip := net.ParseIP(host); ip != nil && !ip.IsUnspecified() {
+		pc.Self = func() ([]net.IP, error) { return []net.IP{ip}, nil }
+	}
+	return pc
 }

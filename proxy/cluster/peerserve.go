@@ -1,0 +1,191 @@
+package cluster
+
+// The peer fill, the owner's side: the endpoint on the admin listener that answers the other
+// replicas' asks for the keys this replica owns (see peerfill.go for the asking side).
+
+import (
+	"context"
+	"crypto/subtle"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/fedicache/fedicache/origin"
+)
+
+// PeerServeConfig says what the peer endpoint serves and to whom.
+type PeerServeConfig struct {
+	// Objects is this replica's cache: an ask is answered from its tiers or its own single
+	// fetch, with its tombstones and hiding, as a client's request would be.
+	Objects origin.Sourced
+	// Owners says which keys this replica owns: an ask for another's key is refused (421), so
+	// that a request never travels further than one replica to another.
+	Owners *Owners
+	// Token is what peers must send as "Authorization: Bearer <Token>", compared in constant
+	// time. Empty refuses every ask: the peer fill needs the admin token.
+	Token string
+	// OnFallback, when set, is called with the key of an answer from an old store, as the front
+	// does for its own (copy-on-read).
+	OnFallback func(key string)
+}
+
+// PeerObjectPath is where NewPeerHandler is mounted on the admin listener (the key goes in
+// the query, ?key=).
+const PeerObjectPath = peerObjectPath
+
+// NewPeerHandler returns the peer endpoint: GET and HEAD of ?key=K, with one byte range at most,
+// for a peer that sends the token. It answers 200 or 206 with the object's bytes and headers
+// (ETag, Last-Modified, Content-Type, its size in X-Fedicache-Size, where it came from in
+// X-Fedicache-Source); 404 for an object absent, hidden or deleted; 416 for a range beyond the
+// end; 421 for a key another replica owns; 401 without the token; 502 or 504 when the stores
+// fail. A body that fails part way drops the connection, so the peer never takes it for whole.
+func NewPeerHandler(cfg PeerServeConfig) http.Handler {
+	return &peerHandler{cfg: cfg}
+}
+
+type peerHandler struct{ cfg PeerServeConfig }
+
+// peerCopyBufs are the buffers peer answers are copied through.
+var peerCopyBufs = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+
+func (h *peerHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		w.Header().Set("Allow", "GET, HEAD")
+		http.Error(w, "405 method not allowed", http.StatusMethodNotAllowed)
+		return
+	}
+	if !h.authorized(r) {
+		http.Error(w, "401 unauthorized", http.StatusUnauthorized)
+		return
+	}
+	key := r.URL.Query().Get("key")
+	if key == "" || strings.HasPrefix(key, "/") {
+		http.Error(w, "400 bad key", http.StatusBadRequest)
+		return
+	}
+	if _, self := h.cfg.Owners.Owner(key); !self {
+		http.Error(w, "421 not the owner", http.StatusMisdirectedRequest)
+		return
+	}
+	var rng *origin.Range
+	if v := r.Header.Get("Range"); v != "" {
+		parsed, ok := parseOneRange(v)
+		if !ok {
+			http.Error(w, "400 bad range", http.StatusBadRequest)
+			return
+		}
+		rng = &parsed
+	}
+	var (
+		body io.ReadCloser
+		m    origin.Meta
+		from origin.From
+		err  error
+	)
+	if r.Method == http.MethodHead {
+		m, from, err = h.cfg.Objects.StatFrom(r.Context(), key)
+	} else {
+		body, m, from, err = h.cfg.Objects.GetFrom(r.Context(), key, rng)
+	}
+	hd := w.Header()
+	switch {
+	case errors.Is(err, origin.ErrRangeNotSatisfiable):
+		hd.Set(peerSizeHeader, strconv.FormatInt(m.Size, 10))
+		http.Error(w, "416 range not satisfiable", http.StatusRequestedRangeNotSatisfiable)
+		return
+	case errors.Is(err, origin.ErrNotFound), errors.Is(err, origin.ErrHidden):
+		http.Error(w, "404 not found", http.StatusNotFound)
+		return
+	case err != nil:
+		status := http.StatusBadGateway
+		if isTimeout(err) {
+			status = http.StatusGatewayTimeout
+		}
+		http.Error(w, strconv.Itoa(status)+" the stores failed", status)
+		return
+	}
+	if from.Source == origin.SourceVolume && h.cfg.OnFallback != nil {
+		h.cfg.OnFallback(key)
+	}
+	hd.Set(peerSizeHeader, strconv.FormatInt(m.Size, 10))
+	hd.Set(peerSourceHeader, string(from.Source))
+	if m.ContentType != "" {
+		hd.Set("Content-Type", m.ContentType)
+	}
+	if m.ETag != "" {
+		hd.Set("ETag", m.ETag)
+	}
+	if !m.LastModified.IsZero() {
+		hd.Set("Last-Modified", m.LastModified.UTC().Format(http.TimeFormat))
+	}
+	if body == nil { // a HEAD
+		hd.Set("Content-Length", strconv.FormatInt(m.Size, 10))
+		w.WriteHeader(http.StatusOK)
+		return
+	}
+	defer body.Close()
+	status, length := http.StatusOK, m.Size
+	if rng != nil {
+		first, last, _ := rng.Resolve(m.Size)
+		status, length = http.StatusPartialContent, last-first+1
+		hd.Set("Content-Range", "bytes "+strconv.FormatInt(first, 10)+"-"+strconv.FormatInt(last, 10)+"/"+strconv.FormatInt(m.Size, 10))
+	}
+	hd.Set("Content-Length", strconv.FormatInt(length, 10))
+	w.WriteHeader(status)
+	bufp := peerCopyBufs.Get().(*[]byte)
+	defer peerCopyBufs.Put(bufp)
+	if n, err := io.CopyBuffer(onlyWriter{w}, io.LimitReader(body, length), *bufp); err != nil || n != length {
+		panic(http.ErrAbortHandler) // drop the connection: the peer must not take it for whole
+	}
+}
+
+// authorized reports whether r carries the token, compared in constant time.
+func (h *peerHandler) authorized(r *http.Request) bool {
+	got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	return ok && h.cfg.Token != "" && subtle.ConstantTimeCompare([]byte(got), []byte(h.cfg.Token)) == 1
+}
+
+// isTimeout reports whether err is a store's timeout.
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.Is(err, context.DeadlineExceeded) || errors.As(err, &ne) && ne.Timeout()
+}
+
+// onlyWriter hides a ResponseWriter's ReadFrom, so that CopyBuffer uses the pooled buffer.
+type onlyWriter struct{ io.Writer }
+
+// parseOneRange parses a Range header of one byte range, as origin.Range.String writes it:
+// "bytes=a-b", "bytes=a-" or "bytes=-n".
+func parseOneRange(v string) (origin.Range, bool) {
+	spec, ok := strings.CutPrefix(v, "bytes=")
+	if !ok || strings.Contains(spec, ",") {
+		return origin.Range{}, false
+	}
+	a, b, ok := strings.Cut(spec, "-")
+	if !ok {
+		return origin.Range{}, false
+	}
+	if a == "" {
+		n, err := strconv.ParseInt(b, 10, 64)
+		if err != nil || n <= 0 {
+			return origin.Range{}, false
+		}
+		return origin.Suffix(n), true
+	}
+	start, err := strconv.ParseInt(a, 10, 64)
+	if err != nil || start < 0 {
+		return origin.Range{}, false
+	}
+	if b == "" {
+		return origin.Range{Start: start, End: -1}, true
+	}
+	end, err := strconv.ParseInt(b, 10, 64)
+	if err != nil || end < start {
+		return origin.Range{}, false
+	}
+	return origin.Range{Start: start, End: end}, true
+}
