@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"testing"
@@ -36,6 +37,24 @@ func TestClusterFillOneBucketGetPerObject(t *testing.T) {
 	if entries != keys {
 		t.Errorf("%d disk entries over the cluster, want %d: each object on its owner's disk only", entries, keys)
 	}
+	// Each non-owner asked the owner once per key: 2 asks per key, all answered, across the
+	// cluster; each replica owns a third of the keys and says so on /status and /metrics.
+	var asks, served uint64
+	for i := range c.r {
+		st := c.clusterStatus(t, i)
+		if len(st.Members) != 3 || st.Self != c.peerAddr(replicaIP(i)) || st.Share < 0.33 || st.Share > 0.34 {
+			t.Errorf("replica %d /status cluster: %+v", i+1, st)
+		}
+		asks += st.Asked.Asks
+		served += st.Served.Served
+		if code, body := c.admin(t, i, "GET", "/metrics"); code != 200 || !bytes.Contains(body, []byte("fedicache_peer_fill_asks_total")) ||
+			!bytes.Contains(body, []byte("fedicache_cluster_owner_share 0.33")) {
+			t.Errorf("replica %d /metrics: %d, no peer fill figures", i+1, code)
+		}
+	}
+	if asks != 2*keys || served != 2*keys {
+		t.Errorf("%d asks sent and %d served over the cluster, want %d each", asks, served, 2*keys)
+	}
 	for key, secret := range data {
 		c.bucket.Delete(t, key) // Mastodon deletes the file, then sends the cache buster
 		rep := c.bust(t, 1, key, secret)
@@ -47,6 +66,21 @@ func TestClusterFillOneBucketGetPerObject(t *testing.T) {
 		}
 		break
 	}
+}
+
+// clusterStatus returns the cluster section of replica i's /status.
+func (c *testCluster) clusterStatus(t *testing.T, i int) clusterStatus {
+	t.Helper()
+	st, body := c.admin(t, i, "GET", "/status")
+	var s struct {
+		Sections struct {
+			Cluster *clusterStatus `json:"cluster"`
+		} `json:"sections"`
+	}
+	if err := json.Unmarshal(body, &s); st != 200 || err != nil || s.Sections.Cluster == nil {
+		t.Fatalf("replica %d /status: %d %s (%v); want a cluster section", i+1, st, body, err)
+	}
+	return *s.Sections.Cluster
 }
 
 // diskEntries returns the entries of replica i's disk tier, from its /status.

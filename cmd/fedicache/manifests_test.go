@@ -33,6 +33,7 @@ import (
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"sigs.k8s.io/kustomize/api/krusty"
@@ -61,6 +62,7 @@ var manifestCases = []manifestCase{
 	{name: "idrive-e2+backfill+same-node-as-mastodon", dir: "overlays/idrive-e2", components: []string{"backfill", "same-node-as-mastodon"}},
 	{name: "cloudflare-r2+single-node+hpa", dir: "overlays/cloudflare-r2", components: []string{"single-node", "hpa"}},
 	{name: "minio+backfill", dir: "overlays/minio", components: []string{"backfill"}},
+	{name: "aws-s3+hpa+network-policy", dir: "overlays/aws-s3", components: []string{"hpa", "network-policy"}},
 }
 
 const (
@@ -92,6 +94,7 @@ type manifests struct {
 	pdbs        []*policyv1.PodDisruptionBudget
 	jobs        []*batchv1.Job
 	hpas        []*autoscalingv2.HorizontalPodAutoscaler
+	policies    []*networkingv1.NetworkPolicy
 	namespaces  map[string]bool
 }
 
@@ -107,6 +110,7 @@ var kinds = map[string]struct {
 	"PodDisruptionBudget":     {"policy/v1", addStrict(func(m *manifests) *[]*policyv1.PodDisruptionBudget { return &m.pdbs })},
 	"Job":                     {"batch/v1", addStrict(func(m *manifests) *[]*batchv1.Job { return &m.jobs })},
 	"HorizontalPodAutoscaler": {"autoscaling/v2", addStrict(func(m *manifests) *[]*autoscalingv2.HorizontalPodAutoscaler { return &m.hpas })},
+	"NetworkPolicy":           {"networking.k8s.io/v1", addStrict(func(m *manifests) *[]*networkingv1.NetworkPolicy { return &m.policies })},
 }
 
 // addStrict returns a decoder that rejects unknown and duplicate fields and appends the object
@@ -208,6 +212,7 @@ func TestManifestCasesCoverDeploy(t *testing.T) {
 func checkManifests(t *testing.T, c manifestCase, m *manifests) {
 	withHPA := slices.Contains(c.components, "hpa")
 	withJob := slices.Contains(c.components, "backfill")
+	withPolicy := slices.Contains(c.components, "network-policy")
 	counts := []struct {
 		kind      string
 		got, want int
@@ -217,6 +222,7 @@ func checkManifests(t *testing.T, c manifestCase, m *manifests) {
 		{"PodDisruptionBudget", len(m.pdbs), 1},
 		{"Job", len(m.jobs), b2i(withJob)},
 		{"HorizontalPodAutoscaler", len(m.hpas), b2i(withHPA)},
+		{"NetworkPolicy", len(m.policies), b2i(withPolicy)},
 		// The Secret is never part of a kustomization: applying must not overwrite credentials.
 		{"Secret", len(m.secrets), 0},
 	}
@@ -257,6 +263,10 @@ func checkManifests(t *testing.T, c manifestCase, m *manifests) {
 	if s := d.Spec.Strategy; s.Type != appsv1.RollingUpdateDeploymentStrategyType || s.RollingUpdate == nil ||
 		scaled(t, s.RollingUpdate.MaxUnavailable, 2) != 0 {
 		t.Errorf("Deployment strategy %+v, want a rolling update with maxUnavailable 0", s)
+	}
+
+	if withPolicy {
+		checkNetworkPolicy(t, m.policies[0], pod, ctr, listenPort, adminPort)
 	}
 
 	checkPodSecurity(t, "Deployment", pod.Spec, ctr)
@@ -1132,5 +1142,60 @@ func TestManifestPromQLParsing(t *testing.T) {
 	}
 	if got := promqlMetrics(t, `label_values(fedicache_requests_total{job=~"$job"}, instance)`); !reflect.DeepEqual(got, map[string][]string{"fedicache_requests_total": {"job"}}) {
 		t.Errorf("label_values: %v", got)
+	}
+}
+
+// checkNetworkPolicy checks the NetworkPolicy of the network-policy component: it selects the
+// Deployment's pods, lets anyone reach the public port, and lets only those pods (the peers:
+// peer fill, purges) and one monitoring namespace reach the admin port.
+func checkNetworkPolicy(t *testing.T, np *networkingv1.NetworkPolicy, pod corev1.PodTemplateSpec, ctr corev1.Container, listenPort, adminPort int32) {
+	t.Helper()
+	if !reflect.DeepEqual(np.Spec.PodSelector.MatchLabels, pod.Labels) {
+		t.Errorf("NetworkPolicy selects %v, want the Deployment's pods %v", np.Spec.PodSelector.MatchLabels, pod.Labels)
+	}
+	if !slices.Equal(np.Spec.PolicyTypes, []networkingv1.PolicyType{networkingv1.PolicyTypeIngress}) {
+		t.Errorf("NetworkPolicy types %v, want Ingress only (the pods reach the bucket and DNS freely)", np.Spec.PolicyTypes)
+	}
+	// portOf resolves a policy port (a name of the container's ports, or a number).
+	portOf := func(p networkingv1.NetworkPolicyPort) int32 {
+		if p.Port == nil {
+			return -1
+		}
+		if p.Port.Type == intstr.Int {
+			return p.Port.IntVal
+		}
+		for _, cp := range ctr.Ports {
+			if cp.Name == p.Port.StrVal {
+				return cp.ContainerPort
+			}
+		}
+		t.Errorf("NetworkPolicy names port %q, which the container does not have", p.Port.StrVal)
+		return -1
+	}
+	var public, admin bool
+	for _, rule := range np.Spec.Ingress {
+		for _, p := range rule.Ports {
+			switch portOf(p) {
+			case listenPort:
+				public = len(rule.From) == 0
+			case adminPort:
+				admin = true
+				for _, from := range rule.From {
+					peers := from.PodSelector != nil && from.NamespaceSelector == nil && reflect.DeepEqual(from.PodSelector.MatchLabels, pod.Labels)
+					monitoring := from.NamespaceSelector != nil && from.PodSelector == nil && len(from.NamespaceSelector.MatchLabels) == 1
+					if !peers && !monitoring || from.IPBlock != nil {
+						t.Errorf("NetworkPolicy lets %+v reach the admin port: want the replicas and one monitoring namespace only", from)
+					}
+				}
+				if len(rule.From) == 0 {
+					t.Error("NetworkPolicy lets anyone reach the admin port")
+				}
+			default:
+				t.Errorf("NetworkPolicy opens port %v, neither listen nor admin_listen", p.Port)
+			}
+		}
+	}
+	if !public || !admin {
+		t.Errorf("NetworkPolicy: public port open to all %v, admin port to the peers %v; want both", public, admin)
 	}
 }

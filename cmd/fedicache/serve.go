@@ -173,9 +173,12 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, started fun
 		acfg.Peers = peers
 	}
 	if fill != nil {
-		acfg.PeerObjects = cluster.NewPeerHandler(cluster.PeerServeConfig{
+		served := cluster.NewPeerHandler(cluster.PeerServeConfig{
 			Objects: layered, Owners: owners, Token: cfg.AdminToken, OnFallback: pcfg.OnFallback,
 		})
+		acfg.PeerObjects = served
+		sections["cluster"] = func() any { return clusterStatusOf(owners, fill, served) }
+		registerClusterMetrics(reg, owners, fill, served)
 	}
 	adminSrv := &http.Server{
 		Handler:           admin.New(acfg),
@@ -335,6 +338,44 @@ func newPeerFill(ctx context.Context, cfg config.Config, stores origin.Sourced, 
 	return owners, cluster.NewPeerFill(cluster.PeerFillConfig{
 		Owners: owners, Token: cfg.AdminToken, Next: stores, Timeout: cfg.ClusterFillTimeout,
 	}), nil
+}
+
+// clusterStatus is the cluster section of /status: who the replicas are, this one's share of
+// the keys, and the peer fill's figures both ways.
+type clusterStatus struct {
+	Members   []string               `json:"members"`
+	Self      string                 `json:"self"`
+	Share     float64                `json:"owner_share"`
+	LastError string                 `json:"last_error,omitempty"`
+	Asked     cluster.PeerFillStats  `json:"asked"`  // this replica asking owners
+	Served    cluster.PeerServeStats `json:"served"` // this replica answering its peers
+}
+
+func clusterStatusOf(o *cluster.Owners, fill *cluster.PeerFill, served *cluster.PeerHandler) clusterStatus {
+	st := clusterStatus{Members: o.Members(), Self: o.Self(), Share: o.Share(), Asked: fill.Stats(), Served: served.Stats()}
+	if err := o.LastError(); err != nil {
+		st.LastError = err.Error()
+	}
+	return st
+}
+
+// registerClusterMetrics exposes the peer fill's figures on /metrics.
+func registerClusterMetrics(reg prometheus.Registerer, o *cluster.Owners, fill *cluster.PeerFill, served *cluster.PeerHandler) {
+	gauge := func(name, help string, f func() float64) {
+		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, f))
+	}
+	counter := func(name, help string, f func() uint64) {
+		reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, func() float64 { return float64(f()) }))
+	}
+	gauge("fedicache_cluster_members", "Replicas that cluster.peers lists, this one included.", func() float64 { return float64(len(o.Members())) })
+	gauge("fedicache_cluster_owner_share", "Share of the keys this replica owns.", o.Share)
+	counter("fedicache_peer_fill_asks_total", "Misses on keys another replica owns, asked of that owner.", func() uint64 { return fill.Stats().Asks })
+	counter("fedicache_peer_fill_bytes_total", "Body bytes received from owners (the bucket sent them to the owner once).", func() uint64 { return fill.Stats().Bytes })
+	counter("fedicache_peer_fill_errors_total", "Owners that failed an ask: no answer in time, 5xx, a broken body.", func() uint64 { return fill.Stats().Errors })
+	counter("fedicache_peer_fill_fallbacks_total", "Asks that went to the bucket instead, the owner failing or skipped.", func() uint64 { return fill.Stats().Fallbacks })
+	counter("fedicache_peer_served_total", "Peers' asks this replica answered, as the owner.", func() uint64 { return served.Stats().Served })
+	counter("fedicache_peer_served_bytes_total", "Body bytes sent to peers.", func() uint64 { return served.Stats().Bytes })
+	counter("fedicache_peer_refused_total", "Peers' asks refused: a wrong token, a key another replica owns.", func() uint64 { return served.Stats().Refused })
 }
 
 // lookupPeers resolves cluster.peers; nil means the system's resolver. Tests replace it.

@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/fedicache/fedicache/origin"
 )
@@ -43,31 +44,52 @@ const PeerObjectPath = peerObjectPath
 // X-Fedicache-Source); 404 for an object absent, hidden or deleted; 416 for a range beyond the
 // end; 421 for a key another replica owns; 401 without the token; 502 or 504 when the stores
 // fail. A body that fails part way drops the connection, so the peer never takes it for whole.
-func NewPeerHandler(cfg PeerServeConfig) http.Handler {
-	return &peerHandler{cfg: cfg}
+func NewPeerHandler(cfg PeerServeConfig) *PeerHandler {
+	return &PeerHandler{cfg: cfg}
 }
 
-type peerHandler struct{ cfg PeerServeConfig }
+// PeerHandler is the peer endpoint (NewPeerHandler).
+type PeerHandler struct {
+	cfg                            PeerServeConfig
+	served, bytes, refused, failed atomic.Uint64
+}
+
+// PeerServeStats is a snapshot of the peer endpoint's counters.
+type PeerServeStats struct {
+	Served  uint64 `json:"served"`  // asks answered with the object (200, 206) or its absence (404, 416)
+	Bytes   uint64 `json:"bytes"`   // body bytes sent to peers
+	Refused uint64 `json:"refused"` // asks refused: no or a wrong token (401), a key this replica does not own (421), a bad request
+	Failed  uint64 `json:"failed"`  // asks the stores failed (502, 504) or whose body broke
+}
+
+// Stats returns the counters.
+func (h *PeerHandler) Stats() PeerServeStats {
+	return PeerServeStats{Served: h.served.Load(), Bytes: h.bytes.Load(), Refused: h.refused.Load(), Failed: h.failed.Load()}
+}
 
 // peerCopyBufs are the buffers peer answers are copied through.
 var peerCopyBufs = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
 
-func (h *peerHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+func (h *PeerHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		w.Header().Set("Allow", "GET, HEAD")
+		h.refused.Add(1)
 		http.Error(w, "405 method not allowed", http.StatusMethodNotAllowed)
 		return
 	}
 	if !h.authorized(r) {
+		h.refused.Add(1)
 		http.Error(w, "401 unauthorized", http.StatusUnauthorized)
 		return
 	}
 	key := r.URL.Query().Get("key")
 	if key == "" || strings.HasPrefix(key, "/") {
+		h.refused.Add(1)
 		http.Error(w, "400 bad key", http.StatusBadRequest)
 		return
 	}
 	if _, self := h.cfg.Owners.Owner(key); !self {
+		h.refused.Add(1)
 		http.Error(w, "421 not the owner", http.StatusMisdirectedRequest)
 		return
 	}
@@ -75,6 +97,7 @@ func (h *peerHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if v := r.Header.Get("Range"); v != "" {
 		parsed, ok := parseOneRange(v)
 		if !ok {
+			h.refused.Add(1)
 			http.Error(w, "400 bad range", http.StatusBadRequest)
 			return
 		}
@@ -95,12 +118,15 @@ func (h *peerHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case errors.Is(err, origin.ErrRangeNotSatisfiable):
 		hd.Set(peerSizeHeader, strconv.FormatInt(m.Size, 10))
+		h.served.Add(1)
 		http.Error(w, "416 range not satisfiable", http.StatusRequestedRangeNotSatisfiable)
 		return
 	case errors.Is(err, origin.ErrNotFound), errors.Is(err, origin.ErrHidden):
+		h.served.Add(1)
 		http.Error(w, "404 not found", http.StatusNotFound)
 		return
 	case err != nil:
+		h.failed.Add(1)
 		status := http.StatusBadGateway
 		if isTimeout(err) {
 			status = http.StatusGatewayTimeout
@@ -124,6 +150,7 @@ func (h *peerHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if body == nil { // a HEAD
 		hd.Set("Content-Length", strconv.FormatInt(m.Size, 10))
+		h.served.Add(1)
 		w.WriteHeader(http.StatusOK)
 		return
 	}
@@ -138,13 +165,17 @@ func (h *peerHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(status)
 	bufp := peerCopyBufs.Get().(*[]byte)
 	defer peerCopyBufs.Put(bufp)
-	if n, err := io.CopyBuffer(onlyWriter{w}, io.LimitReader(body, length), *bufp); err != nil || n != length {
+	n, err := io.CopyBuffer(onlyWriter{w}, io.LimitReader(body, length), *bufp)
+	h.bytes.Add(uint64(n))
+	if err != nil || n != length {
+		h.failed.Add(1)
 		panic(http.ErrAbortHandler) // drop the connection: the peer must not take it for whole
 	}
+	h.served.Add(1)
 }
 
 // authorized reports whether r carries the token, compared in constant time.
-func (h *peerHandler) authorized(r *http.Request) bool {
+func (h *PeerHandler) authorized(r *http.Request) bool {
 	got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 	return ok && h.cfg.Token != "" && subtle.ConstantTimeCompare([]byte(got), []byte(h.cfg.Token)) == 1
 }
