@@ -281,6 +281,7 @@ func (l *Layered) run(f *fetch) {
 		}
 		return
 	}
+	l.paced(m.Size, l.cfg.Clock().Sub(f.startedAt))
 	// The readers get their last bytes now; storing (the disk entry's commit, the memory
 	// tier's admission) happens after, off their path. The store holds the spool open as a
 	// reader would.

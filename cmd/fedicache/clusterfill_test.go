@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"testing"
 
+	"github.com/fedicache/fedicache/cache/state"
 	"github.com/fedicache/fedicache/cache/tiertest"
 )
 
@@ -54,6 +55,14 @@ func TestClusterFillOneBucketGetPerObject(t *testing.T) {
 	}
 	if asks != 2*keys || served != 2*keys {
 		t.Errorf("%d asks sent and %d served over the cluster, want %d each", asks, served, 2*keys)
+	}
+	// fedicache's own state is never served, to a peer either (the token does not open it).
+	stateKey := state.DefaultPrefix + "peer-test/secret.json"
+	c.bucket.Put(t, stateKey, []byte(`{"secret":true}`))
+	for i := range c.r {
+		if code, _ := c.admin(t, i, "GET", "/peer/object?key="+stateKey, "Authorization", "Bearer "+clusterToken); code != 404 {
+			t.Errorf("replica %d, peer ask for %s: %d, want 404", i+1, stateKey, code)
+		}
 	}
 	for key, secret := range data {
 		c.bucket.Delete(t, key) // Mastodon deletes the file, then sends the cache buster

@@ -12,6 +12,8 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"slices"
+	"strings"
 	"syscall"
 	"time"
 
@@ -175,6 +177,9 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, started fun
 	if fill != nil {
 		served := cluster.NewPeerHandler(cluster.PeerServeConfig{
 			Objects: layered, Owners: owners, Token: cfg.AdminToken, OnFallback: pcfg.OnFallback,
+			Denied: func(key string) bool {
+				return slices.ContainsFunc(pcfg.DenyPrefixes, func(p string) bool { return strings.HasPrefix(key, p) })
+			},
 		})
 		acfg.PeerObjects = served
 		sections["cluster"] = func() any { return clusterStatusOf(owners, fill, served) }

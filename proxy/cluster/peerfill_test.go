@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -353,7 +354,8 @@ func TestClusterMembershipChange(t *testing.T) {
 }
 
 // TestPeerEndpointRefuses: without the token, with a wrong one, for a key another replica owns,
-// and for a method other than GET and HEAD, the endpoint refuses; it never asks anything.
+// for a key that could name a file outside a store, and for a method other than GET and HEAD,
+// the endpoint refuses without asking the bucket.
 func TestPeerEndpointRefuses(t *testing.T) {
 	c := newTestCluster(t, 2)
 	k := clusterKey(500)
@@ -370,6 +372,8 @@ func TestPeerEndpointRefuses(t *testing.T) {
 		{"wrong token", http.MethodGet, base(owner), "nope", http.StatusUnauthorized},
 		{"not the owner", http.MethodGet, base(1 - owner), testToken, http.StatusMisdirectedRequest},
 		{"POST", http.MethodPost, base(owner), testToken, http.StatusMethodNotAllowed},
+		{"a key escaping the store", http.MethodGet, strings.Replace(base(owner), "key=", "key=media_attachments/../../etc/", 1), testToken, http.StatusBadRequest},
+		{"an absolute key", http.MethodGet, strings.Replace(base(owner), "key=", "key=/", 1), testToken, http.StatusBadRequest},
 		{"the owner", http.MethodGet, base(owner), testToken, http.StatusOK},
 	} {
 		req, _ := http.NewRequest(tc.method, tc.url, nil)

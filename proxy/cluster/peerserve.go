@@ -32,6 +32,10 @@ type PeerServeConfig struct {
 	// OnFallback, when set, is called with the key of an answer from an old store, as the front
 	// does for its own (copy-on-read).
 	OnFallback func(key string)
+	// Denied, when set, reports the keys the front never serves (its deny prefixes, fedicache's
+	// own state): a peer asking for one gets 404, as a client would. Keys with empty, "." or
+	// ".." segments are refused whatever it says.
+	Denied func(key string) bool
 }
 
 // PeerObjectPath is where NewPeerHandler is mounted on the admin listener (the key goes in
@@ -83,9 +87,14 @@ func (h *PeerHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	key := r.URL.Query().Get("key")
-	if key == "" || strings.HasPrefix(key, "/") {
+	if !cleanKey(key) {
 		h.refused.Add(1)
 		http.Error(w, "400 bad key", http.StatusBadRequest)
+		return
+	}
+	if h.cfg.Denied != nil && h.cfg.Denied(key) {
+		h.refused.Add(1)
+		http.Error(w, "404 not found", http.StatusNotFound)
 		return
 	}
 	if _, self := h.cfg.Owners.Owner(key); !self {
@@ -178,6 +187,21 @@ func (h *PeerHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func (h *PeerHandler) authorized(r *http.Request) bool {
 	got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 	return ok && h.cfg.Token != "" && subtle.ConstantTimeCompare([]byte(got), []byte(h.cfg.Token)) == 1
+}
+
+// cleanKey reports whether key is a relative path without empty, "." or ".." segments and
+// without control characters: what the front lets through, and nothing that could name a file
+// outside a store.
+func cleanKey(key string) bool {
+	if key == "" || len(key) > 1024 {
+		return false
+	}
+	for seg := range strings.SplitSeq(key, "/") {
+		if seg == "" || seg == "." || seg == ".." {
+			return false
+		}
+	}
+	return !strings.ContainsFunc(key, func(r rune) bool { return r < 0x20 || r == 0x7f })
 }
 
 // isTimeout reports whether err is a store's timeout.
