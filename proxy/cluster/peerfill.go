@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -58,25 +57,11 @@ func (c PeerFillConfig) withDefaults() PeerFillConfig {
 		c.StallTimeout = 5 * time.Second
 	}
 	if c.Client == nil {
-		c.Client = newFillClient(c.Timeout)
+		// Every miss of a non-owner is one request: many connections kept to each owner, and no
+		// bound on the whole (a body may take minutes; StallTimeout bounds its silences).
+		c.Client = newPeerClient(c.Timeout, 0, 64)
 	}
 	return c
-}
-
-// newFillClient returns the client of peer fills: a pool of connections kept to each owner
-// (every miss of a non-owner is one request), the dial and the headers bounded by timeout, no
-// overall timeout (a body may take minutes), no proxy, no redirects.
-func newFillClient(timeout time.Duration) *http.Client {
-	return &http.Client{
-		Transport: &http.Transport{
-			DialContext:           (&net.Dialer{Timeout: timeout, KeepAlive: 30 * time.Second}).DialContext,
-			MaxIdleConnsPerHost:   64,
-			IdleConnTimeout:       90 * time.Second,
-			ResponseHeaderTimeout: timeout,
-			DisableCompression:    true,
-		},
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-	}
 }
 
 // PeerFill is an origin.Sourced that asks a key's owner for it, when another replica owns it and

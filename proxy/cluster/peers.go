@@ -104,23 +104,26 @@ func (c PeersConfig) withDefaults() PeersConfig {
 		c.Self = interfaceIPs
 	}
 	if c.Client == nil {
-		c.Client = newPeerClient(c.Timeout)
+		c.Client = newPeerClient(c.Timeout, c.Timeout, 4)
 	}
 	return c
 }
 
-// newPeerClient returns the client of peer requests: each step of a request is bounded by
-// timeout, the environment's HTTP proxy is never used (peers are pod addresses), and a redirect
-// is an answer of its own rather than a request elsewhere.
-func newPeerClient(timeout time.Duration) *http.Client {
+// newPeerClient returns a client of requests to the peers: the dial and the answer's headers
+// bounded by timeout, the whole request by overall (0: not at all, for bodies that may take
+// minutes), idlePerPeer connections kept to each peer, the environment's HTTP proxy never used
+// (peers are pod addresses), no transparent gzip, and a redirect an answer of its own rather
+// than a request elsewhere.
+func newPeerClient(timeout, overall time.Duration, idlePerPeer int) *http.Client {
 	return &http.Client{
 		Transport: &http.Transport{
 			DialContext:           (&net.Dialer{Timeout: timeout, KeepAlive: 30 * time.Second}).DialContext,
-			MaxIdleConnsPerHost:   4,
+			MaxIdleConnsPerHost:   idlePerPeer,
 			IdleConnTimeout:       90 * time.Second,
 			ResponseHeaderTimeout: timeout,
+			DisableCompression:    true,
 		},
-		Timeout:       timeout,
+		Timeout:       overall,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
 }
