@@ -38,14 +38,18 @@ type PeerFillConfig struct {
 	Token string
 	// Next is what a replica asks itself: the bucket and the old stores (origin.Fallback).
 	Next origin.Sourced
-	// Timeout bounds the owner's answer's headers, and the connection to it. An owner that takes
-	// longer is skipped for Owners' SkipFor. Zero means 1s.
+	// Timeout bounds the connection to the owner: an owner that cannot be reached within it (a
+	// pod that is gone) is skipped for Owners' SkipFor, and the bucket asked. Zero means 1s.
 	Timeout time.Duration
+	// HeaderTimeout bounds the wait for the owner's answer to begin, which it can only once its
+	// own fetch has the bucket's answer: an owner that takes longer is skipped too. Zero means
+	// 10s.
+	HeaderTimeout time.Duration
 	// StallTimeout bounds each wait for more of an owner's body: an owner that goes silent for
 	// longer is cut off (its readers get an error, never a short body) and skipped. Zero means 5s.
 	StallTimeout time.Duration
-	// Client sends the requests. Zero means a client of its own, with Timeout on the dial and the
-	// headers, no proxy of the environment, and no redirects.
+	// Client sends the requests. Zero means a client of its own, with Timeout on the dial and
+	// HeaderTimeout on the headers, no proxy of the environment, and no redirects.
 	Client *http.Client
 }
 
@@ -53,13 +57,16 @@ func (c PeerFillConfig) withDefaults() PeerFillConfig {
 	if c.Timeout <= 0 {
 		c.Timeout = time.Second
 	}
+	if c.HeaderTimeout <= 0 {
+		c.HeaderTimeout = 10 * time.Second
+	}
 	if c.StallTimeout <= 0 {
 		c.StallTimeout = 5 * time.Second
 	}
 	if c.Client == nil {
 		// Every miss of a non-owner is one request: many connections kept to each owner, and no
 		// bound on the whole (a body may take minutes; StallTimeout bounds its silences).
-		c.Client = newPeerClient(c.Timeout, 0, 64)
+		c.Client = newPeerClient(c.Timeout, c.HeaderTimeout, 0, 64)
 	}
 	return c
 }

@@ -104,23 +104,23 @@ func (c PeersConfig) withDefaults() PeersConfig {
 		c.Self = interfaceIPs
 	}
 	if c.Client == nil {
-		c.Client = newPeerClient(c.Timeout, c.Timeout, 4)
+		c.Client = newPeerClient(c.Timeout, c.Timeout, c.Timeout, 4)
 	}
 	return c
 }
 
-// newPeerClient returns a client of requests to the peers: the dial and the answer's headers
-// bounded by timeout, the whole request by overall (0: not at all, for bodies that may take
-// minutes), idlePerPeer connections kept to each peer, the environment's HTTP proxy never used
-// (peers are pod addresses), no transparent gzip, and a redirect an answer of its own rather
-// than a request elsewhere.
-func newPeerClient(timeout, overall time.Duration, idlePerPeer int) *http.Client {
+// newPeerClient returns a client of requests to the peers: the dial bounded by dial, the
+// answer's headers by headers, the whole request by overall (0: not at all, for bodies that may
+// take minutes), idlePerPeer connections kept to each peer, the environment's HTTP proxy never
+// used (peers are pod addresses), no transparent gzip, and a redirect an answer of its own
+// rather than a request elsewhere.
+func newPeerClient(dial, headers, overall time.Duration, idlePerPeer int) *http.Client {
 	return &http.Client{
 		Transport: &http.Transport{
-			DialContext:           (&net.Dialer{Timeout: timeout, KeepAlive: 30 * time.Second}).DialContext,
+			DialContext:           (&net.Dialer{Timeout: dial, KeepAlive: 30 * time.Second}).DialContext,
 			MaxIdleConnsPerHost:   idlePerPeer,
 			IdleConnTimeout:       90 * time.Second,
-			ResponseHeaderTimeout: timeout,
+			ResponseHeaderTimeout: headers,
 			DisableCompression:    true,
 		},
 		Timeout:       overall,
