@@ -8,6 +8,7 @@ import (
 
 	"github.com/fedicache/fedicache/cache/state"
 	"github.com/fedicache/fedicache/cache/tiertest"
+	"github.com/fedicache/fedicache/proxy/admin"
 )
 
 // TestClusterFillOneBucketGetPerObject: three replicas with cluster.fill, every key asked of
@@ -52,6 +53,10 @@ func TestClusterFillOneBucketGetPerObject(t *testing.T) {
 			!bytes.Contains(body, []byte("fedicache_cluster_owner_share 0.33")) {
 			t.Errorf("replica %d /metrics: %d, no peer fill figures", i+1, code)
 		}
+		if code, body := c.admin(t, i, "GET", "/"); code != 200 || !bytes.Contains(body, []byte(`id="cluster-share">33.3%<`)) ||
+			!bytes.Contains(body, []byte("among 3 replicas")) || !bytes.Contains(body, []byte(st.Self)) {
+			t.Errorf("replica %d status page: %d, no cluster card with its share", i+1, code)
+		}
 	}
 	if asks != 2*keys || served != 2*keys {
 		t.Errorf("%d asks sent and %d served over the cluster, want %d each", asks, served, 2*keys)
@@ -78,18 +83,16 @@ func TestClusterFillOneBucketGetPerObject(t *testing.T) {
 }
 
 // clusterStatus returns the cluster section of replica i's /status.
-func (c *testCluster) clusterStatus(t *testing.T, i int) clusterStatus {
+func (c *testCluster) clusterStatus(t *testing.T, i int) admin.ClusterStatus {
 	t.Helper()
 	st, body := c.admin(t, i, "GET", "/status")
 	var s struct {
-		Sections struct {
-			Cluster *clusterStatus `json:"cluster"`
-		} `json:"sections"`
+		Cluster *admin.ClusterStatus `json:"cluster"`
 	}
-	if err := json.Unmarshal(body, &s); st != 200 || err != nil || s.Sections.Cluster == nil {
+	if err := json.Unmarshal(body, &s); st != 200 || err != nil || s.Cluster == nil {
 		t.Fatalf("replica %d /status: %d %s (%v); want a cluster section", i+1, st, body, err)
 	}
-	return *s.Sections.Cluster
+	return *s.Cluster
 }
 
 // diskEntries returns the entries of replica i's disk tier, from its /status.

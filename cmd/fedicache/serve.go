@@ -182,7 +182,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, started fun
 			},
 		})
 		acfg.PeerObjects = served
-		sections["cluster"] = func() any { return clusterStatusOf(owners, fill, served) }
+		acfg.Cluster = func() admin.ClusterStatus { return clusterStatusOf(owners, fill, served) }
 		registerClusterMetrics(reg, owners, fill, served)
 	}
 	adminSrv := &http.Server{
@@ -345,19 +345,9 @@ func newPeerFill(ctx context.Context, cfg config.Config, stores origin.Sourced, 
 	}), nil
 }
 
-// clusterStatus is the cluster section of /status: who the replicas are, this one's share of
-// the keys, and the peer fill's figures both ways.
-type clusterStatus struct {
-	Members   []string               `json:"members"`
-	Self      string                 `json:"self"`
-	Share     float64                `json:"owner_share"`
-	LastError string                 `json:"last_error,omitempty"`
-	Asked     cluster.PeerFillStats  `json:"asked"`  // this replica asking owners
-	Served    cluster.PeerServeStats `json:"served"` // this replica answering its peers
-}
-
-func clusterStatusOf(o *cluster.Owners, fill *cluster.PeerFill, served *cluster.PeerHandler) clusterStatus {
-	st := clusterStatus{Members: o.Members(), Self: o.Self(), Share: o.Share(), Asked: fill.Stats(), Served: served.Stats()}
+// clusterStatusOf gathers the cluster's figures for /status and the status page.
+func clusterStatusOf(o *cluster.Owners, fill *cluster.PeerFill, served *cluster.PeerHandler) admin.ClusterStatus {
+	st := admin.ClusterStatus{Members: o.Members(), Self: o.Self(), Share: o.Share(), Asked: fill.Stats(), Served: served.Stats()}
 	if err := o.LastError(); err != nil {
 		st.LastError = err.Error()
 	}

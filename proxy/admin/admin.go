@@ -47,6 +47,9 @@ type Config struct {
 	// Migration, when set, reports the copy of the old volume into the bucket, for /status and
 	// the status page.
 	Migration func() Migration
+	// Cluster, when set, reports the replicas and the peer fill (cluster.fill), for /status
+	// and the status page.
+	Cluster func() ClusterStatus
 
 	// Metrics is what /metrics serves. Zero means no metrics.
 	Metrics prometheus.Gatherer
@@ -102,7 +105,7 @@ func New(cfg Config) *Handler { return newHandler(cfg, false) }
 // the bucket's health), /healthz, /readyz and /metrics. It has no front, cache, state or peers
 // (cfg's Cache, State, Peers, Draining and HitBytes are not used), so /purge answers 404.
 func NewBackfill(cfg Config) *Handler {
-	cfg.Cache, cfg.State, cfg.Peers, cfg.Draining, cfg.HitBytes, cfg.PeerObjects = nil, nil, nil, nil, nil, nil
+	cfg.Cache, cfg.State, cfg.Peers, cfg.Draining, cfg.HitBytes, cfg.PeerObjects, cfg.Cluster = nil, nil, nil, nil, nil, nil, nil
 	return newHandler(cfg, true)
 }
 

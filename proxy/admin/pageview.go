@@ -24,6 +24,7 @@ type pageView struct {
 	Cache     *cacheView
 	NoCache   string // why there is no cache section
 	Migration *migrationView
+	Cluster   *clusterView
 	Info      []infoItem
 
 	CSS template.CSS
@@ -98,6 +99,40 @@ type migrationView struct {
 	PercentOfBytes string
 }
 
+// clusterView is the cluster card: the replicas, this one's share of the keys, the peer fill.
+type clusterView struct {
+	Replicas, Self, Share              string
+	Asks, Answered, FromPeers          string
+	Errors, Fallbacks                  string
+	Served, ServedBytes, Refused       string
+	ErrorsClass, LastError, SelfAbsent string
+}
+
+// newClusterView formats c for the page.
+func newClusterView(c *ClusterStatus) *clusterView {
+	v := &clusterView{
+		Replicas:    humanize.Comma(int64(len(c.Members))),
+		Self:        c.Self,
+		Share:       strconv.FormatFloat(100*c.Share, 'f', 1, 64) + "%",
+		Asks:        humanize.Comma(int64(c.Asked.Asks)),
+		Answered:    humanize.Comma(int64(c.Asked.Answered)),
+		FromPeers:   humanBytes(int64(min(c.Asked.Bytes, math.MaxInt64))),
+		Errors:      humanize.Comma(int64(c.Asked.Errors)),
+		Fallbacks:   humanize.Comma(int64(c.Asked.Fallbacks)),
+		Served:      humanize.Comma(int64(c.Served.Served)),
+		ServedBytes: humanBytes(int64(min(c.Served.Bytes, math.MaxInt64))),
+		Refused:     humanize.Comma(int64(c.Served.Refused)),
+		LastError:   c.LastError,
+	}
+	if c.Asked.Errors > 0 {
+		v.ErrorsClass = "warn"
+	}
+	if c.Self == "" && len(c.Members) > 0 {
+		v.SelfAbsent = "This replica is not among the addresses cluster.peers lists: it asks the owners of every key and owns none."
+	}
+	return v
+}
+
 // infoItem is one entry of the configuration summary.
 type infoItem struct{ Key, Value string }
 
@@ -143,6 +178,9 @@ func newPageView(st Status, backfillOnly bool, refresh time.Duration, now time.T
 		v.NoCache = "No cache in front of the bucket."
 	}
 	v.Title = "fedicache · " + v.Host
+	if st.Cluster != nil {
+		v.Cluster = newClusterView(st.Cluster)
+	}
 	if st.Migration != nil {
 		v.Migration = newMigrationView(st.Migration)
 		if v.Migration.Percent != "" && st.Migration.Running {

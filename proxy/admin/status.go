@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/fedicache/fedicache/cache"
+	"github.com/fedicache/fedicache/proxy/cluster"
 )
 
 // Status is the document /status returns.
@@ -21,10 +22,23 @@ type Status struct {
 	// EgressSavedBytes counts bytes served from the cache that the bucket did not send.
 	EgressSavedBytes uint64     `json:"egress_saved_bytes"`
 	Migration        *Migration `json:"migration,omitempty"`
+	// Cluster is the replicas and the peer fill, when cluster.fill is on.
+	Cluster *ClusterStatus `json:"cluster,omitempty"`
 	// State is the cluster's record of deleted and hidden media as this replica holds it.
 	State    any            `json:"state,omitempty"`
 	Sections map[string]any `json:"sections,omitempty"`
 	Info     map[string]any `json:"info,omitempty"`
+}
+
+// ClusterStatus is what one replica knows of the cluster: the replicas cluster.peers lists,
+// which is this one and its share of the keys, and the peer fill both ways.
+type ClusterStatus struct {
+	Members   []string               `json:"members"`
+	Self      string                 `json:"self"`
+	Share     float64                `json:"owner_share"`
+	LastError string                 `json:"last_error,omitempty"`
+	Asked     cluster.PeerFillStats  `json:"asked"`  // this replica asking the owners
+	Served    cluster.PeerServeStats `json:"served"` // this replica answering its peers
 }
 
 // BucketStatus is the outcome of the last readiness check of the bucket.
@@ -67,6 +81,10 @@ func (h *Handler) snapshot(ctx context.Context) Status {
 	if h.cfg.Migration != nil {
 		m := h.cfg.Migration()
 		st.Migration = &m
+	}
+	if h.cfg.Cluster != nil {
+		c := h.cfg.Cluster()
+		st.Cluster = &c
 	}
 	if len(h.cfg.Sections) > 0 {
 		st.Sections = map[string]any{}
