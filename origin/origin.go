@@ -35,6 +35,9 @@ type From struct {
 	// Stale is set on an answer from a cache past its freshness, given because the store
 	// behind it failed to confirm the object.
 	Stale bool
+	// Peer is, for an answer another replica gave (Source SourcePeer), where that replica's
+	// answer came from: one of its tiers, the bucket, an old store.
+	Peer Source
 }
 
 // The stores of this package's implementations.

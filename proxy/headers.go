@@ -83,6 +83,13 @@ func cacheStatus(from origin.From) (status, tier string) {
 		return cacheHit, string(from.Source)
 	case origin.SourceVolume:
 		return cacheFallback, ""
+	case origin.SourcePeer: // what the owner's answer was, from the replica it came through
+		switch from.Peer {
+		case cache.SourceMemory, cache.SourceDisk:
+			return cacheHit, string(origin.SourcePeer)
+		case origin.SourceVolume:
+			return cacheFallback, ""
+		}
 	}
 	return cacheMiss, ""
 }

@@ -103,3 +103,24 @@ func BenchmarkObjectHeaders(b *testing.B) {
 		s.setObjectHeaders(&h, &m, fromMemory, lm)
 	}
 }
+
+// TestCacheStatusOfPeerAnswers: an answer a peer gave (the key's owner, with cluster.fill) says
+// what the owner's answer was: a hit in its tiers is a HIT from tier "peer", its old volume a
+// FALLBACK, its own fetch from the bucket a MISS.
+func TestCacheStatusOfPeerAnswers(t *testing.T) {
+	for _, c := range []struct {
+		peer         origin.Source
+		status, tier string
+	}{
+		{cache.SourceMemory, cacheHit, "peer"},
+		{cache.SourceDisk, cacheHit, "peer"},
+		{origin.SourceVolume, cacheFallback, ""},
+		{origin.SourceBucket, cacheMiss, ""},
+		{"", cacheMiss, ""},
+	} {
+		status, tier := cacheStatus(origin.From{Source: origin.SourcePeer, Peer: c.peer})
+		if status != c.status || tier != c.tier {
+			t.Errorf("peer answer from %q: X-Cache %q tier %q, want %q %q", c.peer, status, tier, c.status, c.tier)
+		}
+	}
+}

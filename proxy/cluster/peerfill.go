@@ -134,9 +134,9 @@ func (p *PeerFill) owner(key string) string {
 // GetFrom implements origin.Sourced.
 func (p *PeerFill) GetFrom(ctx context.Context, key string, r *origin.Range) (io.ReadCloser, origin.Meta, origin.From, error) {
 	if peer := p.owner(key); peer != "" {
-		body, m, err := p.ask(ctx, http.MethodGet, peer, key, r)
+		body, m, from, err := p.ask(ctx, http.MethodGet, peer, key, r)
 		if !errors.Is(err, errAskNext) {
-			return body, m, origin.From{Source: origin.SourcePeer}, err
+			return body, m, from, err
 		}
 	}
 	return p.cfg.Next.GetFrom(ctx, key, r)
@@ -145,9 +145,9 @@ func (p *PeerFill) GetFrom(ctx context.Context, key string, r *origin.Range) (io
 // StatFrom implements origin.Sourced.
 func (p *PeerFill) StatFrom(ctx context.Context, key string) (origin.Meta, origin.From, error) {
 	if peer := p.owner(key); peer != "" {
-		_, m, err := p.ask(ctx, http.MethodHead, peer, key, nil)
+		_, m, from, err := p.ask(ctx, http.MethodHead, peer, key, nil)
 		if !errors.Is(err, errAskNext) {
-			return m, origin.From{Source: origin.SourcePeer}, err
+			return m, from, err
 		}
 	}
 	return p.cfg.Next.StatFrom(ctx, key)
@@ -182,10 +182,17 @@ func (p *PeerFill) Ping(ctx context.Context) error {
 var errAskNext = errors.New("cluster: ask the stores")
 
 // ask sends method for key (and r) to peer and returns its answer: the body (nil for a HEAD)
-// and Meta of a 2xx, origin.ErrNotFound for a 404, origin.ErrRangeNotSatisfiable (with the
-// size in Meta) for a 416, or errAskNext when the owner failed (it is then skipped) or does not
-// own the key.
-func (p *PeerFill) ask(ctx context.Context, method, peer, key string, r *origin.Range) (io.ReadCloser, origin.Meta, error) {
+// and Meta of a 2xx, with where the owner's answer came from; origin.ErrNotFound for a 404,
+// origin.ErrRangeNotSatisfiable (with the size in Meta) for a 416, or errAskNext when the owner
+// failed (it is then skipped) or does not own the key.
+func (p *PeerFill) ask(ctx context.Context, method, peer, key string, r *origin.Range) (io.ReadCloser, origin.Meta, origin.From, error) {
+	from := origin.From{Source: origin.SourcePeer}
+	body, m, err := p.send(ctx, method, peer, key, r, &from)
+	return body, m, from, err
+}
+
+// send is ask's exchange; it sets from.Peer from the answer.
+func (p *PeerFill) send(ctx context.Context, method, peer, key string, r *origin.Range, from *origin.From) (io.ReadCloser, origin.Meta, error) {
 	p.stats.asks.Add(1)
 	rctx, cancel := context.WithCancel(ctx)
 	req, err := http.NewRequestWithContext(rctx, method, "http://"+peer+peerObjectPath+"?key="+url.QueryEscape(key), nil)
@@ -207,6 +214,7 @@ func (p *PeerFill) ask(ctx context.Context, method, peer, key string, r *origin.
 		return nil, origin.Meta{}, p.failed(peer)
 	}
 	m, merr := peerMeta(resp)
+	from.Peer = origin.Source(resp.Header.Get(peerSourceHeader))
 	switch {
 	case resp.StatusCode == http.StatusOK || resp.StatusCode == http.StatusPartialContent:
 		if merr != nil {
