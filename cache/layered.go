@@ -59,6 +59,9 @@ type Config struct {
 	// a fetched object is stored: a key it refuses is never served nor kept. Zero means every
 	// key may be served.
 	Guard Guard
+	// OnPurge, when set, is told of every purge once it is done: the key (prefix false) of
+	// Purge and Drop, the prefix (prefix true) of PurgePrefix. Zero means nobody is told.
+	OnPurge func(key string, prefix bool)
 }
 
 func (c Config) withDefaults() Config {

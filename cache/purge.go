@@ -34,7 +34,11 @@ func (l *Layered) purge(key string, cut bool) int {
 	if f != nil {
 		l.unstore(f, cut)
 	}
-	return l.dropAll(key)
+	n := l.dropAll(key)
+	if l.cfg.OnPurge != nil {
+		l.cfg.OnPurge(key, false)
+	}
+	return n
 }
 
 // PurgePrefix removes every key starting with prefix, as Purge does, and returns how many
@@ -56,6 +60,9 @@ func (l *Layered) PurgePrefix(prefix string) int {
 	n := 0
 	for _, t := range l.tiers {
 		n += t.DeletePrefix(prefix)
+	}
+	if l.cfg.OnPurge != nil {
+		l.cfg.OnPurge(prefix, true)
 	}
 	return n
 }

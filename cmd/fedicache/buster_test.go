@@ -95,6 +95,7 @@ cache_buster:
   secret: s3cret
 cluster:
   peers: fedicache-peers
+  fill: false
 admin:
   token: t0ken
 `

@@ -16,7 +16,7 @@ import (
 // object's bytes; the objects on their owners' disks only. Mastodon then deletes one and sends
 // its cache buster to one replica: every replica answers 404, no peer serves what was deleted.
 func TestClusterFillOneBucketGetPerObject(t *testing.T) {
-	c := newTestCluster(t, clusterOptions{cluster: "  fill: true\n"})
+	c := newTestCluster(t, clusterOptions{cluster: "  fill: true\n"}) // the default
 	const keys = 6
 	data := map[string][]byte{}
 	for k := range keys {

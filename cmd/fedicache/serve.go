@@ -99,12 +99,16 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, started fun
 		fallback = vol
 	}
 	var stores origin.Sourced = origin.Fallback(bucket, fallback)
-	owners, fill, err := newPeerFill(ctx, cfg, stores, log)
+	// What this replica purged lately goes to the bucket, not to an owner that may not have
+	// learned of it yet; an owner whose record of deleted media is older than that refuses.
+	recent := cluster.NewRecent(purgeWindow(cfg), nil)
+	owners, fill, err := newPeerFill(ctx, cfg, stores, recent, log)
 	if err != nil {
 		return err
 	}
 	if fill != nil {
 		stores = fill
+		cfg.Cache.Layered.OnPurge = recent.Add
 	}
 	layered, closeTiers, err := newCache(stores, cfg, st, log)
 	if err != nil {
@@ -180,6 +184,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, started fun
 			Denied: func(key string) bool {
 				return slices.ContainsFunc(pcfg.DenyPrefixes, func(p string) bool { return strings.HasPrefix(key, p) })
 			},
+			Stale: func() bool { return !st.Loaded() || time.Since(st.Stats().RefreshedAt) > purgeWindow(cfg) },
 		})
 		acfg.PeerObjects = served
 		acfg.Cluster = func() admin.ClusterStatus { return clusterStatusOf(owners, fill, served) }
@@ -325,7 +330,7 @@ func newCloudflare(cfg config.Config, reg prometheus.Registerer, log *slog.Logge
 // newPeerFill returns, with cluster.peers and cluster.fill, the owners of keys among the
 // replicas (kept up to date until ctx ends) and the peer fill in front of stores; nil, nil
 // otherwise.
-func newPeerFill(ctx context.Context, cfg config.Config, stores origin.Sourced, log *slog.Logger) (*cluster.Owners, *cluster.PeerFill, error) {
+func newPeerFill(ctx context.Context, cfg config.Config, stores origin.Sourced, recent *cluster.Recent, log *slog.Logger) (*cluster.Owners, *cluster.PeerFill, error) {
 	if cfg.Peers == "" || !cfg.ClusterFill {
 		return nil, nil, nil
 	}
@@ -341,9 +346,15 @@ func newPeerFill(ctx context.Context, cfg config.Config, stores origin.Sourced, 
 	}
 	go owners.Run(ctx)
 	return owners, cluster.NewPeerFill(cluster.PeerFillConfig{
-		Owners: owners, Token: cfg.AdminToken, Next: stores, Timeout: cfg.ClusterFillTimeout,
+		Owners: owners, Token: cfg.AdminToken, Next: stores, Timeout: cfg.ClusterFillTimeout, Recent: recent,
 	}), nil
 }
+
+// purgeWindow is how long a purge may take to reach every replica that can read the bucket:
+// two state_refresh periods (one for the log entry to be written and listed, one to be read)
+// and a margin. Within it the peer fill does not ask owners for the key; beyond it an owner that
+// has not read the log refuses to answer (see the Stale of its peer endpoint).
+func purgeWindow(cfg config.Config) time.Duration { return 2*cfg.StateRefresh + 10*time.Second }
 
 // clusterStatusOf gathers the cluster's figures for /status and the status page.
 func clusterStatusOf(o *cluster.Owners, fill *cluster.PeerFill, served *cluster.PeerHandler) admin.ClusterStatus {

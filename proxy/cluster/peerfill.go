@@ -38,6 +38,9 @@ type PeerFillConfig struct {
 	Token string
 	// Next is what a replica asks itself: the bucket and the old stores (origin.Fallback).
 	Next origin.Sourced
+	// Recent, when set, is what this replica purged lately: a key in it goes to Next, not to an
+	// owner that may not have learned of the purge yet (Mastodon hid the object, say).
+	Recent *Recent
 	// Timeout bounds the connection to the owner: an owner that cannot be reached within it (a
 	// pod that is gone) is skipped for Owners' SkipFor, and the bucket asked. Zero means 1s.
 	Timeout time.Duration
@@ -85,7 +88,7 @@ type PeerFill struct {
 
 // fillCounters are PeerFill's event counts.
 type fillCounters struct {
-	asks, answered, bytes, errors, fallbacks, misdirected atomic.Uint64
+	asks, answered, bytes, errors, fallbacks, misdirected, recent atomic.Uint64
 }
 
 // PeerFillStats is a snapshot of PeerFill's counters.
@@ -96,6 +99,7 @@ type PeerFillStats struct {
 	Errors      uint64 `json:"errors"`      // owners that failed: no answer in time, 5xx, a cut body
 	Fallbacks   uint64 `json:"fallbacks"`   // requests that went to Next because the owner failed or is skipped
 	Misdirected uint64 `json:"misdirected"` // owners that said they do not own the key
+	Recent      uint64 `json:"recent"`      // requests sent to Next because this replica purged the key lately
 }
 
 // NewPeerFill returns the peer fill cfg describes.
@@ -112,6 +116,7 @@ func (p *PeerFill) Stats() PeerFillStats {
 		Errors:      p.stats.errors.Load(),
 		Fallbacks:   p.stats.fallbacks.Load(),
 		Misdirected: p.stats.misdirected.Load(),
+		Recent:      p.stats.recent.Load(),
 	}
 }
 
@@ -122,6 +127,10 @@ func (p *PeerFill) owner(key string) string {
 	}
 	peer, self := p.cfg.Owners.Owner(key)
 	if self || peer == "" {
+		return ""
+	}
+	if p.cfg.Recent.Has(key) {
+		p.stats.recent.Add(1)
 		return ""
 	}
 	if p.cfg.Owners.Skipped(peer) {

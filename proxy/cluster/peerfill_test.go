@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -36,6 +37,8 @@ type replica struct {
 	srv    *http.Server
 	ln     net.Listener
 	down   bool
+	recent *Recent
+	stale  atomic.Bool // its record of deleted media is too old to answer for others
 }
 
 // testCluster is replicas on loopback addresses 127.0.0.2, .3, ... sharing one port and one
@@ -85,7 +88,8 @@ func (c *testCluster) add(i int) *replica {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r.fill = NewPeerFill(PeerFillConfig{Owners: r.owners, Token: testToken, Next: c.origin, Timeout: time.Second})
+	r.recent = NewRecent(time.Minute, nil)
+	r.fill = NewPeerFill(PeerFillConfig{Owners: r.owners, Token: testToken, Next: c.origin, Timeout: time.Second, Recent: r.recent})
 	mem, err := memory.New(memory.Config{MaxBytes: 16 << 20, MaxObjectBytes: 64 << 10})
 	if err != nil {
 		t.Fatal(err)
@@ -101,7 +105,9 @@ func (c *testCluster) add(i int) *replica {
 	})
 	t.Cleanup(r.cache.Close)
 	mux := http.NewServeMux()
-	mux.Handle(PeerObjectPath, NewPeerHandler(PeerServeConfig{Objects: r.cache, Owners: r.owners, Token: testToken}))
+	mux.Handle(PeerObjectPath, NewPeerHandler(PeerServeConfig{
+		Objects: r.cache, Owners: r.owners, Token: testToken, Stale: r.stale.Load,
+	}))
 	r.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go r.srv.Serve(ln)
 	t.Cleanup(func() { r.srv.Close() })
@@ -391,5 +397,73 @@ func TestPeerEndpointRefuses(t *testing.T) {
 	}
 	if gets := c.bucket.TotalGets(); gets != 1 {
 		t.Errorf("%d bucket GETs, want 1 (the owner's answer)", gets)
+	}
+}
+
+// TestClusterRecentPurgeAndStaleOwner: Mastodon hides an object the owner holds, and the bust
+// reaches a non-owner but not the owner. The non-owner asks the bucket for the key while the
+// purge is recent (the owner could still serve what was hidden); an owner whose record of
+// deleted media is stale refuses every ask, and its peers go to the bucket and skip it.
+func TestClusterRecentPurgeAndStaleOwner(t *testing.T) {
+	c := newTestCluster(t, 3)
+	k := clusterKey(600)
+	data := tiertest.Blob(600, 20_000)
+	c.bucket.Put(t, k, data)
+	owner := c.ownerOf(k)
+	other := (owner + 1) % 3
+	if got, _, err := c.get(owner, k, nil); err != nil || !bytes.Equal(got, data) {
+		t.Fatal(err)
+	}
+	// The bust reached the non-owner only.
+	c.reps[other].cache.Purge(k)
+	c.reps[other].recent.Add(k, false)
+	c.bucket.Delete(t, k) // as hidden: the bucket no longer gives it to us
+	if _, from, err := c.get(other, k, nil); !errors.Is(err, origin.ErrNotFound) {
+		t.Fatalf("a key purged here lately, asked of a non-owner: %v from %s; want the bucket's not found, not the owner's stale copy", err, from.Source)
+	}
+	if st := c.reps[other].fill.Stats(); st.Recent != 1 || st.Asks != 0 {
+		t.Errorf("stats %+v: want the bucket asked, not the owner", st)
+	}
+
+	// An owner whose record is stale refuses; the asker goes to the bucket and skips it.
+	k2 := clusterKey(601)
+	c.bucket.Put(t, k2, data)
+	owner2 := c.ownerOf(k2)
+	asker := (owner2 + 1) % 3
+	c.reps[owner2].stale.Store(true)
+	got, from, err := c.get(asker, k2, nil)
+	if err != nil || !bytes.Equal(got, data) || from.Source == origin.SourcePeer {
+		t.Fatalf("asked of a non-owner while the owner is stale: %d bytes from %s, %v", len(got), from.Source, err)
+	}
+	peer, _ := c.reps[asker].owners.Owner(k2)
+	if !c.reps[asker].owners.Skipped(peer) {
+		t.Error("the stale owner is not skipped")
+	}
+}
+
+// TestRecent: a purged key, or one under a purged prefix, is recent for the window, then not.
+func TestRecent(t *testing.T) {
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	r := NewRecent(time.Minute, func() time.Time { return now })
+	r.Add("media_attachments/files/1/a.png", false)
+	r.Add("accounts/avatars/000/000/042/", true)
+	for key, want := range map[string]bool{
+		"media_attachments/files/1/a.png":             true,
+		"media_attachments/files/1/b.png":             false,
+		"accounts/avatars/000/000/042/original/x.png": true,
+		"accounts/avatars/000/000/043/original/x.png": false,
+	} {
+		if got := r.Has(key); got != want {
+			t.Errorf("Has(%q) = %v, want %v", key, got, want)
+		}
+	}
+	now = now.Add(time.Minute)
+	if r.Has("media_attachments/files/1/a.png") || r.Has("accounts/avatars/000/000/042/original/x.png") {
+		t.Error("a purge is still recent after the window")
+	}
+	var nilRecent *Recent
+	nilRecent.Add("k", false)
+	if nilRecent.Has("k") {
+		t.Error("a nil Recent holds a key")
 	}
 }

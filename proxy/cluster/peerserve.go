@@ -32,6 +32,10 @@ type PeerServeConfig struct {
 	// OnFallback, when set, is called with the key of an answer from an old store, as the front
 	// does for its own (copy-on-read).
 	OnFallback func(key string)
+	// Stale, when set, reports whether this replica's record of deleted and hidden media is too
+	// old to answer for others (it could not read the bucket's log for a while): asks are then
+	// refused (503), and the peers ask the bucket.
+	Stale func() bool
 	// Denied, when set, reports the keys the front never serves (its deny prefixes, fedicache's
 	// own state): a peer asking for one gets 404, as a client would. Keys with empty, "." or
 	// ".." segments are refused whatever it says.
@@ -100,6 +104,11 @@ func (h *PeerHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if _, self := h.cfg.Owners.Owner(key); !self {
 		h.refused.Add(1)
 		http.Error(w, "421 not the owner", http.StatusMisdirectedRequest)
+		return
+	}
+	if h.cfg.Stale != nil && h.cfg.Stale() {
+		h.refused.Add(1)
+		http.Error(w, "503 this replica's record of deleted media is stale", http.StatusServiceUnavailable)
 		return
 	}
 	var rng *origin.Range
