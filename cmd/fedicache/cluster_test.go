@@ -515,7 +515,9 @@ func testClusterRestartWithCacheDir(t *testing.T, fill string) {
 // reach (a network partition, a pod not yet in the peers' DNS answer) while Mastodon deletes
 // media it holds on disk: it is never told by a peer, yet answers 404 within one state_refresh,
 // from the bucket's log. Healing the partition changes nothing of that.
-func TestClusterPartitionedReplicaLearnsFromTheBucket(t *testing.T) { bothFillModes(t, testClusterPartitionedReplicaLearnsFromTheBucket) }
+func TestClusterPartitionedReplicaLearnsFromTheBucket(t *testing.T) {
+	bothFillModes(t, testClusterPartitionedReplicaLearnsFromTheBucket)
+}
 
 func testClusterPartitionedReplicaLearnsFromTheBucket(t *testing.T, fill string) {
 	c := newTestCluster(t, clusterOptions{cluster: fill})
@@ -702,7 +704,9 @@ func testClusterHiddenDuringPartitionIsNoTombstone(t *testing.T, fill string) {
 // replica is cut off: it is recorded in the bucket, and the cut-off replica fetches the object
 // again within one state_refresh. A purge a peer forwarded applies to that replica only and
 // records nothing.
-func TestClusterOperatorPurgeReachesPartitionedReplica(t *testing.T) { bothFillModes(t, testClusterOperatorPurgeReachesPartitionedReplica) }
+func TestClusterOperatorPurgeReachesPartitionedReplica(t *testing.T) {
+	bothFillModes(t, testClusterOperatorPurgeReachesPartitionedReplica)
+}
 
 func testClusterOperatorPurgeReachesPartitionedReplica(t *testing.T, fill string) {
 	c := newTestCluster(t, clusterOptions{cluster: fill})
@@ -998,7 +1002,9 @@ func (l *link) setDown(down bool) {
 // altogether (no peer reaches it, and it reaches no bucket) while Mastodon deletes a key it holds
 // on disk and hides another: its refreshes fail meanwhile, it keeps serving what it has, and once
 // the link is back it drops both within one state_refresh, without any peer retrying at it.
-func TestClusterIsolatedReplicaConvergesWhenItsLinkReturns(t *testing.T) { bothFillModes(t, testClusterIsolatedReplicaConvergesWhenItsLinkReturns) }
+func TestClusterIsolatedReplicaConvergesWhenItsLinkReturns(t *testing.T) {
+	bothFillModes(t, testClusterIsolatedReplicaConvergesWhenItsLinkReturns)
+}
 
 func testClusterIsolatedReplicaConvergesWhenItsLinkReturns(t *testing.T, fill string) {
 	c := newTestCluster(t, clusterOptions{cluster: fill})
