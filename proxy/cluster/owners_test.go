@@ -610,3 +610,19 @@ func BenchmarkOwner(b *testing.B) {
 		})
 	}
 }
+
+// TestStaticPeers: cluster.peers may list the replicas' addresses instead of a DNS name; a list
+// with anything but addresses is refused, naming the field.
+func TestStaticPeers(t *testing.T) {
+	c := PeersConfig{Name: "10.0.0.5, 10.0.0.6,fd00::7"}.withDefaults()
+	ips, err := c.Lookup(context.Background(), c.Name)
+	if err != nil || len(ips) != 3 || !ips[2].Equal(net.ParseIP("fd00::7")) {
+		t.Fatalf("lookup of a list: %v, %v", ips, err)
+	}
+	if err := (PeersConfig{Name: "10.0.0.5,fedicache-peers"}).Validate(); err == nil || !strings.Contains(err.Error(), "Name") {
+		t.Errorf("a list with a name in it: %v; want an error naming Name", err)
+	}
+	if err := (PeersConfig{Name: "fedicache-peers.mastodon.svc.cluster.local"}).Validate(); err != nil {
+		t.Errorf("a DNS name: %v", err)
+	}
+}

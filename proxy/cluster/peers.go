@@ -43,7 +43,8 @@ const (
 type PeersConfig struct {
 	// Name is the DNS name of a Kubernetes headless Service whose A/AAAA records are the
 	// replicas, e.g. "fedicache-peers.mastodon.svc.cluster.local". It is resolved again on
-	// every Forward, since the answer changes as pods come and go.
+	// every Forward, since the answer changes as pods come and go. Outside Kubernetes it may
+	// instead list the replicas' addresses, separated by commas ("10.0.0.5,10.0.0.6").
 	Name string
 	// Port is the admin port of the peers. Zero means 9090.
 	Port int
@@ -75,6 +76,8 @@ func (c PeersConfig) Validate() error {
 	switch {
 	case strings.TrimSpace(c.Name) == "":
 		return badField("PeersConfig", "Name", "", "is empty", "give the DNS name of the headless Service of the replicas", "fedicache-peers")
+	case strings.Contains(c.Name, ",") && staticPeers(c.Name) == nil:
+		return badField("PeersConfig", "Name", c.Name, "is neither a DNS name nor a list of addresses", "give a DNS name, or the replicas' IP addresses separated by commas", "10.0.0.5,10.0.0.6")
 	case c.Port < 0 || c.Port > 65535:
 		return badField("PeersConfig", "Port", strconv.Itoa(c.Port), "is not a TCP port", "give the admin port, 1-65535 (zero means 9090)", "")
 	case c.Timeout < 0:
@@ -96,8 +99,12 @@ func (c PeersConfig) withDefaults() PeersConfig {
 		c.Attempts = 3
 	}
 	if c.Lookup == nil {
-		c.Lookup = func(ctx context.Context, host string) ([]net.IP, error) {
-			return net.DefaultResolver.LookupIP(ctx, "ip", host)
+		if ips := staticPeers(c.Name); ips != nil {
+			c.Lookup = func(context.Context, string) ([]net.IP, error) { return slices.Clone(ips), nil }
+		} else {
+			c.Lookup = func(ctx context.Context, host string) ([]net.IP, error) {
+				return net.DefaultResolver.LookupIP(ctx, "ip", host)
+			}
 		}
 	}
 	if c.Self == nil {
@@ -126,6 +133,20 @@ func newPeerClient(dial, headers, overall time.Duration, idlePerPeer int) *http.
 		Timeout:       overall,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
+}
+
+// staticPeers returns the addresses name lists, separated by commas, or nil when it is not
+// such a list (a DNS name).
+func staticPeers(name string) []net.IP {
+	var ips []net.IP
+	for item := range strings.SplitSeq(name, ",") {
+		ip := net.ParseIP(strings.TrimSpace(item))
+		if ip == nil {
+			return nil
+		}
+		ips = append(ips, ip)
+	}
+	return ips
 }
 
 // interfaceIPs returns the addresses of the host's interfaces.

@@ -72,7 +72,7 @@ var settings = []setting{
 	{"cache_buster.secret_header", "", "Mastodon's CACHE_BUSTER_SECRET_HEADER; empty turns the cache buster off"},
 	{"cache_buster.secret", "", "Mastodon's CACHE_BUSTER_SECRET"},
 	{"cache_buster.method", "GET", "Mastodon's CACHE_BUSTER_HTTP_METHOD"},
-	{"cluster.peers", "", "DNS name whose A/AAAA records are the replicas (a headless Service); purges and busts reach them all"},
+	{"cluster.peers", "", "DNS name whose A/AAAA records are the replicas (a headless Service), or their addresses separated by commas; purges and busts reach them all"},
 	{"cluster.fill", true, "with cluster.peers: a miss on a key another replica owns (by rendezvous hashing) asks that replica over the admin port, not the bucket, so an object costs one bucket GET per cluster and sits on one replica's disk"},
 	{"cluster.fill_timeout", "1s", "how long a replica tries to reach a key's owner (a pod that is gone) before skipping it for 10s and asking the bucket itself; an owner reached has 10s to begin its answer"},
 	{"cloudflare.zone_id", "", "with cloudflare.api_token: a cache-buster request also purges the URL from Cloudflare's cache"},
