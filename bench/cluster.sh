@@ -1,0 +1,192 @@
+#!/usr/bin/env bash
+# bench/cluster.sh: three fedicache replicas in front of one real S3 server, with and without
+# the peer fill (cluster.fill), as a Service spreads requests: every cold key is asked of every
+# replica, then once more (the second round: hits at the owners, the owners' copies elsewhere).
+#
+# Run it from the repository root:   bench/cluster.sh
+#
+# The replicas listen on 127.0.0.2, 127.0.0.3 and 127.0.0.4 (loopback addresses Linux routes
+# without any setup), the same admin port on each, and find each other through cluster.peers
+# listing those addresses. One counting proxy in front of the bucket (versitygw, installed with
+# go install when missing) counts the GETs and the bytes it sent. Per mode it prints the bucket
+# GETs per key, the MB the bucket sent, and each round's latency (p50, p99) and the replicas'
+# CPU time per request; the table also goes to bench/cluster-results-latest.md
+# (BENCH_RESULTS moves it). Everything it starts is stopped at the end, Ctrl-C included.
+#
+# Settings (environment; defaults in brackets):
+#   BENCH_SMALL [3000]        cold objects (thumbnails, avatars, emoji: 5-60 KB)
+#   BENCH_CONNECTIONS [16]    connections of each replica's walk
+#   BENCH_SEED [1]            BENCH_KEEP [0] (1 keeps the work directory)
+#   BENCH_RESULTS [bench/cluster-results-latest.md]
+set -euo pipefail
+# shellcheck source=bench/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+cd "$(dirname "$0")/.."
+REPO=$PWD
+SMALL=${BENCH_SMALL:-3000}
+CONNECTIONS=${BENCH_CONNECTIONS:-16}
+SEED=${BENCH_SEED:-1}
+RESULTS=${BENCH_RESULTS:-$REPO/bench/cluster-results-latest.md}
+BUCKET=mastodon-media
+VERSITYGW_VERSION=v1.8.0
+IPS=(127.0.0.2 127.0.0.3 127.0.0.4)
+TOKEN=bench-cluster-token
+
+command -v go >/dev/null || die "go is needed (the version in go.mod)"
+for tool in curl awk; do command -v "$tool" >/dev/null || die "$tool is needed"; done
+GOBIN_DIR=$(go env GOBIN)
+GOBIN_DIR=${GOBIN_DIR:-$(go env GOPATH)/bin}
+VERSITYGW=$GOBIN_DIR/versitygw
+if [ ! -x "$VERSITYGW" ]; then
+  log "installing versitygw $VERSITYGW_VERSION with go install"
+  go install "github.com/versity/versitygw/cmd/versitygw@$VERSITYGW_VERSION"
+fi
+
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/fedicache-cluster.XXXXXX")
+mkdir -p "$WORK"/{bin,logs,keys,volume,gw,fc}
+declare -A PIDS=()
+declare -A R=()
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+log "building fedicache and the helpers"
+go build -trimpath -o "$WORK/fedicache" ./cmd/fedicache
+for helper in gen countproxy load; do
+  go build -trimpath -o "$WORK/bin/$helper" "./bench/$helper"
+done
+
+# same_port: a port free on the three replicas' addresses (their admin listeners share it).
+same_port() {
+  local port ip ok
+  for _ in $(seq 100); do
+    port=$(free_port)
+    ok=1
+    for ip in "${IPS[@]}"; do
+      if (exec 3<>"/dev/tcp/$ip/$port") 2>/dev/null; then ok=0; fi
+    done
+    [ "$ok" = 1 ] && { echo "$port"; return; }
+  done
+  die "no port free on ${IPS[*]}"
+}
+GW_PORT=$(free_port)
+COUNT_PORT=$(free_port)
+PORT=$(same_port)
+ADMIN_PORT=$(same_port)
+COUNTS=http://127.0.0.1:$COUNT_PORT/counts
+
+ACCESS_KEY=bench
+SECRET_KEY=$(od -An -N18 -tx1 /dev/urandom | tr -d ' \n')
+log "starting versitygw and the counting proxy"
+ROOT_ACCESS_KEY=$ACCESS_KEY ROOT_SECRET_KEY=$SECRET_KEY \
+  start versitygw "$VERSITYGW" --port "127.0.0.1:$GW_PORT" --quiet --keep-alive posix "$WORK/gw"
+start countproxy "$WORK/bin/countproxy" -listen "127.0.0.1:$COUNT_PORT" -target "http://127.0.0.1:$GW_PORT"
+wait_port versitygw "$GW_PORT"
+for _ in $(seq 300); do curl -fso /dev/null "$COUNTS" && break; sleep 0.1; done
+
+log "generating $SMALL cold objects (seed $SEED)"
+AWS_ACCESS_KEY_ID=$ACCESS_KEY AWS_SECRET_ACCESS_KEY=$SECRET_KEY \
+  run gen "$WORK/bin/gen" -endpoint "http://127.0.0.1:$GW_PORT" -bucket "$BUCKET" -seed "$SEED" \
+  -volume "$WORK/volume" -keys "$WORK/keys" -hot 1 -small "$SMALL" -originals 0 -big-bytes 0
+KEYS=$(wc -l <"$WORK/keys/cold.txt")
+
+# start_replicas FILL: the three replicas, empty caches, cluster.fill FILL.
+start_replicas() {
+  local i ip
+  for i in 0 1 2; do
+    ip=${IPS[$i]}
+    mkdir -p "$WORK/fc/$1-$i"
+    cat >"$WORK/fc/$1-$i.yaml" <<EOF
+listen: $ip:$PORT
+admin_listen: $ip:$ADMIN_PORT
+s3:
+  endpoint: http://127.0.0.1:$COUNT_PORT
+  region: us-east-1
+  bucket: $BUCKET
+  force_path_style: true
+  access_key_id: $ACCESS_KEY
+  secret_access_key: $SECRET_KEY
+fallback:
+  dir: $WORK/volume
+cluster:
+  peers: "${IPS[0]},${IPS[1]},${IPS[2]}"
+  fill: $1
+admin:
+  token: $TOKEN
+cache:
+  memory:
+    max_bytes: 256MiB
+  disk:
+    dir: $WORK/fc/$1-$i
+    max_bytes: 4GiB
+log:
+  level: warn
+EOF
+    start "fc$i" "$WORK/fedicache" serve --config "$WORK/fc/$1-$i.yaml"
+  done
+  for i in 0 1 2; do
+    for _ in $(seq 300); do curl -fso /dev/null "http://${IPS[$i]}:$ADMIN_PORT/readyz" && break; sleep 0.1; done
+    curl -fso /dev/null "http://${IPS[$i]}:$ADMIN_PORT/readyz" || die "replica $i did not become ready (logs in $WORK/logs)"
+  done
+}
+
+stop_replicas() { local i; for i in 0 1 2; do stop "fc$i"; done; }
+
+# cpu_all: the CPU ticks of the three replicas.
+cpu_all() { echo $(($(cpu_ticks "${PIDS[fc0]}") + $(cpu_ticks "${PIDS[fc1]}") + $(cpu_ticks "${PIDS[fc2]}"))); }
+
+# round NAME: every key asked of every replica at once (one walk per replica); prints
+# "requests p50_ms p99_ms cpu_us_per_request errors".
+round() {
+  local i pids=() requests=0 errors=0 p50=0 p99=0 before after
+  before=$(cpu_all)
+  for i in 0 1 2; do
+    "$WORK/bin/load" walk -base "http://${IPS[$i]}:$PORT" -list "$WORK/keys/cold.txt" -c "$CONNECTIONS" -max 10m \
+      >"$WORK/logs/$1-$i.txt" 2>&1 &
+    pids+=($!)
+  done
+  for i in 0 1 2; do wait "${pids[$i]}" || die "walk $1 on replica $i failed: $(tail -n 3 "$WORK/logs/$1-$i.txt")"; done
+  after=$(cpu_all)
+  for i in 0 1 2; do
+    parse_result "$(grep '^RESULT ' "$WORK/logs/$1-$i.txt")"
+    requests=$((requests + R[requests]))
+    errors=$((errors + R[errors]))
+    p50=$(awk -v a="$p50" -v b="${R[p50_us]}" 'BEGIN { print (b > a ? b : a) }')
+    p99=$(awk -v a="$p99" -v b="${R[p99_us]}" 'BEGIN { print (b > a ? b : a) }')
+  done
+  awk -v n="$requests" -v a="$p50" -v b="$p99" -v t="$((after - before))" -v hz="$(getconf CLK_TCK)" -v e="$errors" \
+    'BEGIN { printf "%d %.2f %.2f %.0f %d\n", n, a / 1000, b / 1000, (n > 0 ? t / hz * 1e6 / n : 0), e }'
+}
+
+# bucket_gets: "GETS MB" of object GETs the counting proxy saw since the last call.
+bucket_gets() {
+  curl -fs "$COUNTS?reset=1" | awk '$3 !~ /\?/ { g += $1; b += $2 } END { printf "%d %.1f\n", g, b / 1e6 }'
+}
+
+declare -A V=()
+for fill in false true; do
+  log "cluster.fill: $fill: three replicas, $KEYS cold keys asked of each"
+  start_replicas "$fill"
+  bucket_gets >/dev/null
+  read -r V[$fill,n1] V[$fill,p50_1] V[$fill,p99_1] V[$fill,cpu1] V[$fill,err1] < <(round "$fill-cold")
+  read -r V[$fill,gets1] V[$fill,mb1] < <(bucket_gets)
+  read -r V[$fill,n2] V[$fill,p50_2] V[$fill,p99_2] V[$fill,cpu2] V[$fill,err2] < <(round "$fill-again")
+  read -r V[$fill,gets2] V[$fill,mb2] < <(bucket_gets)
+  stop_replicas
+done
+
+{
+  echo "# fedicache: three replicas, with and without the peer fill"
+  echo
+  echo "$(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores; $KEYS cold objects (5-60 KB), each asked of each of 3 replicas at once ($CONNECTIONS connections per replica), then once more; versitygw $VERSITYGW_VERSION behind a counting proxy."
+  echo
+  echo "| cluster.fill | round | requests | bucket GETs | GETs per key | bucket MB | p50 ms (slowest replica) | p99 ms | CPU us/req (3 replicas) | errors |"
+  echo "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+  for fill in false true; do
+    for r in 1 2; do
+      echo "| $fill | $([ "$r" = 1 ] && echo cold || echo again) | ${V[$fill,n$r]} | ${V[$fill,gets$r]} | $(awk -v g="${V[$fill,gets$r]}" -v k="$KEYS" 'BEGIN { printf "%.2f", g / k }') | ${V[$fill,mb$r]} | ${V[$fill,p50_$r]} | ${V[$fill,p99_$r]} | ${V[$fill,cpu$r]} | ${V[$fill,err$r]} |"
+    done
+  done
+} | tee "$RESULTS"
+log "results written to $RESULTS"
