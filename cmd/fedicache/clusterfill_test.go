@@ -41,7 +41,7 @@ func TestClusterFillOneBucketGetPerObject(t *testing.T) {
 	}
 	// Each non-owner asked the owner once per key: 2 asks per key, all answered, across the
 	// cluster; each replica owns a third of the keys and says so on /status and /metrics.
-	var asks, served uint64
+	var asks, served, bucketBytes, peerBytes uint64
 	for i := range c.r {
 		st := c.clusterStatus(t, i)
 		if len(st.Members) != 3 || st.Self != c.peerAddr(replicaIP(i)) || st.Share < 0.33 || st.Share > 0.34 {
@@ -49,6 +49,8 @@ func TestClusterFillOneBucketGetPerObject(t *testing.T) {
 		}
 		asks += st.Asked.Asks
 		served += st.Served.Served
+		bucketBytes += st.BucketBytes
+		peerBytes += st.Asked.Bytes
 		if code, body := c.admin(t, i, "GET", "/metrics"); code != 200 || !bytes.Contains(body, []byte("fedicache_peer_fill_asks_total")) ||
 			!bytes.Contains(body, []byte("fedicache_cluster_owner_share 0.33")) {
 			t.Errorf("replica %d /metrics: %d, no peer fill figures", i+1, code)
@@ -60,6 +62,10 @@ func TestClusterFillOneBucketGetPerObject(t *testing.T) {
 	}
 	if asks != 2*keys || served != 2*keys {
 		t.Errorf("%d asks sent and %d served over the cluster, want %d each", asks, served, 2*keys)
+	}
+	// The bucket sent each object once, to its owner; the others got it from the owners.
+	if bucketBytes != keys*20_000 || peerBytes != 2*keys*20_000 {
+		t.Errorf("bytes from the bucket %d and from peers %d over the cluster; want %d and %d", bucketBytes, peerBytes, keys*20_000, 2*keys*20_000)
 	}
 	// fedicache's own state is never served, to a peer either (the token does not open it).
 	stateKey := state.DefaultPrefix + "peer-test/secret.json"

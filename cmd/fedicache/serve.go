@@ -132,6 +132,10 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, started fun
 	}()
 	metrics := proxy.NewMetrics(reg)
 	registerCacheMetrics(reg, layered.Stats, metrics.HitBytes)
+	reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "fedicache_bucket_bytes_total",
+		Help: "Body bytes received from the bucket (what it sent this replica).",
+	}, func() float64 { return float64(bucket.BytesReceived()) }))
 
 	pcfg := cfg.Proxy
 	pcfg.Logger = log
@@ -187,7 +191,11 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, started fun
 			Stale: func() bool { return !st.Loaded() || time.Since(st.Stats().RefreshedAt) > purgeWindow(cfg) },
 		})
 		acfg.PeerObjects = served
-		acfg.Cluster = func() admin.ClusterStatus { return clusterStatusOf(owners, fill, served) }
+		acfg.Cluster = func() admin.ClusterStatus {
+			st := clusterStatusOf(owners, fill, served)
+			st.BucketBytes = bucket.BytesReceived()
+			return st
+		}
 		registerClusterMetrics(reg, owners, fill, served)
 	}
 	adminSrv := &http.Server{

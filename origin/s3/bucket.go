@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync/atomic"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -38,7 +39,12 @@ type Bucket struct {
 	acl       aclCheck
 	sums      *checksumMode // shared with StateView's Bucket: a refusal holds for both
 	lean      *leanGet      // sends client's GetObject; nil: the SDK's GetObject does
+	received  atomic.Uint64 // body bytes of GetObject answers read (see BytesReceived)
 }
+
+// BytesReceived returns how many body bytes of its GetObject answers the bucket has sent that
+// were read: what a cache in front of it fetched (a StateView counts its own).
+func (b *Bucket) BytesReceived() uint64 { return b.received.Load() }
 
 // New returns the bucket cfg describes. It checks cfg and loads the AWS configuration
 // (credentials, AWS_CA_BUNDLE, ...) but sends no request to the bucket; use Ping to see that it
@@ -163,7 +169,7 @@ func (b *Bucket) get(ctx context.Context, key string, r *origin.Range) (io.ReadC
 		return nil, origin.Meta{}, err
 	}
 	checked, ok := checkedBody(key, out)
-	body := &watchedBody{body: checked, w: w, checked: ok}
+	body := &watchedBody{body: checked, w: w, checked: ok, received: &b.received}
 	size, cut, err := fit(out, r)
 	if errors.Is(err, origin.ErrRangeNotSatisfiable) {
 		// The service sent the whole object for a range beyond its end: its size is known.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -54,6 +55,8 @@ type watchedBody struct {
 	checked bool // body is checked against a checksum of the whole object (checkedBody)
 	once    sync.Once
 	close   error
+	// received, when set, counts the bytes read.
+	received *atomic.Uint64
 }
 
 // BodyChecked implements origin.CheckedBody.
@@ -73,6 +76,9 @@ func (b *watchedBody) Read(p []byte) (int, error) {
 	b.w.arm()
 	n, err := b.body.Read(p)
 	b.w.disarm()
+	if b.received != nil {
+		b.received.Add(uint64(n))
+	}
 	if err != nil && err != io.EOF {
 		if stall := b.w.stalled(); stall != nil {
 			err = stall

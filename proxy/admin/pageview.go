@@ -103,6 +103,7 @@ type migrationView struct {
 type clusterView struct {
 	Replicas, Self, Share              string
 	Asks, Answered, FromPeers          string
+	FromBucket                         string
 	Errors, Fallbacks                  string
 	Served, ServedBytes, Refused       string
 	ErrorsClass, LastError, SelfAbsent string
@@ -117,6 +118,7 @@ func newClusterView(c *ClusterStatus) *clusterView {
 		Asks:        humanize.Comma(int64(c.Asked.Asks)),
 		Answered:    humanize.Comma(int64(c.Asked.Answered)),
 		FromPeers:   humanBytes(int64(min(c.Asked.Bytes, math.MaxInt64))),
+		FromBucket:  humanBytes(int64(min(c.BucketBytes, math.MaxInt64))),
 		Errors:      humanize.Comma(int64(c.Asked.Errors)),
 		Fallbacks:   humanize.Comma(int64(c.Asked.Fallbacks)),
 		Served:      humanize.Comma(int64(c.Served.Served)),

@@ -39,6 +39,9 @@ type ClusterStatus struct {
 	LastError string                 `json:"last_error,omitempty"`
 	Asked     cluster.PeerFillStats  `json:"asked"`  // this replica asking the owners
 	Served    cluster.PeerServeStats `json:"served"` // this replica answering its peers
+	// BucketBytes is the body bytes this replica received from the bucket, beside the
+	// Asked.Bytes it received from its peers.
+	BucketBytes uint64 `json:"bucket_bytes"`
 }
 
 // BucketStatus is the outcome of the last readiness check of the bucket.
