@@ -66,13 +66,7 @@ command -v aws >/dev/null || apt_install awscli
 command -v rclone >/dev/null || apt_install rclone
 # GNU time, for the peak RSS (not the shell's time keyword).
 [ -x /usr/bin/time ] || apt_install time
-GOBIN_DIR=$(go env GOBIN)
-GOBIN_DIR=${GOBIN_DIR:-$(go env GOPATH)/bin}
-VERSITYGW=$GOBIN_DIR/versitygw
-if [ ! -x "$VERSITYGW" ]; then
-  log "installing versitygw $VERSITYGW_VERSION with go install"
-  go install "github.com/versity/versitygw/cmd/versitygw@$VERSITYGW_VERSION"
-fi
+install_versitygw "$VERSITYGW_VERSION"
 
 # ---------------------------------------------------------------------------------------------
 # Work directory and the processes started: all stopped and removed on exit, Ctrl-C included.

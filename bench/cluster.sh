@@ -35,13 +35,7 @@ TOKEN=bench-cluster-token
 
 command -v go >/dev/null || die "go is needed (the version in go.mod)"
 for tool in curl awk; do command -v "$tool" >/dev/null || die "$tool is needed"; done
-GOBIN_DIR=$(go env GOBIN)
-GOBIN_DIR=${GOBIN_DIR:-$(go env GOPATH)/bin}
-VERSITYGW=$GOBIN_DIR/versitygw
-if [ ! -x "$VERSITYGW" ]; then
-  log "installing versitygw $VERSITYGW_VERSION with go install"
-  go install "github.com/versity/versitygw/cmd/versitygw@$VERSITYGW_VERSION"
-fi
+install_versitygw "$VERSITYGW_VERSION"
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/fedicache-cluster.XXXXXX")
 mkdir -p "$WORK"/{bin,logs,keys,volume,gw,fc}
@@ -78,12 +72,7 @@ COUNTS=http://127.0.0.1:$COUNT_PORT/counts
 
 ACCESS_KEY=bench
 SECRET_KEY=$(od -An -N18 -tx1 /dev/urandom | tr -d ' \n')
-log "starting versitygw and the counting proxy"
-ROOT_ACCESS_KEY=$ACCESS_KEY ROOT_SECRET_KEY=$SECRET_KEY \
-  start versitygw "$VERSITYGW" --port "127.0.0.1:$GW_PORT" --quiet --keep-alive posix "$WORK/gw"
-start countproxy "$WORK/bin/countproxy" -listen "127.0.0.1:$COUNT_PORT" -target "http://127.0.0.1:$GW_PORT"
-wait_port versitygw "$GW_PORT"
-for _ in $(seq 300); do curl -fso /dev/null "$COUNTS" && break; sleep 0.1; done
+start_counted_bucket "$GW_PORT" "$COUNT_PORT" "$ACCESS_KEY" "$SECRET_KEY"
 
 log "generating $SMALL cold objects (seed $SEED)"
 AWS_ACCESS_KEY_ID=$ACCESS_KEY AWS_SECRET_ACCESS_KEY=$SECRET_KEY \

@@ -133,3 +133,34 @@ stop() {
   for p in $pids; do kill -KILL "$p" 2>/dev/null || true; done
   wait "$pid" 2>/dev/null || true
 }
+
+# install_versitygw VERSION: set VERSITYGW to the versitygw binary, installing VERSION with go
+# install when it is missing.
+install_versitygw() {
+  local gobin
+  gobin=$(go env GOBIN)
+  gobin=${gobin:-$(go env GOPATH)/bin}
+  VERSITYGW=$gobin/versitygw
+  if [ ! -x "$VERSITYGW" ]; then
+    log "installing versitygw $1 with go install"
+    go install "github.com/versity/versitygw/cmd/versitygw@$1"
+  fi
+}
+
+# start_counted_bucket GW_PORT COUNT_PORT ACCESS_KEY SECRET_KEY: versitygw (posix, in
+# $WORK/gw) on 127.0.0.1:GW_PORT, and the counting proxy in front of it on COUNT_PORT
+# ($WORK/bin/countproxy), both up when it returns.
+start_counted_bucket() {
+  log "starting versitygw on 127.0.0.1:$1 and the counting proxy on 127.0.0.1:$2"
+  ROOT_ACCESS_KEY=$3 ROOT_SECRET_KEY=$4 \
+    start versitygw "$VERSITYGW" --port "127.0.0.1:$1" --quiet --keep-alive posix "$WORK/gw"
+  start countproxy "$WORK/bin/countproxy" -listen "127.0.0.1:$2" -target "http://127.0.0.1:$1"
+  wait_port versitygw "$1"
+  local i
+  for i in $(seq 300); do
+    curl -fso /dev/null "http://127.0.0.1:$2/counts" && return 0
+    kill -0 "${PIDS[countproxy]}" 2>/dev/null || break
+    sleep 0.1
+  done
+  die "the counting proxy did not come up (log: $WORK/logs/countproxy.log)"
+}

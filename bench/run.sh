@@ -110,13 +110,7 @@ if [ -z "$NGINX" ]; then
   NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 fi
 command -v wrk >/dev/null || apt_install wrk
-GOBIN_DIR=$(go env GOBIN)
-GOBIN_DIR=${GOBIN_DIR:-$(go env GOPATH)/bin}
-VERSITYGW=$GOBIN_DIR/versitygw
-if [ ! -x "$VERSITYGW" ]; then
-  log "installing versitygw $VERSITYGW_VERSION with go install"
-  go install "github.com/versity/versitygw/cmd/versitygw@$VERSITYGW_VERSION"
-fi
+install_versitygw "$VERSITYGW_VERSION"
 
 # ---------------------------------------------------------------------------------------------
 # Work directory and the processes started: all stopped and removed on exit, Ctrl-C included.
@@ -171,12 +165,7 @@ COUNTS=http://127.0.0.1:$COUNT_PORT/counts
 
 ACCESS_KEY=bench
 SECRET_KEY=$(od -An -N18 -tx1 /dev/urandom | tr -d ' \n')
-log "starting versitygw on 127.0.0.1:$GW_PORT and the counting proxy on 127.0.0.1:$COUNT_PORT"
-ROOT_ACCESS_KEY=$ACCESS_KEY ROOT_SECRET_KEY=$SECRET_KEY \
-  start versitygw "$VERSITYGW" --port "127.0.0.1:$GW_PORT" --quiet --keep-alive posix "$WORK/gw"
-start countproxy "$WORK/bin/countproxy" -listen "127.0.0.1:$COUNT_PORT" -target "http://127.0.0.1:$GW_PORT"
-wait_port versitygw "$GW_PORT"
-wait_http countproxy "$COUNTS"
+start_counted_bucket "$GW_PORT" "$COUNT_PORT" "$ACCESS_KEY" "$SECRET_KEY"
 
 log "generating the media tree (seed $SEED) and uploading the bucket's share"
 AWS_ACCESS_KEY_ID=$ACCESS_KEY AWS_SECRET_ACCESS_KEY=$SECRET_KEY \
