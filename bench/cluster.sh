@@ -9,8 +9,9 @@
 # without any setup), the same admin port on each, and find each other through cluster.peers
 # listing those addresses. One counting proxy in front of the bucket (versitygw, installed with
 # go install when missing) counts the GETs and the bytes it sent. Per mode it prints the bucket
-# GETs per key, the MB the bucket sent, and each round's latency (p50, p99) and the replicas'
-# CPU time per request; the table also goes to bench/cluster-results-latest.md
+# GETs per key, the MB the bucket sent, each round's latency (p50, p99; and the p50 of the keys
+# each replica owns apart from those another owns: what the hop to the owner adds, against the
+# same keys with the peer fill off) and the replicas' CPU time per request; the table also goes to bench/cluster-results-latest.md
 # (BENCH_RESULTS moves it). Everything it starts is stopped at the end, Ctrl-C included.
 #
 # Settings (environment; defaults in brackets):
@@ -68,6 +69,7 @@ GW_PORT=$(free_port)
 COUNT_PORT=$(free_port)
 PORT=$(same_port)
 ADMIN_PORT=$(same_port)
+MEMBERS="${IPS[0]}:$ADMIN_PORT,${IPS[1]}:$ADMIN_PORT,${IPS[2]}:$ADMIN_PORT"
 COUNTS=http://127.0.0.1:$COUNT_PORT/counts
 
 ACCESS_KEY=bench
@@ -126,13 +128,15 @@ stop_replicas() { local i; for i in 0 1 2; do stop "fc$i"; done; }
 cpu_all() { echo $(($(cpu_ticks "${PIDS[fc0]}") + $(cpu_ticks "${PIDS[fc1]}") + $(cpu_ticks "${PIDS[fc2]}"))); }
 
 # round NAME: every key asked of every replica at once (one walk per replica); prints
-# "requests p50_ms p99_ms cpu_us_per_request errors".
+# "requests p50_ms p99_ms cpu_us_per_request errors own_p50_ms peer_p50_ms": own and peer are
+# the keys each replica owns and those another owns (asked of their owner with the peer fill,
+# of the bucket without), each the mean over the three replicas of their p50.
 round() {
-  local i pids=() requests=0 errors=0 p50=0 p99=0 before after
+  local i pids=() requests=0 errors=0 p50=0 p99=0 before after own=0 peer=0
   before=$(cpu_all)
   for i in 0 1 2; do
     "$WORK/bin/load" walk -base "http://${IPS[$i]}:$PORT" -list "$WORK/keys/cold.txt" -c "$CONNECTIONS" -max 10m \
-      >"$WORK/logs/$1-$i.txt" 2>&1 &
+      -members "$MEMBERS" -self "${IPS[$i]}:$ADMIN_PORT" >"$WORK/logs/$1-$i.txt" 2>&1 &
     pids+=($!)
   done
   for i in 0 1 2; do wait "${pids[$i]}" || die "walk $1 on replica $i failed: $(tail -n 3 "$WORK/logs/$1-$i.txt")"; done
@@ -143,9 +147,12 @@ round() {
     errors=$((errors + R[errors]))
     p50=$(awk -v a="$p50" -v b="${R[p50_us]}" 'BEGIN { print (b > a ? b : a) }')
     p99=$(awk -v a="$p99" -v b="${R[p99_us]}" 'BEGIN { print (b > a ? b : a) }')
+    own=$((own + R[own_p50_us]))
+    peer=$((peer + R[peer_p50_us]))
   done
   awk -v n="$requests" -v a="$p50" -v b="$p99" -v t="$((after - before))" -v hz="$(getconf CLK_TCK)" -v e="$errors" \
-    'BEGIN { printf "%d %.2f %.2f %.0f %d\n", n, a / 1000, b / 1000, (n > 0 ? t / hz * 1e6 / n : 0), e }'
+    -v o="$own" -v q="$peer" \
+    'BEGIN { printf "%d %.2f %.2f %.0f %d %.2f %.2f\n", n, a / 1000, b / 1000, (n > 0 ? t / hz * 1e6 / n : 0), e, o / 3000, q / 3000 }'
 }
 
 # bucket_gets: "GETS MB" of object GETs the counting proxy saw since the last call.
@@ -158,9 +165,9 @@ for fill in false true; do
   log "cluster.fill: $fill: three replicas, $KEYS cold keys asked of each"
   start_replicas "$fill"
   bucket_gets >/dev/null
-  read -r V[$fill,n1] V[$fill,p50_1] V[$fill,p99_1] V[$fill,cpu1] V[$fill,err1] < <(round "$fill-cold")
+  read -r V[$fill,n1] V[$fill,p50_1] V[$fill,p99_1] V[$fill,cpu1] V[$fill,err1] V[$fill,own1] V[$fill,peer1] < <(round "$fill-cold")
   read -r V[$fill,gets1] V[$fill,mb1] < <(bucket_gets)
-  read -r V[$fill,n2] V[$fill,p50_2] V[$fill,p99_2] V[$fill,cpu2] V[$fill,err2] < <(round "$fill-again")
+  read -r V[$fill,n2] V[$fill,p50_2] V[$fill,p99_2] V[$fill,cpu2] V[$fill,err2] V[$fill,own2] V[$fill,peer2] < <(round "$fill-again")
   read -r V[$fill,gets2] V[$fill,mb2] < <(bucket_gets)
   stop_replicas
 done
@@ -170,11 +177,11 @@ done
   echo
   echo "$(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores; $KEYS cold objects (5-60 KB), each asked of each of 3 replicas at once ($CONNECTIONS connections per replica), then once more; versitygw $VERSITYGW_VERSION behind a counting proxy."
   echo
-  echo "| cluster.fill | round | requests | bucket GETs | GETs per key | bucket MB | p50 ms (slowest replica) | p99 ms | CPU us/req (3 replicas) | errors |"
-  echo "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+  echo "| cluster.fill | round | requests | bucket GETs | GETs per key | bucket MB | p50 ms (slowest replica) | p99 ms | p50 ms, keys it owns | p50 ms, keys others own | CPU us/req (3 replicas) | errors |"
+  echo "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
   for fill in false true; do
     for r in 1 2; do
-      echo "| $fill | $([ "$r" = 1 ] && echo cold || echo again) | ${V[$fill,n$r]} | ${V[$fill,gets$r]} | $(awk -v g="${V[$fill,gets$r]}" -v k="$KEYS" 'BEGIN { printf "%.2f", g / k }') | ${V[$fill,mb$r]} | ${V[$fill,p50_$r]} | ${V[$fill,p99_$r]} | ${V[$fill,cpu$r]} | ${V[$fill,err$r]} |"
+      echo "| $fill | $([ "$r" = 1 ] && echo cold || echo again) | ${V[$fill,n$r]} | ${V[$fill,gets$r]} | $(awk -v g="${V[$fill,gets$r]}" -v k="$KEYS" 'BEGIN { printf "%.2f", g / k }') | ${V[$fill,mb$r]} | ${V[$fill,p50_$r]} | ${V[$fill,p99_$r]} | ${V[$fill,own$r]} | ${V[$fill,peer$r]} | ${V[$fill,cpu$r]} | ${V[$fill,err$r]} |"
     done
   done
 } | tee "$RESULTS"

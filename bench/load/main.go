@@ -38,6 +38,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/fedicache/fedicache/proxy/cluster"
+
 	"github.com/fedicache/fedicache/bench/internal/seeded"
 )
 
@@ -76,6 +78,9 @@ func main() {
 		list := fs.String("list", "", "file of URL paths, one a line")
 		c := fs.Int("c", 64, "connections")
 		maxTime := fs.Duration("max", 10*time.Second, "stop starting requests after this long")
+		members := fs.String("members", "", "the replicas as cluster.peers makes them (ip:admin-port, comma-separated): "+
+			"with -self, the latency of the keys this replica owns and of the others is reported apart")
+		self := fs.String("self", "", "the replica -base reaches, as one of -members")
 		_ = fs.Parse(os.Args[2:])
 		data, err := os.ReadFile(*list)
 		if err != nil {
@@ -83,7 +88,11 @@ func main() {
 		}
 		paths := strings.Fields(string(data))
 		outcomes, elapsed := walk(*base, paths, *c, *maxTime)
-		fmt.Println(summarize(outcomes, elapsed))
+		line := summarize(outcomes, elapsed)
+		if *members != "" {
+			line += ownerSplit(paths, outcomes, strings.Split(*members, ","), *self)
+		}
+		fmt.Println(line)
 	case "seek":
 		rawURL := fs.String("url", "", "the video's URL")
 		size := fs.Int64("size", 0, "the video's size in bytes (at least 8 MiB)")
@@ -386,6 +395,27 @@ func summarize(outcomes []outcome, elapsed time.Duration) string {
 		len(outcomes), bytes, elapsed.Microseconds(), errs, strings.Join(codes, ","),
 		percentile(total, 50), percentile(total, 99), percentile(total, 100),
 		percentile(ttfb, 50), percentile(ttfb, 99))
+}
+
+// ownerSplit returns the latency of the answers to keys self owns among members and of the
+// others (which self asked their owners for), as " own_n=... own_p50_us=... own_p99_us=...
+// peer_n=... peer_p50_us=... peer_p99_us=...", for the RESULT line. The keys are the paths
+// without their leading slash.
+func ownerSplit(paths []string, outcomes []outcome, members []string, self string) string {
+	owner := cluster.OwnerFunc(members)
+	var own, peer []time.Duration
+	for i, o := range outcomes {
+		if o.err != nil || o.status == 0 {
+			continue
+		}
+		if owner(strings.TrimPrefix(paths[i], "/")) == self {
+			own = append(own, o.total)
+		} else {
+			peer = append(peer, o.total)
+		}
+	}
+	return fmt.Sprintf(" own_n=%d own_p50_us=%d own_p99_us=%d peer_n=%d peer_p50_us=%d peer_p99_us=%d",
+		len(own), percentile(own, 50), percentile(own, 99), len(peer), percentile(peer, 50), percentile(peer, 99))
 }
 
 // percentile returns the p-th percentile (nearest rank) of ds in microseconds, 0 when empty.

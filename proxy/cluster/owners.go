@@ -105,7 +105,7 @@ func NewOwners(cfg OwnersConfig) (*Owners, error) {
 		return nil, err
 	}
 	o := &Owners{cfg: cfg.withDefaults()}
-	o.snap.Store(&ownersSnapshot{table: rendezvous.New(nil, xxhash.Sum64String)})
+	o.snap.Store(&ownersSnapshot{table: newOwnerTable(nil)})
 	return o, nil
 }
 
@@ -143,7 +143,7 @@ func (o *Owners) refresh(ctx context.Context) error {
 	old := o.snap.Load()
 	switch {
 	case !slices.Equal(old.members, members):
-		o.snap.Store(&ownersSnapshot{members: members, self: self, table: rendezvous.New(members, xxhash.Sum64String)})
+		o.snap.Store(&ownersSnapshot{members: members, self: self, table: newOwnerTable(members)})
 	case !slices.Equal(old.self, self):
 		o.snap.Store(&ownersSnapshot{members: old.members, self: self, table: old.table})
 	}
@@ -170,6 +170,18 @@ func (o *Owners) lookup(ctx context.Context) ([]string, error) {
 	}
 	slices.Sort(members)
 	return slices.Compact(members), nil
+}
+
+// OwnerFunc returns the owner of each key among members ("ip:port", as Members gives them), by
+// the same hashing as Owners: for a tool outside a replica that must know which replica owns a
+// key (the cluster benchmark).
+func OwnerFunc(members []string) func(key string) string {
+	return newOwnerTable(members).Lookup
+}
+
+// newOwnerTable is the rendezvous table of members.
+func newOwnerTable(members []string) *rendezvous.Rendezvous {
+	return rendezvous.New(members, xxhash.Sum64String)
 }
 
 // errNoReplicas is the error of a lookup that gave no address.
