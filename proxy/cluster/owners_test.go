@@ -626,3 +626,27 @@ func TestStaticPeers(t *testing.T) {
 		t.Errorf("a DNS name: %v", err)
 	}
 }
+
+// TestOwnerFuncAgreesWithOwners: a tool outside the replicas (the cluster benchmark) computes
+// the same owner for every key as the replicas do, whatever the order it lists them in.
+func TestOwnerFuncAgreesWithOwners(t *testing.T) {
+	ips := []net.IP{net.ParseIP("10.0.0.7"), net.ParseIP("10.0.0.5"), net.ParseIP("10.0.0.6")}
+	o, err := NewOwners(OwnersConfig{Peers: PeersConfig{
+		Name: ownersName, Port: 9090,
+		Lookup: func(context.Context, string) ([]net.IP, error) { return ips, nil },
+		Self:   func() ([]net.IP, error) { return ips[:1], nil },
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := o.Refresh(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	owner := OwnerFunc([]string{"10.0.0.6:9090", "10.0.0.7:9090", "10.0.0.5:9090"})
+	for i := range 2000 {
+		key := fmt.Sprintf("media_attachments/files/%03d/original/k.png", i)
+		if got, _ := o.Owner(key); got != owner(key) {
+			t.Fatalf("%s: Owners says %s, OwnerFunc %s", key, got, owner(key))
+		}
+	}
+}
