@@ -5,9 +5,10 @@
 #
 # Run it from the repository root:   bench/cluster.sh
 #
-# The replicas listen on 127.0.0.2, 127.0.0.3 and 127.0.0.4 (loopback addresses Linux routes
-# without any setup), the same admin port on each, and find each other through cluster.peers
-# listing those addresses. One counting proxy in front of the bucket (versitygw, installed with
+# The replicas run in network namespaces of their own (as root, with ip(8)), each behind a veth
+# pair on a bridge (10.77.0.2-4; the bucket's side at 10.77.0.1), or, where namespaces cannot be
+# made, on the loopback addresses 127.0.0.2-4; the same admin port on each, and they find each
+# other through cluster.peers listing those addresses. One counting proxy in front of the bucket (versitygw, installed with
 # go install when missing) counts the GETs and the bytes it sent. Per mode it prints the bucket
 # GETs per key, the MB the bucket sent, each round's latency (p50, p99; and the p50 of the keys
 # each replica owns apart from those another owns: what the hop to the owner adds, against the
@@ -17,6 +18,7 @@
 # Settings (environment; defaults in brackets):
 #   BENCH_SMALL [3000]        cold objects (thumbnails, avatars, emoji: 5-60 KB)
 #   BENCH_CONNECTIONS [16]    connections of each replica's walk
+#   BENCH_NETNS [auto]        1: network namespaces (fails without them), 0: loopback addresses
 #   BENCH_SEED [1]            BENCH_KEEP [0] (1 keeps the work directory)
 #   BENCH_RESULTS [bench/cluster-results-latest.md]
 set -euo pipefail
@@ -32,6 +34,40 @@ RESULTS=${BENCH_RESULTS:-$REPO/bench/cluster-results-latest.md}
 BUCKET=mastodon-media
 VERSITYGW_VERSION=v1.8.0
 IPS=(127.0.0.2 127.0.0.3 127.0.0.4)
+BUCKET_HOST=127.0.0.1 # where the replicas reach the counting proxy
+NETNS=${BENCH_NETNS:-auto}
+NS_PREFIX=fcb$$ # namespaces fcbPID-0..2, bridge fcbPIDbr, veths fcbPIDv0..2
+
+# netns_up: the three namespaces on a bridge; false when they cannot be made.
+netns_up() {
+  [ "$(id -u)" -eq 0 ] && command -v ip >/dev/null || return 1
+  ip link add "${NS_PREFIX}br" type bridge 2>/dev/null || return 1
+  ip addr add 10.77.0.1/24 dev "${NS_PREFIX}br" && ip link set "${NS_PREFIX}br" up || return 1
+  local i
+  for i in 0 1 2; do
+    ip netns add "$NS_PREFIX-$i" &&
+      ip link add "${NS_PREFIX}v$i" type veth peer name eth0 netns "$NS_PREFIX-$i" &&
+      ip link set "${NS_PREFIX}v$i" master "${NS_PREFIX}br" && ip link set "${NS_PREFIX}v$i" up &&
+      ip -n "$NS_PREFIX-$i" addr add "10.77.0.$((i + 2))/24" dev eth0 &&
+      ip -n "$NS_PREFIX-$i" link set eth0 up && ip -n "$NS_PREFIX-$i" link set lo up || return 1
+  done
+}
+
+# netns_down: remove what netns_up made.
+netns_down() {
+  local i
+  for i in 0 1 2; do ip netns del "$NS_PREFIX-$i" 2>/dev/null || true; done
+  ip link del "${NS_PREFIX}br" 2>/dev/null || true
+}
+
+# cleanup_all: stop everything, then take the namespaces down, then lib.sh's cleanup.
+cleanup_all() {
+  local status=$? name
+  for name in "${!PIDS[@]}"; do stop "$name"; done
+  netns_down
+  (exit "$status")
+  cleanup
+}
 TOKEN=bench-cluster-token
 
 command -v go >/dev/null || die "go is needed (the version in go.mod)"
@@ -42,7 +78,7 @@ WORK=$(mktemp -d "${TMPDIR:-/tmp}/fedicache-cluster.XXXXXX")
 mkdir -p "$WORK"/{bin,logs,keys,volume,gw,fc}
 declare -A PIDS=()
 declare -A R=()
-trap cleanup EXIT
+trap cleanup_all EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
@@ -67,14 +103,23 @@ same_port() {
 }
 GW_PORT=$(free_port)
 COUNT_PORT=$(free_port)
+if [ "$NETNS" != 0 ] && netns_up; then
+  IPS=(10.77.0.2 10.77.0.3 10.77.0.4)
+  BUCKET_HOST=10.77.0.1
+  log "replicas in network namespaces $NS_PREFIX-0..2 (10.77.0.2-4)"
+else
+  [ "$NETNS" != 1 ] || die "BENCH_NETNS=1: network namespaces could not be made (root and ip(8) needed)"
+  netns_down
+  log "replicas on loopback addresses 127.0.0.2-4 (no network namespaces here)"
+fi
 PORT=$(same_port)
 ADMIN_PORT=$(same_port)
 MEMBERS="${IPS[0]}:$ADMIN_PORT,${IPS[1]}:$ADMIN_PORT,${IPS[2]}:$ADMIN_PORT"
-COUNTS=http://127.0.0.1:$COUNT_PORT/counts
+COUNTS=http://$BUCKET_HOST:$COUNT_PORT/counts
 
 ACCESS_KEY=bench
 SECRET_KEY=$(od -An -N18 -tx1 /dev/urandom | tr -d ' \n')
-start_counted_bucket "$GW_PORT" "$COUNT_PORT" "$ACCESS_KEY" "$SECRET_KEY"
+start_counted_bucket "$GW_PORT" "$COUNT_PORT" "$ACCESS_KEY" "$SECRET_KEY" "$BUCKET_HOST"
 
 log "generating $SMALL cold objects (seed $SEED)"
 AWS_ACCESS_KEY_ID=$ACCESS_KEY AWS_SECRET_ACCESS_KEY=$SECRET_KEY \
@@ -92,7 +137,7 @@ start_replicas() {
 listen: $ip:$PORT
 admin_listen: $ip:$ADMIN_PORT
 s3:
-  endpoint: http://127.0.0.1:$COUNT_PORT
+  endpoint: http://$BUCKET_HOST:$COUNT_PORT
   region: us-east-1
   bucket: $BUCKET
   force_path_style: true
@@ -114,7 +159,11 @@ cache:
 log:
   level: warn
 EOF
-    start "fc$i" "$WORK/fedicache" serve --config "$WORK/fc/$1-$i.yaml"
+    if [ "$BUCKET_HOST" = 10.77.0.1 ]; then
+      start "fc$i" ip netns exec "$NS_PREFIX-$i" "$WORK/fedicache" serve --config "$WORK/fc/$1-$i.yaml"
+    else
+      start "fc$i" "$WORK/fedicache" serve --config "$WORK/fc/$1-$i.yaml"
+    fi
   done
   for i in 0 1 2; do
     for _ in $(seq 300); do curl -fso /dev/null "http://${IPS[$i]}:$ADMIN_PORT/readyz" && break; sleep 0.1; done
@@ -165,10 +214,16 @@ for fill in false true; do
   log "cluster.fill: $fill: three replicas, $KEYS cold keys asked of each"
   start_replicas "$fill"
   bucket_gets >/dev/null
-  read -r V[$fill,n1] V[$fill,p50_1] V[$fill,p99_1] V[$fill,cpu1] V[$fill,err1] V[$fill,own1] V[$fill,peer1] < <(round "$fill-cold")
-  read -r V[$fill,gets1] V[$fill,mb1] < <(bucket_gets)
-  read -r V[$fill,n2] V[$fill,p50_2] V[$fill,p99_2] V[$fill,cpu2] V[$fill,err2] V[$fill,own2] V[$fill,peer2] < <(round "$fill-again")
-  read -r V[$fill,gets2] V[$fill,mb2] < <(bucket_gets)
+  # Each step writes its figures to a file, read after: a round run in this shell (not in a
+  # process substitution) waits for its walks where Ctrl-C interrupts it.
+  round "$fill-cold" >"$WORK/round.txt"
+  read -r V[$fill,n1] V[$fill,p50_1] V[$fill,p99_1] V[$fill,cpu1] V[$fill,err1] V[$fill,own1] V[$fill,peer1] <"$WORK/round.txt"
+  bucket_gets >"$WORK/gets.txt"
+  read -r V[$fill,gets1] V[$fill,mb1] <"$WORK/gets.txt"
+  round "$fill-again" >"$WORK/round.txt"
+  read -r V[$fill,n2] V[$fill,p50_2] V[$fill,p99_2] V[$fill,cpu2] V[$fill,err2] V[$fill,own2] V[$fill,peer2] <"$WORK/round.txt"
+  bucket_gets >"$WORK/gets.txt"
+  read -r V[$fill,gets2] V[$fill,mb2] <"$WORK/gets.txt"
   stop_replicas
 done
 

@@ -147,18 +147,19 @@ install_versitygw() {
   fi
 }
 
-# start_counted_bucket GW_PORT COUNT_PORT ACCESS_KEY SECRET_KEY: versitygw (posix, in
-# $WORK/gw) on 127.0.0.1:GW_PORT, and the counting proxy in front of it on COUNT_PORT
-# ($WORK/bin/countproxy), both up when it returns.
+# start_counted_bucket GW_PORT COUNT_PORT ACCESS_KEY SECRET_KEY [HOST]: versitygw (posix, in
+# $WORK/gw) on 127.0.0.1:GW_PORT, and the counting proxy in front of it on HOST:COUNT_PORT
+# (HOST 127.0.0.1 by default; $WORK/bin/countproxy), both up when it returns.
 start_counted_bucket() {
-  log "starting versitygw on 127.0.0.1:$1 and the counting proxy on 127.0.0.1:$2"
+  local host=${5:-127.0.0.1}
+  log "starting versitygw on 127.0.0.1:$1 and the counting proxy on $host:$2"
   ROOT_ACCESS_KEY=$3 ROOT_SECRET_KEY=$4 \
     start versitygw "$VERSITYGW" --port "127.0.0.1:$1" --quiet --keep-alive posix "$WORK/gw"
-  start countproxy "$WORK/bin/countproxy" -listen "127.0.0.1:$2" -target "http://127.0.0.1:$1"
+  start countproxy "$WORK/bin/countproxy" -listen "$host:$2" -target "http://127.0.0.1:$1"
   wait_port versitygw "$1"
   local i
   for i in $(seq 300); do
-    curl -fso /dev/null "http://127.0.0.1:$2/counts" && return 0
+    curl -fso /dev/null "http://$host:$2/counts" && return 0
     kill -0 "${PIDS[countproxy]}" 2>/dev/null || break
     sleep 0.1
   done

@@ -46,9 +46,13 @@ func (a *ahead) covers(first, end int64) bool {
 	return first >= a.start && (a.open || end <= a.end)
 }
 
-// paceMinElapsed is how long a fetch must have run for its pace to be read from its progress;
-// before that the origin's recent pace stands in for it.
-const paceMinElapsed = 50 * time.Millisecond
+// paceMinElapsed and paceMinBytes are how long a fetch must have run, and how much it must have
+// written, for its pace to be read from its progress; before that the origin's recent pace
+// stands in for it.
+const (
+	paceMinElapsed = 50 * time.Millisecond
+	paceMinBytes   = 1 << 20
+)
 
 // attachAhead starts the ahead of f for bytes [start, end) (end -1: to the object's end, an
 // open ahead), for a caller it counts as one of its readers, unless f has one already, has
@@ -233,7 +237,7 @@ func (l *Layered) paced(n int64, took time.Duration) {
 
 // reachCapped is reach for an object that has its two fetches: how far past what a fetch begun
 // at startedAt has written it gets within Config.SeekWait, at its pace so far, or, before it can
-// be measured, at the origin's recent pace; when neither is known, anywhere. At most one ahead
+// be measured (a MiB, 50ms), at the origin's recent pace; when neither is known, anywhere. At most one ahead
 // runs per fetch, so a range beyond is asked of the origin on its own, not kept: a player's seek
 // waits at most SeekWait for bytes the origin is sending anyway.
 func (l *Layered) reachCapped(startedAt time.Time) func(written int64) int64 {
@@ -241,7 +245,7 @@ func (l *Layered) reachCapped(startedAt time.Time) func(written int64) int64 {
 	prior := float64(l.pace.Load())
 	return func(written int64) int64 {
 		rate := prior
-		if elapsed >= paceMinElapsed && written > 0 {
+		if elapsed >= paceMinElapsed && written >= paceMinBytes {
 			rate = float64(written) / elapsed.Seconds()
 		}
 		if rate <= 0 {

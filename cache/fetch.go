@@ -385,6 +385,7 @@ func (l *Layered) copyBody(f *fetch, body io.Reader, m origin.Meta, closeBody fu
 		if stop := f.stopAt.Load(); stop >= 0 {
 			if total >= stop {
 				if rd, r, v, ok := continueFromAhead(f, body, total, storeChecks); ok {
+					l.stats.aheadTaken.Add(1)
 					defer rd.Close()
 					closeBody()
 					src, rest, verify = rd, r, v

@@ -8,7 +8,7 @@ type counters struct {
 	sharedWaiters, sharedBytes, originGets     atomic.Uint64
 	revalFresh, revalChanged, revalGone        atomic.Uint64
 	revalErrors, staleServed, backgroundFills  atomic.Uint64
-	fillErrors, aheadFills                     atomic.Uint64
+	fillErrors, aheadFills, aheadTaken         atomic.Uint64
 }
 
 // Stats is a snapshot of Layered's counters and its tiers' figures.
@@ -22,7 +22,8 @@ type Stats struct {
 	SharedBytes        uint64     `json:"shared_bytes"`        // bytes those requests received, which the origin sent once
 	OriginGets         uint64     `json:"origin_gets"`         // GET requests sent to the origin
 	BackgroundFills    uint64     `json:"background_fills"`    // whole-object fetches started after a range request
-	AheadFills         uint64     `json:"ahead_fills"`         // fetches of an object's rest from a far seek on, which its fetch goes on from
+	AheadFills         uint64     `json:"ahead_fills"`         // second fetches of an object under way, for a range far ahead of its first
+	AheadTaken         uint64     `json:"ahead_taken"`         // fetches that went on from their ahead's bytes instead of reading their own answer on
 	FillErrors         uint64     `json:"fill_errors"`         // fetches that failed or were cut short
 	RevalidatedFresh   uint64     `json:"revalidated_fresh"`   // revalidations the origin confirmed
 	RevalidatedChanged uint64     `json:"revalidated_changed"` // revalidations that found a new version
@@ -46,6 +47,7 @@ func (l *Layered) Stats() Stats {
 		OriginGets:         l.stats.originGets.Load(),
 		BackgroundFills:    l.stats.backgroundFills.Load(),
 		AheadFills:         l.stats.aheadFills.Load(),
+		AheadTaken:         l.stats.aheadTaken.Load(),
 		FillErrors:         l.stats.fillErrors.Load(),
 		RevalidatedFresh:   l.stats.revalFresh.Load(),
 		RevalidatedChanged: l.stats.revalChanged.Load(),

@@ -90,6 +90,7 @@ var simpleCacheMetrics = []struct{ name, help string }{
 	{"fedicache_shared_fetch_bytes_total", "Bytes sent to those requests, which the origin sent once."},
 	{"fedicache_background_fills_total", "Whole-object fetches started after a range request on an uncached object."},
 	{"fedicache_ahead_fills_total", "Second fetches of an object under way, for a range far ahead of its fetch (which goes on from an open one's bytes)."},
+	{"fedicache_ahead_taken_total", "Fetches that went on from their ahead's bytes instead of reading their own answer on."},
 	{"fedicache_fill_errors_total", "Fetches that failed or were cut short (nothing of them was stored)."},
 	{"fedicache_stale_served_total", "Answers from an entry past its TTL because the origin failed to confirm it."},
 	{"fedicache_negative_hits_total", "Not-found answers given from the not-found memory."},
@@ -138,6 +139,7 @@ func (cc *cacheCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(cc.simple["fedicache_shared_fetch_bytes_total"], st.SharedBytes)
 	counter(cc.simple["fedicache_background_fills_total"], st.BackgroundFills)
 	counter(cc.simple["fedicache_ahead_fills_total"], st.AheadFills)
+	counter(cc.simple["fedicache_ahead_taken_total"], st.AheadTaken)
 	counter(cc.simple["fedicache_fill_errors_total"], st.FillErrors)
 	counter(cc.simple["fedicache_stale_served_total"], st.StaleServed)
 	counter(cc.simple["fedicache_negative_hits_total"], st.NegativeHits)
