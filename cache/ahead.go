@@ -174,6 +174,12 @@ func (l *Layered) runAhead(key string, a *ahead) {
 	}
 	l.answered(asked)
 	defer body.Close()
+	if from.Source == origin.SourcePeer {
+		// Another replica owns the object and fetches it for the cluster: its seeks are asked of
+		// it one by one, not spooled here.
+		a.s.finish(errNoSpool)
+		return
+	}
 	file, err := newTempFile(l.cfg.SpoolDir)
 	if err != nil {
 		l.log.Warn("cache: no spool for the rest of an object; its seeks go to the origin one by one", "key", key, "err", err)

@@ -259,13 +259,22 @@ func (l *Layered) run(f *fetch) {
 	defer body.Close()
 	now := l.cfg.Clock()
 	e := Entry{Key: f.key, Meta: m, StoredAt: now, ValidatedAt: now}
-	buf, file, err := l.prepare(f, e, from)
-	if err != nil {
-		fail(err)
-		return
-	}
 	f.meta, f.from, f.startedAt = m, from, l.cfg.Clock()
-	f.s.start(m.Size, buf, file)
+	var buf []byte
+	if from.Source == origin.SourcePeer && (l.mem == nil || m.Size > l.cfg.MemoryObjectBytes) {
+		// A large object another replica owns: not kept here, and not spooled either (the
+		// owner keeps it, and its own fetch is the one the bucket sees). It streams through
+		// the ring to the requests that joined already; later ones ask the owner themselves.
+		l.forget(f)
+		f.s.startRing(m.Size)
+	} else {
+		var file streamFile
+		if buf, file, err = l.prepare(f, e, from); err != nil {
+			fail(err)
+			return
+		}
+		f.s.start(m.Size, buf, file)
+	}
 
 	if err := l.copyBody(f, body, m, func() { body.Close() }); err != nil {
 		if f.spool != nil {

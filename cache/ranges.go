@@ -77,6 +77,11 @@ func (l *Layered) fromFetches(ctx context.Context, f *fetch, r origin.Range) (bo
 		l.stats.sharedWaiters.Add(1)
 		return rd, f.meta, f.from, true, nil
 	}
+	if f.from.Source == origin.SourcePeer {
+		// Another replica owns the object and fetches it for the cluster (aheads included): a
+		// range this fetch does not reach soon is asked of it.
+		return nil, origin.Meta{}, origin.From{}, false, nil
+	}
 	a := f.aheadOf()
 	if a == nil {
 		if a = l.attachAhead(f, first, aheadEnd(origin.Range{Start: first, End: last}, size)); a == nil {

@@ -32,6 +32,16 @@ func (s *stream) fileFailed(off int64, err error) {
 	s.mu.Unlock()
 }
 
+// startRing is start for a body that goes through the ring from its first byte, in no file and
+// no buf: its readers must all be counted before bytes leave the ring (its owner lets no new
+// one join).
+func (s *stream) startRing(size int64) {
+	s.mu.Lock()
+	s.fileBad, s.fileEnd, s.ring = true, 0, make([]byte, ringSize)
+	s.mu.Unlock()
+	s.start(size, nil, nil)
+}
+
 // toRing puts the body bytes p, at offset off, into the ring, once the slowest reader is near
 // enough that they overwrite nothing it still has to read.
 func (s *stream) toRing(ctx context.Context, off int64, p []byte) error {

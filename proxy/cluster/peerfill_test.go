@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -51,6 +52,15 @@ type testCluster struct {
 	mu      sync.Mutex
 	members []net.IP // what the lookup answers
 	reps    []*replica
+	noSpool bool // the replicas' spool folder does not exist: no temporary file can be made
+}
+
+// spoolDir is a replica's folder for temporary files.
+func (c *testCluster) spoolDir(t *testing.T) string {
+	if c.noSpool {
+		return filepath.Join(t.TempDir(), "absent")
+	}
+	return t.TempDir()
 }
 
 func newTestCluster(t *testing.T, n int) *testCluster {
@@ -101,7 +111,7 @@ func (c *testCluster) add(i int) *replica {
 	}
 	t.Cleanup(func() { r.disk.Close() })
 	r.cache = cache.New(r.fill, mem, r.disk, cache.Config{
-		TTL: time.Hour, NegativeTTL: 30 * time.Second, MemoryObjectBytes: 64 << 10, SpoolDir: t.TempDir(),
+		TTL: time.Hour, NegativeTTL: 30 * time.Second, MemoryObjectBytes: 64 << 10, SpoolDir: c.spoolDir(t),
 	})
 	t.Cleanup(r.cache.Close)
 	mux := http.NewServeMux()
@@ -465,5 +475,41 @@ func TestRecent(t *testing.T) {
 	nilRecent.Add("k", false)
 	if nilRecent.Has("k") {
 		t.Error("a nil Recent holds a key")
+	}
+}
+
+// TestClusterLargePeerObjectsNeedNoSpool: a large object another replica owns streams through a
+// non-owner without a temporary file (the owner keeps it; a pod's /tmp is small): with no
+// spool folder at all, one request costs one ask of the owner, and requests at once on the
+// non-owner still cost the bucket one GET.
+func TestClusterLargePeerObjectsNeedNoSpool(t *testing.T) {
+	c := &testCluster{t: t, bucket: origintest.NewFakeBucket(t), noSpool: true}
+	c.origin = origin.Fallback(s3test.New(t, c.bucket), nil)
+	for i := range 3 {
+		c.add(i)
+	}
+	c.refresh()
+	k := clusterKey(700)
+	data := tiertest.Blob(700, 3<<20)
+	c.bucket.Put(t, k, data)
+	other := (c.ownerOf(k) + 1) % 3
+	got, from, err := c.get(other, k, nil)
+	if err != nil || !bytes.Equal(got, data) || from.Source != origin.SourcePeer {
+		t.Fatalf("through a non-owner: %d bytes from %s, %v", len(got), from.Source, err)
+	}
+	if st := c.reps[other].fill.Stats(); st.Asks != 1 {
+		t.Errorf("%d asks of the owner for one request, want 1: %+v", st.Asks, st)
+	}
+	var wg sync.WaitGroup
+	for range 5 {
+		wg.Go(func() {
+			if got, _, err := c.get(other, k, nil); err != nil || !bytes.Equal(got, data) {
+				t.Errorf("at once: %d bytes, %v", len(got), err)
+			}
+		})
+	}
+	wg.Wait()
+	if gets := c.bucket.Gets(k); gets != 1 {
+		t.Errorf("%d bucket GETs, want 1", gets)
 	}
 }
