@@ -155,6 +155,30 @@ func (f *fetch) takeAhead(written int64) *streamReader {
 	return rd
 }
 
+// continueFromAhead is copyBody at its ahead's start, having written total bytes: it returns a
+// reader of the ahead's bytes to go on with, and when the store checks body itself
+// (storeChecks) that check spliced to go on over them (origin.SplicedCheck). It reports false
+// when the ahead is not the rest of this object, or the store's check cannot go on: copyBody
+// then reads body to its end. The length and the ETag's MD5 go on over the ahead's bytes as
+// they are.
+func continueFromAhead(f *fetch, body io.Reader, total int64, storeChecks bool) (rd *streamReader, rest io.Writer, verify func() error, ok bool) {
+	sp, canSplice := body.(origin.SplicedCheck)
+	if storeChecks && !canSplice {
+		f.declineAhead()
+		return nil, nil, nil, false
+	}
+	if rd = f.takeAhead(total); rd == nil {
+		return nil, nil, nil, false
+	}
+	if storeChecks {
+		if rest, verify = sp.Splice(); rest == nil {
+			rd.Close()
+			return nil, nil, nil, false
+		}
+	}
+	return rd, rest, verify, true
+}
+
 // runAhead fetches a's bytes of key into a's stream.
 func (l *Layered) runAhead(key string, a *ahead) {
 	defer a.cancel()

@@ -438,30 +438,6 @@ func (l *Layered) copyBody(f *fetch, body io.Reader, m origin.Meta, closeBody fu
 	return nil
 }
 
-// continueFromAhead is copyBody at its ahead's start, having written total bytes: it returns a
-// reader of the ahead's bytes to go on with, and when the store checks body itself
-// (storeChecks) that check spliced to go on over them (origin.SplicedCheck). It reports false
-// when the ahead is not the rest of this object, or the store's check cannot go on: copyBody
-// then reads body to its end. The length and the ETag's MD5 go on over the ahead's bytes as
-// they are.
-func continueFromAhead(f *fetch, body io.Reader, total int64, storeChecks bool) (rd *streamReader, rest io.Writer, verify func() error, ok bool) {
-	sp, canSplice := body.(origin.SplicedCheck)
-	if storeChecks && !canSplice {
-		f.declineAhead()
-		return nil, nil, nil, false
-	}
-	if rd = f.takeAhead(total); rd == nil {
-		return nil, nil, nil, false
-	}
-	if storeChecks {
-		if rest, verify = sp.Splice(); rest == nil {
-			rd.Close()
-			return nil, nil, nil, false
-		}
-	}
-	return rd, rest, verify, true
-}
-
 // store commits the fetched object to the tiers, unless a purge came meanwhile or the guard
 // refuses the key. The guard is asked again once the object is in: a refusal that arrived while
 // it was being committed (a tombstone is set before its purge runs) then removes it.
