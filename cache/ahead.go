@@ -28,12 +28,19 @@ import (
 // reads past: the origin sends those bytes twice, and nothing else (a connection left part way
 // may have had more than that under way). Either way its body is spooled in a temporary file
 // of its own until its last reader leaves.
+//
+// A range of the object's last bytes that comes before the fetch's headers (a player reading
+// the index at a video's end first) makes an open ahead asked as that suffix: where it starts
+// is learned from its answer, and the fetch stops there if it has not got that far.
 type ahead struct {
 	start, end int64 // the object's bytes [start, end); end is -1 for an open ahead
 	open       bool  // to the object's end: the fetch goes on from it
-	s          *stream
-	ctx        context.Context
-	cancel     context.CancelFunc
+	// suffix, when above 0, is how many of the object's last bytes the ahead was asked for;
+	// start is then set when its answer comes, before s starts.
+	suffix int64
+	s      *stream
+	ctx    context.Context
+	cancel context.CancelFunc
 
 	// Set before s starts, read-only afterwards.
 	meta      origin.Meta // the object's: Size is the whole object's
@@ -41,9 +48,18 @@ type ahead struct {
 	startedAt time.Time
 }
 
-// covers reports whether a, once started, holds bytes [first, end) of the object.
+// covers reports whether a, once started, holds bytes [first, end) of the object; a suffix
+// ahead covers nothing before its answer has come.
 func (a *ahead) covers(first, end int64) bool {
+	if a.suffix > 0 && !a.s.begun() {
+		return false
+	}
 	return first >= a.start && (a.open || end <= a.end)
+}
+
+// coversSuffix reports whether a holds the object's last n bytes, wherever the object ends.
+func (a *ahead) coversSuffix(n int64) bool {
+	return a.suffix >= n
 }
 
 // paceMinElapsed and paceMinBytes are how long a fetch must have run, and how much it must have
@@ -55,10 +71,14 @@ const (
 )
 
 // attachAhead starts the ahead of f for bytes [start, end) (end -1: to the object's end, an
-// open ahead), for a caller it counts as one of its readers, unless f has one already, has
-// ended, or has written up to start itself.
+// open ahead; start below 0: the object's last -start bytes, as origin.Suffix), for a caller it
+// counts as one of its readers, unless f has one already, has ended, or has written up to start
+// itself.
 func (l *Layered) attachAhead(f *fetch, start, end int64) *ahead {
 	a := &ahead{start: start, end: end, open: end < 0}
+	if start < 0 {
+		a.suffix, a.start, a.end, a.open = -start, 0, -1, true
+	}
 	a.ctx, a.cancel = context.WithCancel(l.base)
 	a.s = newStream(streamHooks{
 		idle: func() {
@@ -72,7 +92,7 @@ func (l *Layered) attachAhead(f *fetch, start, end int64) *ahead {
 		sharedBytes: &l.stats.sharedBytes,
 	})
 	f.aheadMu.Lock()
-	if f.next != nil || f.ended || f.purged.Load() || f.s.progress() >= start {
+	if f.next != nil || f.ended || f.purged.Load() || a.suffix == 0 && f.s.progress() >= start {
 		f.aheadMu.Unlock()
 		a.cancel()
 		return nil
@@ -80,7 +100,9 @@ func (l *Layered) attachAhead(f *fetch, start, end int64) *ahead {
 	f.next = a
 	if a.open {
 		a.s.join() // f's own, given back by takeAhead or releaseAhead
-		f.stopAt.Store(start)
+		if a.suffix == 0 {
+			f.stopAt.Store(start)
+		}
 	} else {
 		f.claimed = true // f reads its own answer past a bounded ahead
 	}
@@ -90,9 +112,21 @@ func (l *Layered) attachAhead(f *fetch, start, end int64) *ahead {
 	l.runs.Add(1)
 	l.workers.run(func() {
 		defer l.runs.Done()
-		l.runAhead(f.key, a)
+		l.runAhead(f, a)
 	})
 	return a
+}
+
+// stopFor makes f stop at a's start, learned from a's answer (a suffix ahead), unless f has
+// got there already or no longer waits for an ahead: it then reads its own answer on, and gives
+// its count of a's readers back when it ends. A fetch that passes start between the look and
+// the stop declines a at its next read (takeAhead: the start is not where it is).
+func (f *fetch) stopFor(a *ahead) {
+	f.aheadMu.Lock()
+	defer f.aheadMu.Unlock()
+	if f.next == a && !f.claimed && !f.ended && f.s.progress() < a.start {
+		f.stopAt.Store(a.start)
+	}
 }
 
 // aheadOf returns f's ahead, or nil.
@@ -179,13 +213,16 @@ func continueFromAhead(f *fetch, body io.Reader, total int64, storeChecks bool) 
 	return rd, rest, verify, true
 }
 
-// runAhead fetches a's bytes of key into a's stream.
-func (l *Layered) runAhead(key string, a *ahead) {
+// runAhead fetches a's bytes of f's object into a's stream.
+func (l *Layered) runAhead(f *fetch, a *ahead) {
 	defer a.cancel()
+	key := f.key
 	l.stats.originGets.Add(1)
 	asked := l.cfg.Clock()
 	r := origin.Range{Start: a.start, End: -1}
-	if !a.open {
+	if a.suffix > 0 {
+		r = origin.Suffix(a.suffix)
+	} else if !a.open {
 		r.End = a.end - 1
 	}
 	body, m, from, err := l.origin.GetFrom(a.ctx, key, &r)
@@ -213,6 +250,10 @@ func (l *Layered) runAhead(key string, a *ahead) {
 	end := m.Size
 	if !a.open {
 		end = min(a.end, m.Size)
+	}
+	if a.suffix > 0 {
+		a.start = max(m.Size-a.suffix, 0)
+		f.stopFor(a)
 	}
 	a.meta, a.from, a.startedAt = m, from, l.cfg.Clock()
 	size := end - a.start

@@ -24,7 +24,7 @@ import (
 // background slot, is asked of the origin on its own.
 func (l *Layered) missRange(ctx context.Context, key string, r origin.Range) (io.ReadCloser, origin.Meta, origin.From, error) {
 	f := l.fetchOf(key)
-	if f == nil && r.Start >= 0 && l.disk != nil && !l.disk.Stats().Disabled {
+	if f == nil && l.disk != nil && !l.disk.Stats().Disabled {
 		f = l.backgroundFill(key)
 	}
 	if f != nil {
@@ -43,9 +43,9 @@ func (l *Layered) missRange(ctx context.Context, key string, r origin.Range) (io
 // fromFetches answers r from f or its ahead, as missRange says; ok false leaves it to the
 // origin.
 func (l *Layered) fromFetches(ctx context.Context, f *fetch, r origin.Range) (body io.ReadCloser, m origin.Meta, from origin.From, ok bool, err error) {
-	if !f.s.begun() && r.Start >= 0 {
-		// Where the object ends is not known yet: a far range makes the object's ahead, or
-		// waits for the one that covers it.
+	if !f.s.begun() {
+		// Where the object ends is not known yet: a far range, or the object's last bytes, make
+		// the object's ahead, or wait for the one that covers them.
 		if a := l.attachAhead(f, r.Start, aheadEnd(r, -1)); a != nil {
 			return l.readAhead(ctx, a, r, false)
 		}
@@ -53,11 +53,12 @@ func (l *Layered) fromFetches(ctx context.Context, f *fetch, r origin.Range) (bo
 		if r.End < 0 {
 			end = 1 << 62 // to the end, wherever it is
 		}
-		if a := f.aheadOf(); a != nil && a.covers(r.Start, end) && a.s.joinLive() {
+		if a := f.aheadOf(); a != nil && (r.Start >= 0 && a.covers(r.Start, end) || r.Start < 0 && a.coversSuffix(-r.Start)) &&
+			a.s.joinLive() {
 			return l.readAhead(ctx, a, r, true)
 		}
 	}
-	if !f.s.begun() { // a suffix, or a range the ahead does not cover: wait for the fetch's headers
+	if !f.s.begun() { // a range the ahead does not cover: wait for the fetch's headers
 		select {
 		case <-f.s.ready:
 		case <-ctx.Done():
