@@ -59,6 +59,48 @@ type Deleter interface {
 // ErrExists means a conditional write found the key already holding an object.
 var ErrExists = errors.New("origin: object already exists")
 
+// ErrNoACLs means the store has no object ACLs (Cloudflare R2, some MinIO setups): every object
+// is as public as the bucket, and hiding is done otherwise or not at all.
+var ErrNoACLs = errors.New("origin: the store has no object ACLs")
+
+// Canned ACLs an ACLReader reports.
+const (
+	ACLPublicRead = "public-read" // the public may read the object (Mastodon's default)
+	ACLPrivate    = "private"     // only the owner may (Mastodon's hidden media)
+)
+
+// ACLReader is an optional ability: reading an object's ACL, as a copier carries it over.
+type ACLReader interface {
+	// ObjectACL returns ACLPublicRead when key's ACL grants the public read, else ACLPrivate;
+	// ErrNoACLs when the store has none, ErrNotFound when there is no such key.
+	ObjectACL(ctx context.Context, key string) (string, error)
+}
+
+// ObjectHeaders is what a copier carries over of an object besides its bytes.
+type ObjectHeaders struct {
+	ContentType, CacheControl string
+}
+
+// HeadersReader is an optional ability: reading the headers an object was stored with.
+type HeadersReader interface {
+	// ObjectHeaders returns key's stored Content-Type and Cache-Control (empty when it has
+	// none), with its Meta; ErrNotFound when there is no such key.
+	ObjectHeaders(ctx context.Context, key string) (Meta, ObjectHeaders, error)
+}
+
+// ServerCopier is an optional ability of a bucket: copying an object from another bucket of
+// the same service itself (S3 CopyObject, or UploadPartCopy for large objects), so that the
+// bytes never travel through the copier.
+type ServerCopier interface {
+	// CanCopyFrom reports whether src is a store this one can copy from server-side: a bucket
+	// of the same service (endpoint) reached with the same credentials.
+	CanCopyFrom(src Origin) bool
+	// CopyFrom stores src's object key (size bytes) under the same key with opts (the ACL,
+	// ContentType, CacheControl and IfNoneMatch; ContentMD5 is not used). It returns ErrExists
+	// as Put does, and leaves no partial object behind.
+	CopyFrom(ctx context.Context, src Origin, key string, size int64, opts PutOptions) error
+}
+
 // Hidden reports whether a file of the old volume with this mode is hidden: not readable by
 // others. Mastodon hides the media of suspended accounts and reported posts on a local volume by
 // making them mode 0600 (a bucket gets the private ACL instead), so that a web server running as
