@@ -51,7 +51,8 @@ type FakeBucket struct {
 	cuts    map[string]int64
 	flips   map[string]int64 // bucket key -> offset of the body byte its GETs send altered
 	sums    map[string]fakeChecksum
-	sumAsks int // requests carrying x-amz-checksum-mode
+	uploads map[string]pendingUpload // upload id -> what CreateMultipartUpload said (fakecopy.go)
+	sumAsks int                      // requests carrying x-amz-checksum-mode
 	sent    atomic.Int64
 	pace    int64         // bytes per second of each GET's body, 0 for as fast as it goes
 	wait    time.Duration // before each GET's or HEAD's answer
@@ -97,7 +98,7 @@ func NewFakeBucket(t testing.TB) *FakeBucket {
 	if err := b.backend.CreateBucket(BucketName); err != nil {
 		t.Fatal(err)
 	}
-	fake := gofakes3.New(b.backend).Server()
+	fake := b.copies(gofakes3.New(keptHeaders{b.backend}).Server())
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -153,7 +154,7 @@ func (b *FakeBucket) serve(fake http.Handler, w http.ResponseWriter, r *http.Req
 			break
 		}
 		b.puts[key] = r.Header.Clone()
-		if _, part := r.URL.Query()["partNumber"]; !part {
+		if _, part := r.URL.Query()["partNumber"]; !part && r.Header.Get("X-Amz-Copy-Source") == "" {
 			b.acls[key] = cmp.Or(r.Header.Get("X-Amz-Acl"), "private")
 		}
 	}
