@@ -113,6 +113,7 @@ func (b *Bucket) StateView() (*Bucket, error) {
 		writes:  b.writes,
 		sums:    b.sums,
 		lean:    newLeanGet(context.Background(), b.signed, b.bucket, false),
+		service: b.service,
 	}, nil
 }
 

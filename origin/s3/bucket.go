@@ -39,6 +39,7 @@ type Bucket struct {
 	acl       aclCheck
 	sums      *checksumMode // shared with StateView's Bucket: a refusal holds for both
 	lean      *leanGet      // sends client's GetObject; nil: the SDK's GetObject does
+	service   service       // the service and credentials, for CanCopyFrom
 	received  atomic.Uint64 // body bytes of GetObject answers read (see BytesReceived)
 }
 
@@ -76,6 +77,7 @@ func New(ctx context.Context, cfg Config) (*Bucket, error) {
 		acl:       aclCheck{on: cfg.RequirePublicRead && !cfg.Anonymous},
 		sums:      &checksumMode{off: cfg.DisableChecksumMode},
 		lean:      newLeanGet(ctx, client, cfg.Bucket, cfg.Anonymous),
+		service:   newService(cfg, signed != nil),
 	}
 	if cfg.Prefix != "" {
 		b.prefix = cfg.Prefix + "/"

@@ -70,8 +70,9 @@ type Config struct {
 	// not match. It does not override ResponseChecksum "when_supported". False means ask.
 	DisableChecksumMode bool
 	// MultipartThreshold is the size above which Put sends an object in parts (a multipart
-	// upload) rather than in one PutObject request. Zero means 64 MiB; at most 5 GiB, the
-	// largest object one PutObject may carry.
+	// upload) rather than in one PutObject request, and CopyFrom copies it in parts
+	// (UploadPartCopy) rather than with one CopyObject. Zero means 64 MiB; at most 5 GiB, the
+	// largest object one PutObject or CopyObject may carry.
 	MultipartThreshold int64
 	// PartSize is the size of each part of a multipart upload (the last one may be smaller).
 	// Zero means 16 MiB; at least 5 MiB, the smallest part S3 accepts, and at most 5 GiB.
@@ -88,7 +89,8 @@ type Config struct {
 	// Observe, when set, is called once per bucket request with the operation's name
 	// ("GetObject", "HeadObject", "HeadBucket", "GetObjectAcl", "ListObjectsV2", "PutObject",
 	// "CreateMultipartUpload", "UploadPart", "CompleteMultipartUpload", "AbortMultipartUpload",
-	// "ListMultipartUploads", "DeleteObject"; an anonymous Ping is a "GetObject"), its
+	// "ListMultipartUploads", "DeleteObject", "CopyObject", "UploadPartCopy"; an anonymous Ping
+	// is a "GetObject"), its
 	// duration (for a read, the time until its answer's headers) and its error as returned to
 	// the caller; a GetObject the service refused for its x-amz-checksum-mode header and sent
 	// again without it is one request. Errors found later in a body (a checksum mismatch, a
