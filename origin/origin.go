@@ -38,12 +38,21 @@ type From struct {
 	// Peer is, for an answer another replica gave (Source SourcePeer), where that replica's
 	// answer came from: one of its tiers, the bucket, an old store.
 	Peer Source
+	// Store names the old store an answer came from (Source SourceVolume or SourceOldBucket,
+	// or Peer one of them): its name in the configuration, e.g. "volume" or "wasabi".
+	Store string
 }
+
+// Old reports whether s is an old store: a fallback behind the bucket (see FallbackChain).
+func (s Source) Old() bool { return s == SourceVolume || s == SourceOldBucket }
 
 // The stores of this package's implementations.
 const (
 	SourceBucket Source = "bucket"
 	SourceVolume Source = "volume"
+	// SourceOldBucket is an old bucket, a fallback behind the bucket while a move between
+	// providers copies it (From.Store names which).
+	SourceOldBucket Source = "old-bucket"
 	// SourcePeer is another replica of the cluster, the key's owner (from its tiers or its own
 	// fetch): a replica does not keep its peers' objects on disk.
 	SourcePeer Source = "peer"

@@ -15,6 +15,7 @@ const (
 	serverName      = "fedicache"
 	xCache          = "X-Cache"
 	xCacheTier      = "X-Cache-Tier"
+	xCacheStore     = "X-Cache-Store" // the old store of a FALLBACK answer
 	cacheHit        = "HIT"
 	cacheMiss       = "MISS"
 	cacheFallback   = "FALLBACK"
@@ -36,6 +37,7 @@ var (
 	hdrLastModified = []byte("Last-Modified")
 	hdrXCache       = []byte(xCache)
 	hdrXCacheTier   = []byte(xCacheTier)
+	hdrXCacheStore  = []byte(xCacheStore)
 
 	valAnyOrigin = []byte("*")
 	valNoSniff   = []byte("nosniff")
@@ -70,6 +72,9 @@ func (s *Server) setObjectHeaders(h *fasthttp.ResponseHeader, m *origin.Meta, fr
 	if tier != "" {
 		h.SetCanonical(hdrXCacheTier, s2b(tier))
 	}
+	if status == cacheFallback && from.Store != "" {
+		h.SetCanonical(hdrXCacheStore, s2b(from.Store))
+	}
 }
 
 // cacheStatus is the X-Cache value for an answer that came from where from says, and the
@@ -81,13 +86,13 @@ func cacheStatus(from origin.From) (status, tier string) {
 			return cacheStale, string(from.Source)
 		}
 		return cacheHit, string(from.Source)
-	case origin.SourceVolume:
+	case origin.SourceVolume, origin.SourceOldBucket:
 		return cacheFallback, ""
 	case origin.SourcePeer: // what the owner's answer was, from the replica it came through
-		switch from.Peer {
-		case cache.SourceMemory, cache.SourceDisk:
+		switch {
+		case from.Peer == cache.SourceMemory || from.Peer == cache.SourceDisk:
 			return cacheHit, string(origin.SourcePeer)
-		case origin.SourceVolume:
+		case from.Peer.Old():
 			return cacheFallback, ""
 		}
 	}

@@ -17,6 +17,7 @@ type Metrics struct {
 	bytesOut *prometheus.CounterVec
 	inFlight prometheus.Gauge
 	busts    prometheus.Counter
+	fallback *prometheus.CounterVec
 
 	// Counters of the memory-hit path, resolved once so that path allocates nothing.
 	hit200, hit206, hit304 prometheus.Counter
@@ -40,6 +41,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "fedicache_streams_in_flight",
 			Help: "Response bodies streaming from an origin request to a client (files sent with sendfile not counted).",
 		}),
+		fallback: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "fedicache_fallback_answers_total",
+			Help: "Public answers from an old store (X-Cache: FALLBACK), by the store's name: the old volume, or an old bucket.",
+		}, []string{"store"}),
 		busts: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "fedicache_cache_busts_total",
 			Help: "Mastodon cache-buster requests carried out (a deleted or hidden file dropped everywhere).",
@@ -51,7 +56,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m.memoryBytes = m.bytesOut.WithLabelValues(string(cache.SourceMemory))
 	m.diskBytes = m.bytesOut.WithLabelValues(string(cache.SourceDisk))
 	if reg != nil {
-		reg.MustRegister(m.requests, m.bytesOut, m.inFlight, m.busts)
+		reg.MustRegister(m.requests, m.bytesOut, m.inFlight, m.busts, m.fallback)
 	}
 	return m
 }
@@ -65,6 +70,14 @@ func (m *Metrics) observeRequest(status int, src origin.Source) {
 		src = "none"
 	}
 	m.requests.WithLabelValues(strconv.Itoa(status), string(src)).Inc()
+}
+
+// observeFallback counts an answer from the old store named store.
+func (m *Metrics) observeFallback(store string) {
+	if store == "" {
+		store = "unknown"
+	}
+	m.fallback.WithLabelValues(store).Inc()
 }
 
 func (m *Metrics) addBytes(src origin.Source, n int64) {

@@ -59,9 +59,9 @@ type Config struct {
 	// RequestSample logs one request in RequestSample at info; at debug every request is
 	// logged. Zero means none at info.
 	RequestSample int
-	// OnFallback, when set, is called with the key of each object answered from the old
-	// volume (the backfill copies those first). It must not block.
-	OnFallback func(key string)
+	// OnFallback, when set, is called with the key of each object answered from an old store
+	// and that store's name (the backfill copies those first). It must not block.
+	OnFallback func(key, store string)
 	// CacheBuster recognises Mastodon's cache-buster requests; Buster carries them out. Zero
 	// (or a nil Buster) means none.
 	CacheBuster BusterConfig
@@ -248,8 +248,11 @@ func (s *Server) serveObject(ctx *fasthttp.RequestCtx, r *request) {
 	}
 	s.setBody(ctx, body, a.length(), from.Source, key, cancel)
 	cancel = nil // the body stream cancels it when fasthttp closes it
-	if from.Source == origin.SourceVolume && s.cfg.OnFallback != nil {
-		s.cfg.OnFallback(key)
+	if from.Source.Old() && s.cfg.OnFallback != nil {
+		s.cfg.OnFallback(key, from.Store)
+	}
+	if from.Source.Old() || from.Source == origin.SourcePeer && from.Peer.Old() {
+		s.metrics.observeFallback(from.Store)
 	}
 }
 

@@ -88,17 +88,13 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, started fun
 		return err
 	}
 	registerStateMetrics(reg, st)
-	var fallback origin.Origin
-	var vol *volume.Volume
-	if cfg.FallbackDir != "" {
-		vol, err = volume.Open(cfg.FallbackDir)
-		if err != nil {
-			return fmt.Errorf("fallback.dir: %w", err)
-		}
-		defer vol.Close()
-		fallback = vol
+	olds, err := openOldStores(ctx, cfg, log)
+	if err != nil {
+		return err
 	}
-	var stores origin.Sourced = origin.Fallback(bucket, fallback)
+	defer olds.close()
+	vol := olds.volume
+	var stores origin.Sourced = origin.FallbackChain(bucket, olds.list...)
 	// What this replica purged lately goes to the bucket, not to an owner that may not have
 	// learned of it yet; an owner whose record of deleted media is older than that refuses.
 	recent := cluster.NewRecent(purgeWindow(cfg), nil)
@@ -161,7 +157,11 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, started fun
 			tiersInUse = false
 			return err
 		}
-		pcfg.OnFallback = onFallback
+		pcfg.OnFallback = func(key, store string) {
+			if store == origin.VolumeStoreName {
+				onFallback(key)
+			}
+		}
 		sections["backfill"] = func() any { return progress.Snapshot() }
 		migration = func() admin.Migration { return migrationOf(progress.Snapshot()) }
 	}
@@ -178,6 +178,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, started fun
 		Cache:     layered,
 		Draining:  front.Draining,
 		HitBytes:  metrics.HitBytes,
+		OldStores: olds.check,
 	}
 	if peers != nil {
 		acfg.Peers = peers

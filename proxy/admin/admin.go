@@ -53,6 +53,10 @@ type Config struct {
 
 	// Metrics is what /metrics serves. Zero means no metrics.
 	Metrics prometheus.Gatherer
+	// OldStores, when set, checks the old stores behind the bucket (fallback.dir,
+	// fallback.stores): /status and /readyz report those that fail, which never makes the
+	// replica unready (the bucket's objects are still served). It caches its checks itself.
+	OldStores func(context.Context) []origin.StoreHealth
 	// Bucket, when set, is pinged for readiness and for the bucket's health on /status and
 	// the status page. Zero means the bucket is never checked and counts as answering.
 	Bucket origin.Pinger

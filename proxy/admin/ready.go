@@ -12,7 +12,8 @@ import (
 // credentials never joins the Service, so a rollout stops before it replaces a working one.
 // Once the bucket has answered, its later failures keep the replica ready: the cache and the
 // old volume still serve, and failing every replica's readiness at once would take even those
-// answers away. /status and the metrics report them.
+// answers away. /status and the metrics report them. An old store that fails (an old bucket
+// down, its credentials wrong) is said in the answer, which stays ready.
 func (h *Handler) readyz(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
@@ -35,10 +36,18 @@ func (h *Handler) readyz(w http.ResponseWriter, r *http.Request) {
 	case err == nil:
 		_, _ = w.Write([]byte("ready\n"))
 	case answered:
-		_, _ = w.Write([]byte("ready; the bucket is failing, serving from the cache and the old volume: " + err.Error() + "\n"))
+		_, _ = w.Write([]byte("ready; the bucket is failing, serving from the cache and the old stores: " + err.Error() + "\n"))
 	default:
 		w.WriteHeader(http.StatusServiceUnavailable)
 		_, _ = w.Write([]byte("bucket not answering: " + err.Error() + "\n"))
+		return
+	}
+	if h.cfg.OldStores != nil {
+		for _, s := range h.cfg.OldStores(r.Context()) {
+			if s.Err != "" {
+				_, _ = w.Write([]byte("old store " + s.Name + " (" + string(s.Source) + ") not answering, its objects not copied yet are not served: " + s.Err + "\n"))
+			}
+		}
 	}
 }
 

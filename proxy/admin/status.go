@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/fedicache/fedicache/cache"
+	"github.com/fedicache/fedicache/origin"
 	"github.com/fedicache/fedicache/proxy/cluster"
 )
 
@@ -18,6 +19,9 @@ type Status struct {
 	Ready         bool         `json:"ready"`
 	Draining      bool         `json:"draining"`
 	Bucket        BucketStatus `json:"bucket"`
+	// OldStores are the old stores behind the bucket (fallback.dir, fallback.stores), each
+	// with why it did not answer its last check, if it did not.
+	OldStores []origin.StoreHealth `json:"old_stores,omitempty"`
 	Cache         *cache.Stats `json:"cache,omitempty"`
 	// EgressSavedBytes counts bytes served from the cache that the bucket did not send.
 	EgressSavedBytes uint64     `json:"egress_saved_bytes"`
@@ -67,6 +71,9 @@ func (h *Handler) snapshot(ctx context.Context) Status {
 	}
 	if err != nil {
 		st.Bucket.Error = err.Error()
+	}
+	if h.cfg.OldStores != nil {
+		st.OldStores = h.cfg.OldStores(ctx)
 	}
 	if h.cfg.HitBytes != nil {
 		st.EgressSavedBytes = uint64(h.cfg.HitBytes())

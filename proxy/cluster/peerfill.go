@@ -22,6 +22,7 @@ import (
 const (
 	peerSizeHeader   = "X-Fedicache-Size"
 	peerSourceHeader = "X-Fedicache-Source"
+	peerStoreHeader  = "X-Fedicache-Store" // the old store's name, for an answer from one
 )
 
 // peerObjectPath is the peer endpoint's path on the admin listener; the key goes in the query
@@ -224,6 +225,9 @@ func (p *PeerFill) send(ctx context.Context, method, peer, key string, r *origin
 	}
 	m, merr := peerMeta(resp)
 	from.Peer = origin.Source(resp.Header.Get(peerSourceHeader))
+	if from.Peer.Old() {
+		from.Store = resp.Header.Get(peerStoreHeader)
+	}
 	switch {
 	case resp.StatusCode == http.StatusOK || resp.StatusCode == http.StatusPartialContent:
 		if merr != nil {

@@ -31,7 +31,7 @@ type PeerServeConfig struct {
 	Token string
 	// OnFallback, when set, is called with the key of an answer from an old store, as the front
 	// does for its own (copy-on-read).
-	OnFallback func(key string)
+	OnFallback func(key, store string)
 	// Stale, when set, reports whether this replica's record of deleted and hidden media is too
 	// old to answer for others (it could not read the bucket's log for a while): asks are then
 	// refused (503), and the peers ask the bucket.
@@ -152,11 +152,14 @@ func (h *PeerHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, strconv.Itoa(status)+" the stores failed", status)
 		return
 	}
-	if from.Source == origin.SourceVolume && h.cfg.OnFallback != nil {
-		h.cfg.OnFallback(key)
+	if from.Source.Old() && h.cfg.OnFallback != nil {
+		h.cfg.OnFallback(key, from.Store)
 	}
 	hd.Set(peerSizeHeader, strconv.FormatInt(m.Size, 10))
 	hd.Set(peerSourceHeader, string(from.Source))
+	if from.Store != "" {
+		hd.Set(peerStoreHeader, from.Store)
+	}
 	if m.ContentType != "" {
 		hd.Set("Content-Type", m.ContentType)
 	}

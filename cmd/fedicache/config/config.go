@@ -23,19 +23,22 @@ import (
 
 // Config is the whole configuration of the serve command, read by Load.
 type Config struct {
-	Listen       string
-	AdminListen  string
-	TLS          TLSConfig
-	S3           s3.Config
-	FallbackDir  string
-	Proxy        proxy.Config
-	Cache        CacheConfig
-	Backfill     BackfillConfig
-	AdminToken   string
-	Cloudflare   cluster.CloudflareConfig
-	StatePrefix  string
-	StateRefresh time.Duration
-	Peers        string
+	Listen      string
+	AdminListen string
+	TLS         TLSConfig
+	S3          s3.Config
+	FallbackDir string
+	// FallbackStores are fallback.stores: the old stores asked after the bucket and the old
+	// volume of FallbackDir, in order.
+	FallbackStores []OldStore
+	Proxy          proxy.Config
+	Cache          CacheConfig
+	Backfill       BackfillConfig
+	AdminToken     string
+	Cloudflare     cluster.CloudflareConfig
+	StatePrefix    string
+	StateRefresh   time.Duration
+	Peers          string
 	// ClusterFill and ClusterFillTimeout are cluster.fill and cluster.fill_timeout: with Peers,
 	// a miss on a key another replica owns asks that replica.
 	ClusterFill        bool
@@ -224,6 +227,7 @@ func configFrom(v *viper.Viper, path string) (Config, error) {
 		LogLevel:           r.oneOf("log.level", "debug", "info", "warn", "error"),
 		LogFormat:          r.oneOf("log.format", "json", "text"),
 	}
+	cfg.FallbackStores = r.oldStores(cfg.S3, os.Getenv)
 	r.checkTogether(&cfg)
 	warnings := unknownVariables(os.Environ())
 	if len(r.problems) > 0 {

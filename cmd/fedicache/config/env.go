@@ -3,12 +3,17 @@ package config
 import (
 	"fmt"
 	"os"
+	"regexp"
 	"slices"
 	"strings"
 )
 
 // envPrefix starts the name of every environment variable that sets a key.
 const envPrefix = "FEDICACHE_"
+
+// oldStoreCredential matches the variables that give an old bucket of fallback.stores its
+// credentials (OldStoreCredentialVariables).
+var oldStoreCredential = regexp.MustCompile(`^FEDICACHE_FALLBACK_[A-Z0-9_]+_(ACCESS_KEY_ID|SECRET_ACCESS_KEY)$`)
 
 // otherVariables are the FEDICACHE_* variables that set no key but are read by fedicache itself
 // (FEDICACHE_CONFIG, the default of --config) or by its tests and CI: none of them is reported.
@@ -43,7 +48,7 @@ func unknownVariables(environ []string) []string {
 	var out []string
 	for _, kv := range environ {
 		name, _, _ := strings.Cut(kv, "=")
-		if !strings.HasPrefix(strings.ToUpper(name), envPrefix) || known[name] {
+		if !strings.HasPrefix(strings.ToUpper(name), envPrefix) || known[name] || oldStoreCredential.MatchString(name) {
 			continue
 		}
 		if key, ok := closestVariable(name); ok {

@@ -54,6 +54,7 @@ var settings = []setting{
 	{"s3.disable_checksum_mode", false, "do not ask the bucket for objects' checksums on whole-object fetches (x-amz-checksum-mode); fetched bodies are then checked by length and MD5 ETag only. A service that refuses the header is detected and no longer asked"},
 	{"strip_prefix", []string{}, "URL path prefixes removed before a path becomes a key, e.g. /my-bucket or /system"},
 	{"fallback.dir", "", "the old volume (Mastodon's public/system), read-only; empty means no fallback"},
+	{"fallback.stores", []any{}, "old stores asked in order after the bucket and fallback.dir, while a move copies them: each {name, dir} (a volume) or {name, bucket, endpoint, region, prefix, force_path_style, anonymous, permission, access_key_id, secret_access_key} (an old bucket; its credentials also from FEDICACHE_FALLBACK_<NAME>_ACCESS_KEY_ID and _SECRET_ACCESS_KEY); in the environment a JSON array"},
 	{"headers.cache_control", proxy.DefaultCacheControl, "Cache-Control of media answers"},
 	{"deny_prefixes", slices.Clone(alwaysDenied), "key prefixes never served; backups/ and imports/ (Mastodon's user exports, old imports) and state_prefix are denied whatever this says"},
 	{"cache.memory.max_bytes", sizeSetting(memory.DefaultMaxBytes), "memory tier capacity (body plus headers); 0 turns the memory tier off"},
