@@ -22,7 +22,7 @@ type Status struct {
 	// OldStores are the old stores behind the bucket (fallback.dir, fallback.stores), each
 	// with why it did not answer its last check, if it did not.
 	OldStores []origin.StoreHealth `json:"old_stores,omitempty"`
-	Cache         *cache.Stats `json:"cache,omitempty"`
+	Cache     *cache.Stats         `json:"cache,omitempty"`
 	// EgressSavedBytes counts bytes served from the cache that the bucket did not send.
 	EgressSavedBytes uint64     `json:"egress_saved_bytes"`
 	Migration        *Migration `json:"migration,omitempty"`
