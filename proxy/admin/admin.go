@@ -47,6 +47,9 @@ type Config struct {
 	// Migration, when set, reports the copy of the old volume into the bucket, for /status and
 	// the status page.
 	Migration func() Migration
+	// Migrations, when set, reports the copy of every old store into the bucket, one
+	// Migration per store, in the order the stores are asked.
+	Migrations func() []Migration
 	// Cluster, when set, reports the replicas and the peer fill (cluster.fill), for /status
 	// and the status page.
 	Cluster func() ClusterStatus

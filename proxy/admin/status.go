@@ -114,9 +114,19 @@ func (h *Handler) status(w http.ResponseWriter, r *http.Request) {
 	_ = enc.Encode(st)
 }
 
-// Migration is the copy of the old volume into the bucket, as /status and the status page
-// show it.
+// Migration is the copy of one old store into the bucket, as /status and the status page
+// show it: the copy this process runs, or the one a copier elsewhere (the backfill Job,
+// another replica) last published under the state prefix.
 type Migration struct {
+	// Source names the old store copied: "volume" (fallback.dir) or a name of fallback.stores.
+	Source string `json:"source"`
+	// Reporter is the host of the process that runs the copy.
+	Reporter string `json:"reporter,omitempty"`
+	// UpdatedAt is when these figures were taken.
+	UpdatedAt time.Time `json:"updated_at"`
+	// Stale is set when a copy that was running has not published figures for a while: its
+	// copier stopped (a Job killed, a replica gone) and the figures are its last.
+	Stale bool `json:"stale,omitempty"`
 	Running bool      `json:"running"` // the copy is under way (false once done or stopped)
 	Done    bool      `json:"done"`    // the walk of the old volume has ended
 	Started time.Time `json:"started"`
