@@ -126,7 +126,7 @@ type Migration struct {
 	UpdatedAt time.Time `json:"updated_at"`
 	// Stale is set when a copy that was running has not published figures for a while: its
 	// copier stopped (a Job killed, a replica gone) and the figures are its last.
-	Stale bool `json:"stale,omitempty"`
+	Stale   bool      `json:"stale,omitempty"`
 	Running bool      `json:"running"` // the copy is under way (false once done or stopped)
 	Done    bool      `json:"done"`    // the walk of the old volume has ended
 	Started time.Time `json:"started"`
