@@ -150,7 +150,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, started fun
 		// off, or once the service refused the request for them.
 		"integrity": func() any { return map[string]bool{"checksums_asked": bucket.ChecksumsAsked()} },
 	}
-	var migration func() admin.Migration
+	board := startProgress(ctx, bucket, cfg, olds, log)
 	if cfg.Backfill.Enabled {
 		onFallback, progress, err := startBackfill(ctx, cfg, vol, layered, st, reg, log)
 		if err != nil {
@@ -163,7 +163,9 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, started fun
 			}
 		}
 		sections["backfill"] = func() any { return progress.Snapshot() }
-		migration = func() admin.Migration { return migrationOf(progress.Snapshot()) }
+		if board != nil {
+			board.copying(ctx, origin.VolumeStoreName, func() admin.Migration { return migrationOf(progress.Snapshot()) })
+		}
 	}
 	front := proxy.New(layered, pcfg, metrics)
 	acfg := admin.Config{
@@ -172,13 +174,15 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, started fun
 		Token:     cfg.AdminToken,
 		Sections:  sections,
 		State:     clusterState{st},
-		Migration: migration,
 		Metrics:   reg,
 		Bucket:    bucket,
 		Cache:     layered,
 		Draining:  front.Draining,
 		HitBytes:  metrics.HitBytes,
 		OldStores: olds.check,
+	}
+	if board != nil {
+		acfg.Migrations = board.migrations
 	}
 	if peers != nil {
 		acfg.Peers = peers
