@@ -45,10 +45,11 @@ type Config struct {
 	// Zero means writes are off (404).
 	Token string
 	// Migration, when set, reports the copy of the old volume into the bucket, for /status and
-	// the status page.
+	// the status page. Migrations, when set, is used instead.
 	Migration func() Migration
 	// Migrations, when set, reports the copy of every old store into the bucket, one
-	// Migration per store, in the order the stores are asked.
+	// Migration per store, in the order the stores are asked: /status lists them, and the
+	// status page shows a card for each.
 	Migrations func() []Migration
 	// Cluster, when set, reports the replicas and the peer fill (cluster.fill), for /status
 	// and the status page.

@@ -21,11 +21,13 @@ type pageView struct {
 	Updated, UpdatedISO                string
 
 	Bucket    bucketView
+	OldStores []oldStoreView
 	Cache     *cacheView
 	NoCache   string // why there is no cache section
-	Migration *migrationView
-	Cluster   *clusterView
-	Info      []infoItem
+	// Migrations are the copies of the old stores, one card each.
+	Migrations []*migrationView
+	Cluster    *clusterView
+	Info       []infoItem
 
 	CSS template.CSS
 	JS  template.JS
@@ -68,36 +70,6 @@ type tierView struct {
 
 // stat is one figure with its label.
 type stat struct{ Label, Value string }
-
-// migrationView is the copy of the old volume: BarKnown is false while the volume is counted
-// (the bar then has no value: it shows work without a measure).
-type migrationView struct {
-	State          badge
-	Counting       bool
-	Percent        string
-	BarKnown       bool
-	BarValue       int64
-	BarMax         int64
-	Files, Bytes   string
-	Rate, ETA      string
-	Elapsed        string
-	ElapsedLabel   string
-	Started        string
-	StartedTS      string
-	Copied         string
-	CopiedBytes    string
-	Conflicts      int64
-	Errors         int64
-	ConflictsText  string
-	ErrorsText     string
-	NotCopied      string
-	RecentErrors   []string
-	MoreErrors     string
-	ConflictKeys   []string
-	MoreConflicts  string
-	PercentOfFiles string
-	PercentOfBytes string
-}
 
 // clusterView is the cluster card: the replicas, this one's share of the keys, the peer fill.
 type clusterView struct {
@@ -148,6 +120,7 @@ func newPageView(st Status, backfillOnly bool, refresh time.Duration, now time.T
 		Updated:        now.UTC().Format("15:04:05 UTC"),
 		UpdatedISO:     now.UTC().Format(time.RFC3339),
 		Bucket:         newBucketView(st, now),
+		OldStores:      newOldStoreViews(st.OldStores),
 		CSS:            template.CSS(pageCSS),
 		JS:             template.JS(pageJS),
 	}
@@ -175,7 +148,7 @@ func newPageView(st Status, backfillOnly bool, refresh time.Duration, now time.T
 	case st.Cache != nil:
 		v.Cache = newCacheView(st.Cache, st.EgressSavedBytes)
 	case backfillOnly:
-		v.NoCache = "This process copies the old volume and serves no media: it has no cache."
+		v.NoCache = "This process copies old stores into the bucket and serves no media: it has no cache."
 	default:
 		v.NoCache = "No cache in front of the bucket."
 	}
@@ -183,11 +156,9 @@ func newPageView(st Status, backfillOnly bool, refresh time.Duration, now time.T
 	if st.Cluster != nil {
 		v.Cluster = newClusterView(st.Cluster)
 	}
-	if st.Migration != nil {
-		v.Migration = newMigrationView(st.Migration)
-		if v.Migration.Percent != "" && st.Migration.Running {
-			v.Title = v.Migration.Percent + " copied · " + v.Title
-		}
+	v.Migrations = newMigrationViews(st.Migrations, st.OldStores, now)
+	if p := copiedPercent(st.Migrations); p != "" {
+		v.Title = p + " copied · " + v.Title
 	}
 	for k, val := range st.Info {
 		if k == "host" {
@@ -295,91 +266,4 @@ func newTierView(name string, st *cache.TierStats) tierView {
 	}
 	t.Warning = strings.Join(warn, "; ")
 	return t
-}
-
-// newMigrationView formats the copy's figures.
-func newMigrationView(m *Migration) *migrationView {
-	v := &migrationView{
-		Counting:    m.FilesTotal < 0 || m.BytesTotal < 0,
-		Rate:        humanBytes(int64(m.BytesPerSecond)) + "/s",
-		Elapsed:     humanDuration(m.Elapsed),
-		Copied:      files(m.FilesCopied),
-		CopiedBytes: humanBytes(m.BytesCopied),
-		Conflicts:   m.Conflicts,
-		Errors:      m.Errors,
-	}
-	v.ConflictsText = humanize.Comma(m.Conflicts)
-	v.ErrorsText = humanize.Comma(m.Errors)
-	if !m.Started.IsZero() {
-		v.Started = m.Started.UTC().Format("2006-01-02 15:04 UTC")
-		v.StartedTS = m.Started.UTC().Format(time.RFC3339)
-	}
-	v.ElapsedLabel = "running for"
-	switch {
-	case m.Done && m.Errors+m.Conflicts > 0:
-		v.State, v.ElapsedLabel = badge{"warn", "done"}, "took" // with files left for an admin's eye
-	case m.Done:
-		v.State, v.ElapsedLabel = badge{"ok", "done"}, "took"
-	case !m.Running:
-		v.State = badge{"warn", "stopped"}
-	case v.Counting:
-		v.State = badge{"idle", "counting…"}
-	default:
-		v.State = badge{"run", "copying"}
-	}
-	switch {
-	case m.Done:
-		v.ETA = "finished"
-	case m.ETA < 0 || v.Counting:
-		v.ETA = "estimating…"
-	case m.ETA < time.Second:
-		v.ETA = "any moment"
-	default:
-		v.ETA = humanDuration(m.ETA)
-	}
-
-	if v.Counting {
-		v.Files = files(m.FilesDone) + " in the bucket so far; counting the volume…"
-		v.Bytes = humanBytes(m.BytesDone) + " so far"
-	} else {
-		done, bytesDone := min(m.FilesDone, m.FilesTotal), min(m.BytesDone, m.BytesTotal)
-		v.Files = humanize.Comma(done) + " of " + files(m.FilesTotal)
-		v.Bytes = humanBytes(bytesDone) + " of " + humanBytes(m.BytesTotal)
-		v.PercentOfFiles = percent(done, m.FilesTotal)
-		v.PercentOfBytes = percent(bytesDone, m.BytesTotal)
-		// The bar follows the bytes, which the time left depends on; the files when the
-		// volume holds only empty ones.
-		v.BarKnown = true
-		switch {
-		case m.BytesTotal > 0:
-			v.BarValue, v.BarMax, v.Percent = max(bytesDone, 0), m.BytesTotal, v.PercentOfBytes
-		case m.FilesTotal > 0:
-			v.BarValue, v.BarMax, v.Percent = max(done, 0), m.FilesTotal, v.PercentOfFiles
-		default:
-			v.BarValue, v.BarMax, v.Percent = 1, 1, "100%"
-		}
-	}
-
-	var left []string
-	if m.Excluded > 0 {
-		left = append(left, humanize.Comma(m.Excluded)+" excluded by the filters")
-	}
-	if m.Skipped > 0 {
-		left = append(left, humanize.Comma(m.Skipped)+" skipped (hidden with no ACLs, or changed while read)")
-	}
-	v.NotCopied = strings.Join(left, "; ")
-	v.RecentErrors, v.MoreErrors = listed(m.RecentErrors, m.Errors)
-	v.ConflictKeys, v.MoreConflicts = listed(m.ConflictKeys, m.Conflicts)
-	return v
-}
-
-// listed returns at most pageListed of items, and how many of total it leaves out, in words.
-func listed(items []string, total int64) ([]string, string) {
-	if len(items) > pageListed {
-		items = items[len(items)-pageListed:]
-	}
-	if more := total - int64(len(items)); more > 0 && len(items) > 0 {
-		return items, "and " + humanize.Comma(more) + " more"
-	}
-	return items, ""
 }

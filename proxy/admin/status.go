@@ -24,8 +24,13 @@ type Status struct {
 	OldStores []origin.StoreHealth `json:"old_stores,omitempty"`
 	Cache     *cache.Stats         `json:"cache,omitempty"`
 	// EgressSavedBytes counts bytes served from the cache that the bucket did not send.
-	EgressSavedBytes uint64     `json:"egress_saved_bytes"`
-	Migration        *Migration `json:"migration,omitempty"`
+	EgressSavedBytes uint64 `json:"egress_saved_bytes"`
+	// Migrations are the copies of the old stores into the bucket, one per store, in the
+	// order the stores are asked: Config.Migrations, or Config.Migration alone.
+	Migrations []Migration `json:"migrations,omitempty"`
+	// Migration is the first of Migrations, kept for the readers of /status that knew one
+	// old volume only; new readers take Migrations.
+	Migration *Migration `json:"migration,omitempty"`
 	// Cluster is the replicas and the peer fill, when cluster.fill is on.
 	Cluster *ClusterStatus `json:"cluster,omitempty"`
 	// State is the cluster's record of deleted and hidden media as this replica holds it.
@@ -88,9 +93,15 @@ func (h *Handler) snapshot(ctx context.Context) Status {
 		st.State = h.cfg.State.Status()
 		st.Ready = st.Ready && h.cfg.State.Loaded()
 	}
-	if h.cfg.Migration != nil {
-		m := h.cfg.Migration()
-		st.Migration = &m
+	switch {
+	case h.cfg.Migrations != nil:
+		st.Migrations = h.cfg.Migrations()
+	case h.cfg.Migration != nil:
+		st.Migrations = []Migration{h.cfg.Migration()}
+	}
+	if len(st.Migrations) > 0 {
+		first := st.Migrations[0]
+		st.Migration = &first
 	}
 	if h.cfg.Cluster != nil {
 		c := h.cfg.Cluster()
