@@ -35,6 +35,12 @@ func (b *Bucket) putMultipart(ctx context.Context, key string, body origin.Body,
 }
 
 // newUploader returns the upload manager of putMultipart, sending its requests through client.
+//
+// The manager is deprecated for feature/s3/transfermanager, which is not used as of v0.5.9: its
+// UploadObject never reads a body through io.ReaderAt, but copies the first part into memory
+// with io.ReadAll and every later one into one of Concurrency+1 part-sized buffers it allocates
+// up front (api_op_UploadObject.go nextReader, pool.go newDefaultSlicePool), with no option to
+// do otherwise, and reads the body from one goroutine.
 func newUploader(client manager.UploadAPIClient, w writeConfig) *manager.Uploader {
 	return manager.NewUploader(client, func(u *manager.Uploader) {
 		u.PartSize = w.partSize
