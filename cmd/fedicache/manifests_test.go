@@ -571,6 +571,9 @@ func podEnv(t *testing.T, m *manifests, ctr corev1.Container) map[string]string 
 	for _, key := range config.Keys() {
 		known[config.EnvName(key)] = true
 	}
+	// The credentials of the old bucket the overlays' examples name "old" (fallback.stores).
+	oldID, oldSecret := config.OldStoreCredentialVariables("old")
+	known[oldID], known[oldSecret] = true, true
 	secretKeys := exampleSecretKeys(t)
 	env := map[string]string{}
 	for _, e := range ctr.Env {
