@@ -162,7 +162,7 @@ func TestStatusPageStaleCopy(t *testing.T) {
 	resp, body := getPage(t, srv, "/")
 	checkSelfContained(t, resp, body)
 	checkContains(t, body, `id="migration-state" class="pill warn">stale<`,
-		`id="migration-stale" class="callout warn">Stale: the copier on <code>backfill-job-x7k2p</code> stopped reporting at <time datetime="`+
+		`id="migration-stale" class="callout warn lead">Stale: the copier on <code>backfill-job-x7k2p</code> stopped reporting at <time datetime="`+
 			stoppedAt.Format(time.RFC3339)+`">`+stoppedAt.Format("2006-01-02 15:04:05 UTC")+`</time> (7m 00s ago)`,
 		"The figures below are its last", `id="migration-files">250 of 1,000 files<`,
 		`id="migration-rate">–<`, `id="migration-eta">unknown: the copier stopped<`, "<dt>ran for</dt>")
