@@ -139,16 +139,16 @@ type Migration struct {
 	// copier stopped (a Job killed, a replica gone) and the figures are its last.
 	Stale   bool      `json:"stale,omitempty"`
 	Running bool      `json:"running"` // the copy is under way (false once done or stopped)
-	Done    bool      `json:"done"`    // the walk of the old volume has ended
+	Done    bool      `json:"done"`    // the walk of the old store has ended
 	Started time.Time `json:"started"`
 	// Elapsed is the time the copy has taken so far, or took once done.
 	Elapsed time.Duration `json:"elapsed_ns"`
 
-	// FilesTotal and BytesTotal are the old volume's files and bytes; -1 while they are
+	// FilesTotal and BytesTotal are the old store's files and bytes; -1 while they are
 	// still being counted.
 	FilesTotal int64 `json:"files_total"`
 	BytesTotal int64 `json:"bytes_total"`
-	// FilesScanned is how many of the volume's files the copy has looked at.
+	// FilesScanned is how many of the store's files the copy has looked at.
 	FilesScanned int64 `json:"files_scanned"`
 	// FilesDone and BytesDone are what the bucket holds of them: copied now, or there already.
 	FilesDone int64 `json:"files_done"`
