@@ -35,15 +35,7 @@ type world struct {
 func newWorld(t *testing.T, files map[string][]byte) *world {
 	t.Helper()
 	w := &world{bucket: origintest.NewFakeBucket(t), dir: t.TempDir(), files: files}
-	for k, v := range files {
-		p := filepath.Join(w.dir, filepath.FromSlash(k))
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, v, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	writeFiles(t, w.dir, files)
 	var err error
 	if w.vol, err = volume.Open(w.dir); err != nil {
 		t.Fatal(err)
@@ -51,6 +43,20 @@ func newWorld(t *testing.T, files map[string][]byte) *world {
 	t.Cleanup(func() { w.vol.Close() })
 	w.s3 = s3test.New(t, w.bucket, func(c *s3.Config) { c.MaxAttempts, c.MaxBackoff = 8, 20*time.Millisecond })
 	return w
+}
+
+// writeFiles writes files (key -> bytes) under dir, readable by all.
+func writeFiles(t testing.TB, dir string, files map[string][]byte) {
+	t.Helper()
+	for k, v := range files {
+		p := filepath.Join(dir, filepath.FromSlash(k))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, v, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
 }
 
 // mastodonTree returns n files of Mastodon's shapes and sizes (kept small for tests).

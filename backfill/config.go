@@ -1,9 +1,10 @@
-// Package backfill copies the old volume into the bucket: it walks the volume and lists the
-// bucket in the same key order and merge-joins the two (one list request per thousand keys,
-// not one HEAD per file), copies what the bucket lacks with a bounded pool of workers, never
-// overwrites (a different size is reported as a conflict, conditional writes keep two copiers
-// from clobbering each other), and is resumable: a rerun copies only what is still missing.
-// Nothing ever writes to or deletes from the volume.
+// Package backfill copies old stores into the bucket: the old volume, or an old bucket (a
+// Source). It walks the source and lists the bucket in the same key order and merge-joins the
+// two (one list request per thousand keys, not one HEAD per object), copies what the bucket
+// lacks with a bounded pool of workers (from an old bucket, server-side when the bucket can),
+// never overwrites (other bytes under a key are reported as a conflict, conditional writes
+// keep two copiers from clobbering each other), and is resumable: a rerun copies only what is
+// still missing. Nothing ever writes to or deletes from a source.
 package backfill
 
 import (
@@ -62,7 +63,8 @@ type staleUploadAborter interface {
 type Config struct {
 	// Concurrency is the number of files copied at once. Zero means DefaultConcurrency, 8.
 	Concurrency int
-	// Bandwidth caps the bytes read from the volume per second. Zero means no cap.
+	// Bandwidth caps the bytes read from the source per second (a server-side copy reads
+	// none). Zero means no cap.
 	Bandwidth int64
 	// Rate caps the files started per second. Zero means no cap.
 	Rate float64
@@ -75,8 +77,9 @@ type Config struct {
 	// Skip, when set, names keys never copied: those Mastodon deleted (tombstones).
 	Skip func(key string) bool
 	// ACL is the canned ACL of copied objects (Mastodon's S3_PERMISSION, MastodonACL by
-	// default there); files hidden on the volume get "private". Empty sends no ACL, for buckets
-	// without ACLs: hidden files are then skipped and listed.
+	// default there), also of every object of a source without ACLs; files hidden on the volume
+	// and private objects of an old bucket get "private". Empty sends no ACL, for buckets
+	// without ACLs: hidden and private objects are then skipped and listed.
 	ACL string
 	// CacheControl is stored with each object. Zero means MastodonCacheControl.
 	CacheControl string
@@ -95,7 +98,8 @@ type Config struct {
 	// memory), from the workers: concurrently.
 	OnCopied func(key string)
 	// OnPlan, when set, is called in DryRun mode with each key that would be copied, in key
-	// order, from one goroutine.
+	// order, from one goroutine. The ACL of an old bucket's object is read only when it is
+	// copied, so a dry run plans each with ACL (hidden files of a volume are known: private).
 	OnPlan func(key string, size int64, acl string)
 	// Logger receives failures and conflicts. Zero means slog.Default().
 	Logger *slog.Logger

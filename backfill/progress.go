@@ -16,8 +16,9 @@ type Progress struct {
 	ToCopy, Copied, Exists, Failed        atomic.Int64 // files to copy; copied; stored by another copier meanwhile; failed for good
 	Private, PrivateSkipped, Changed      atomic.Int64 // hidden files copied as private; hidden files skipped (no ACLs); changed or vanished while read
 	BytesToCopy, BytesRead, BytesCopied   atomic.Int64
-	// TotalFiles and TotalBytes are the volume's, from a counting walk that runs ahead of the
-	// copy; -1 until it has finished.
+	// TotalFiles and TotalBytes are the source's, known once the walk has ended (there is one
+	// walk, no counting pass ahead of it): -1 until then, and the estimate of the time left
+	// (Snapshot.ETA) is unknown until then too. Scanned and BytesScanned are the totals so far.
 	TotalFiles, TotalBytes atomic.Int64
 	// BytesScanned is the size of the files scanned so far; BytesPresent of those the bucket
 	// held already, BytesExists of those another copier stored meanwhile.
@@ -27,6 +28,7 @@ type Progress struct {
 	finished atomic.Int64 // Unix nanoseconds; 0 while running
 
 	mu             sync.Mutex
+	source         string
 	failures       []Failure
 	conflicts      []string
 	privateSkipped []string
@@ -66,8 +68,20 @@ func (p *Progress) fail(key string, err error) {
 
 func (p *Progress) finish() { p.finished.Store(time.Now().UnixNano()) }
 
+// setSource names the source p counts, unless it has a name already.
+func (p *Progress) setSource(name string) {
+	p.mu.Lock()
+	if p.source == "" {
+		p.source = name
+	}
+	p.mu.Unlock()
+}
+
 // Snapshot is a Progress at one moment, for the summary, /status and metrics.
 type Snapshot struct {
+	// Source names the store being copied (Source.Name), so that several runs can be shown
+	// side by side.
+	Source         string        `json:"source"`
 	Scanned        int64         `json:"scanned"`
 	Excluded       int64         `json:"excluded"`
 	Present        int64         `json:"present"`
@@ -119,17 +133,12 @@ func (p *Progress) Snapshot() Snapshot {
 	if secs := s.Elapsed.Seconds(); secs > 0 {
 		s.BytesPerSecond = float64(s.BytesRead) / secs
 	}
-	// What is left: the files not yet scanned (once their total is known) and those scanned
-	// and waiting for a worker; bytes likewise.
+	// What is left: the files scanned and waiting for a worker, and, once the walk has ended,
+	// nothing more; bytes likewise. While the walk goes on the total is unknown, and so is
+	// the ETA.
 	settled := s.Copied + s.Exists + s.Failed + s.Changed
 	s.Remaining = s.ToCopy - settled
 	leftBytes := s.BytesToCopy - s.BytesRead
-	if scanned := p.BytesScanned.Load(); s.TotalFiles >= 0 && scanned > 0 {
-		// The files not scanned yet need copying in the share the scanned ones did.
-		share := float64(s.BytesToCopy) / float64(scanned)
-		s.Remaining += int64(float64(s.TotalFiles-s.Scanned) * float64(s.ToCopy) / float64(max(s.Scanned, 1)))
-		leftBytes += int64(float64(s.TotalBytes-scanned) * share)
-	}
 	switch {
 	case s.Done:
 		s.ETA, s.Remaining = 0, 0
@@ -137,6 +146,7 @@ func (p *Progress) Snapshot() Snapshot {
 		s.ETA = time.Duration(float64(max(leftBytes, 0)) / s.BytesPerSecond * float64(time.Second))
 	}
 	p.mu.Lock()
+	s.Source = p.source
 	s.Failures = append([]Failure(nil), p.failures...)
 	s.ConflictKeys = append([]string(nil), p.conflicts...)
 	s.PrivateSkips = append([]string(nil), p.privateSkipped...)

@@ -7,7 +7,6 @@ import (
 	"sync/atomic"
 
 	"github.com/fedicache/fedicache/origin"
-	"golang.org/x/time/rate"
 )
 
 // QueueBucket is what the queue needs of the bucket: to store, and to ask whether a key is
@@ -17,12 +16,12 @@ type QueueBucket interface {
 	Stat(ctx context.Context, key string) (origin.Meta, error)
 }
 
-// Queue copies single keys ahead of the walk: serve queues every object it answers from the old
-// volume, so what viewers ask for reaches the bucket first. It is bounded and deduplicated:
+// Queue copies single keys ahead of the walk: serve queues every object it answers from an old
+// store, so what viewers ask for reaches the bucket first. It is bounded and deduplicated:
 // a key already waiting is not queued twice, and when the queue is full a key is dropped (the
 // walk copies it in its turn).
 type Queue struct {
-	vol     Volume
+	src     Source
 	bucket  QueueBucket
 	c       *copier
 	ch      chan string
@@ -32,14 +31,21 @@ type Queue struct {
 	pending map[string]struct{}
 }
 
-// NewQueue returns a queue of at most size keys that copies with cfg and counts in p.
+// NewQueue returns a queue of at most size keys that copies from the volume with cfg and
+// counts in p: NewSourceQueue with the volume as the source.
 func NewQueue(vol Volume, bucket QueueBucket, cfg Config, p *Progress, size int) *Queue {
+	return NewSourceQueue(NewVolumeSource("", vol), bucket, cfg, p, size)
+}
+
+// NewSourceQueue returns a queue of at most size keys that copies from src with cfg and counts
+// in p. Its workers (Run) share one buffer each (BufferBytes), as the walk's do.
+func NewSourceQueue(src Source, bucket QueueBucket, cfg Config, p *Progress, size int) *Queue {
 	cfg = cfg.withDefaults()
-	c := &copier{cfg: &cfg, vol: vol, bucket: bucket, p: p}
-	if cfg.Bandwidth > 0 {
-		c.bandwidth = rate.NewLimiter(rate.Limit(cfg.Bandwidth), int(max(cfg.Bandwidth/10, 64<<10)))
+	if p == nil {
+		p = NewProgress()
 	}
-	return &Queue{vol: vol, bucket: bucket, c: c, ch: make(chan string, size), pending: map[string]struct{}{}}
+	return &Queue{src: src, bucket: bucket, c: newCopier(&cfg, bucket, p, cfg.Concurrency),
+		ch: make(chan string, size), pending: map[string]struct{}{}}
 }
 
 // Enqueue asks for key to be copied and reports whether it was queued (false when it waits
@@ -86,7 +92,7 @@ func (q *Queue) Run(ctx context.Context, workers int) {
 	wg.Wait()
 }
 
-// copy stores key unless the bucket has it.
+// copy stores key unless the bucket has it. A key the source no longer holds is left alone.
 func (q *Queue) copy(ctx context.Context, key string) {
 	if !q.c.cfg.selected(key) {
 		return
@@ -97,17 +103,5 @@ func (q *Queue) copy(ctx context.Context, key string) {
 		q.c.cfg.Logger.Warn("backfill queue: cannot tell whether the bucket has the key", "key", key, "err", err)
 		return
 	}
-	f, info, err := q.vol.OpenFile(key)
-	if err != nil {
-		return
-	}
-	f.Close()
-	acl := q.c.cfg.ACL
-	if origin.Hidden(info.Mode()) {
-		if acl == "" {
-			return
-		}
-		acl = "private"
-	}
-	q.c.copy(ctx, key, info, acl)
+	q.c.copy(ctx, q.src, Item{Key: key, Size: -1}, false)
 }

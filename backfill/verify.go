@@ -7,14 +7,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
-	"iter"
 
 	"github.com/fedicache/fedicache/origin"
 	"golang.org/x/sync/errgroup"
 )
 
-// VerifyMode is how Verify compares a file with its object.
+// VerifyMode is how Verify compares an object of the source with the bucket's.
 type VerifyMode string
 
 // The modes of Verify.
@@ -33,25 +31,29 @@ type VerifyReport struct {
 	Bad        []string `json:"bad,omitempty"`
 }
 
-// Verify compares every selected file of the volume with the bucket and writes the key of each
-// file the bucket holds equal, one per line, to safe: the files that may be deleted from the
-// volume. It reads the volume and the bucket only. In VerifyHash mode the bucket must also be
-// an origin.Origin, to read objects whose ETag is not an MD5.
+// Verify compares every selected file of the volume with the bucket: VerifySource with the
+// volume as the source.
 func Verify(ctx context.Context, vol Volume, bucket origin.Lister, mode VerifyMode, cfg Config, safe io.Writer) (VerifyReport, error) {
+	return VerifySource(ctx, NewVolumeSource("", vol), bucket, mode, cfg, safe)
+}
+
+// VerifySource compares every selected object of src with the bucket and writes the key of
+// each object the bucket holds equal, one per line, to safe: the objects that may be deleted
+// from src. It reads src and the bucket only, and walks and lists each once, in key order. In
+// VerifyHash mode an object is compared by the MD5s of both ETags when both are plain MD5s, else
+// by hashing the bytes of each side that has none (src's by Source.Open, the bucket's by a
+// GET): the bucket must then also be an origin.Origin.
+func VerifySource(ctx context.Context, src Source, bucket origin.Lister, mode VerifyMode, cfg Config, safe io.Writer) (VerifyReport, error) {
 	cfg = cfg.withDefaults()
 	var rep VerifyReport
 	reader, _ := bucket.(origin.Origin)
 	if mode == VerifyHash && reader == nil {
 		return rep, errors.New("backfill: verify by hash needs a bucket that can be read")
 	}
-	next, stop := iter.Pull2(listing(ctx, bucket))
-	defer stop()
+	list := listAheadOf(ctx, bucket)
+	defer list.stop()
+	next := list.next
 	cur, listErr, more := next()
-	type job struct {
-		key  string
-		size int64
-		etag string
-	}
 	var (
 		pool    errgroup.Group
 		results = make(chan verdict, cfg.Concurrency)
@@ -76,38 +78,38 @@ func Verify(ctx context.Context, vol Volume, bucket origin.Lister, mode VerifyMo
 				if len(rep.Bad) < maxListed {
 					rep.Bad = append(rep.Bad, r.key)
 				}
-				cfg.Logger.Warn("verify: could not compare", "key", r.key, "err", r.err)
+				cfg.Logger.Warn("verify: could not compare", "source", src.Name(), "key", r.key, "err", r.err)
 			}
 		}
 	}()
 	var missing, checked int64
-	walkErr := vol.Walk(ctx, func(key string, info fs.FileInfo) error {
-		if !cfg.selected(key) {
+	walkErr := src.Walk(ctx, func(it Item) error {
+		if !cfg.selected(it.Key) {
 			return nil
 		}
 		checked++
-		for more && listErr == nil && cur.Key < key {
+		for more && listErr == nil && cur.Key < it.Key {
 			cur, listErr, more = next()
 		}
 		if listErr != nil {
 			return fmt.Errorf("backfill: listing the bucket: %w", listErr)
 		}
-		if !more || cur.Key != key {
+		if !more || cur.Key != it.Key {
 			missing++
 			return nil
 		}
-		j := job{key: key, size: cur.Size, etag: cur.ETag}
-		if j.size != info.Size() {
-			results <- verdict{key, errMismatch}
+		if conflict(it, cur) {
+			results <- verdict{it.Key, errMismatch}
 			return nil
 		}
 		if mode != VerifyHash {
-			results <- verdict{key, nil}
+			results <- verdict{it.Key, nil}
 			return nil
 		}
+		etag := cur.ETag
 		pool.Go(func() error {
-			err := compareHash(ctx, vol, reader, j.key, j.etag)
-			results <- verdict{j.key, err}
+			err := compareHash(ctx, src, reader, it, etag)
+			results <- verdict{it.Key, err}
 			return nil
 		})
 		return nil
@@ -130,36 +132,46 @@ type verdict struct {
 
 var errMismatch = errors.New("the bucket's object differs from the file")
 
-// compareHash compares key's file with its object: the file's MD5 with a single-part ETag, or
-// the bytes of both.
-func compareHash(ctx context.Context, vol Volume, bucket origin.Origin, key, etag string) error {
-	f, _, err := vol.OpenFile(key)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	h := md5.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return err
-	}
-	fileSum := hex.EncodeToString(h.Sum(nil))
-	if want, ok := origin.ETagMD5(etag); ok {
-		if want != fileSum {
-			return errMismatch
+// compareHash compares the source's object it with the bucket's, whose ETag is etag: by the
+// two MD5s when both ETags carry one, else by hashing the bytes of each side that has none.
+func compareHash(ctx context.Context, src Source, bucket origin.Origin, it Item, etag string) error {
+	srcSum, ok := origin.ETagMD5(it.ETag)
+	if !ok {
+		obj, err := src.Open(ctx, it)
+		if err != nil {
+			return err
 		}
-		return nil
+		srcSum, err = hashBody(io.NewSectionReader(obj.Body, 0, obj.Size))
+		if cerr := obj.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return err
+		}
 	}
-	body, _, err := bucket.Get(ctx, key, nil)
-	if err != nil {
-		return err
+	dstSum, ok := origin.ETagMD5(etag)
+	if !ok {
+		body, _, err := bucket.Get(ctx, it.Key, nil)
+		if err != nil {
+			return err
+		}
+		dstSum, err = hashBody(body)
+		body.Close()
+		if err != nil {
+			return err
+		}
 	}
-	defer body.Close()
-	h.Reset()
-	if _, err := io.Copy(h, body); err != nil {
-		return err
-	}
-	if hex.EncodeToString(h.Sum(nil)) != fileSum {
+	if srcSum != dstSum {
 		return errMismatch
 	}
 	return nil
+}
+
+// hashBody returns the hex MD5 of what r reads.
+func hashBody(r io.Reader) (string, error) {
+	h := md5.New()
+	if _, err := io.Copy(h, r); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
 }
