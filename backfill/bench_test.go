@@ -89,7 +89,7 @@ func BenchmarkRerunLargeVolume(b *testing.B) {
 	start := time.Now()
 	built := buildLargeVolume(b, dir, n)
 	b.Logf("volume of %d files ready in %s (built: %v)", n, time.Since(start).Round(time.Millisecond), built)
-	vol, err := volume.Open(dir)
+	vol, err := volume.Open(filepath.Join(dir, "volume"))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -110,7 +110,7 @@ func BenchmarkRerunLargeVolume(b *testing.B) {
 		}
 		secs = time.Since(t0).Seconds()
 		heap, rss = peak()
-		if s := p.Snapshot(); s.Present != int64(n) || s.Copied != 0 || s.Conflicts != 0 {
+		if s := p.Snapshot(); s.Present != int64(n) || s.Scanned != int64(n) || s.Copied != 0 || s.Conflicts != 0 || s.Failed != 0 {
 			b.Fatalf("rerun: %+v", s)
 		}
 	}
@@ -126,8 +126,8 @@ func largeKey(i int) string {
 	return fmt.Sprintf("media_attachments/files/%03d/%03d/%03d/%s/%016x.jpg", id/1_000_000, id/1000%1000, id%1000, style, id)
 }
 
-// buildLargeVolume makes the n empty files of largeKey in dir, unless a marker says it did
-// before, and reports whether it built them now.
+// buildLargeVolume makes the n empty files of largeKey in dir/volume, unless a marker beside
+// it says it did before, and reports whether it built them now.
 func buildLargeVolume(b *testing.B, dir string, n int) bool {
 	marker := filepath.Join(dir, ".built-"+strconv.Itoa(n))
 	if _, err := os.Stat(marker); err == nil {
@@ -145,7 +145,7 @@ func buildLargeVolume(b *testing.B, dir string, n int) bool {
 					if 2*id+s >= n {
 						break
 					}
-					p := filepath.Join(dir, filepath.FromSlash(largeKey(2*id+s)))
+					p := filepath.Join(dir, "volume", filepath.FromSlash(largeKey(2*id+s)))
 					if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 						failed.Store(err)
 						return
