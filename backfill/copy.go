@@ -136,15 +136,12 @@ func (c *copier) serverCopy(ctx context.Context, sc origin.ServerCopier, key str
 		return err
 	}
 	c.p.BytesRead.Add(obj.Size)
-	st, ok := c.dst.(interface {
-		Stat(ctx context.Context, key string) (origin.Meta, error)
-	})
-	if !ok {
-		return nil
-	}
-	m, err := st.Stat(ctx, key)
+	m, err := c.statCopy(ctx, key)
 	if err != nil {
 		return fmt.Errorf("stat after the copy: %w", err)
+	}
+	if m == nil {
+		return nil
 	}
 	if m.Size != obj.Size {
 		return fmt.Errorf("the copy holds %d bytes, the source %d", m.Size, obj.Size)
@@ -155,6 +152,23 @@ func (c *copier) serverCopy(ctx context.Context, sc origin.ServerCopier, key str
 		}
 	}
 	return nil
+}
+
+// statCopy returns the destination's object key as stored, whatever its ACL: a private copy
+// (hidden media) is the copier's to check even when the destination hides it from its readers
+// (origin.HeadersReader, a signed HEAD that checks no ACL); nil when the destination cannot say.
+func (c *copier) statCopy(ctx context.Context, key string) (*origin.Meta, error) {
+	if h, ok := c.dst.(origin.HeadersReader); ok {
+		m, _, err := h.ObjectHeaders(ctx, key)
+		return &m, err
+	}
+	if st, ok := c.dst.(interface {
+		Stat(ctx context.Context, key string) (origin.Meta, error)
+	}); ok {
+		m, err := st.Stat(ctx, key)
+		return &m, err
+	}
+	return nil, nil
 }
 
 // putBuffered reads obj once into a worker's buffer, computing its MD5 as it goes, and puts it

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"sync"
 	"syscall"
 	"time"
 
@@ -17,7 +18,6 @@ import (
 	"github.com/fedicache/fedicache/backfill"
 	"github.com/fedicache/fedicache/cmd/fedicache/config"
 	"github.com/fedicache/fedicache/origin/s3"
-	"github.com/fedicache/fedicache/origin/volume"
 	"github.com/fedicache/fedicache/proxy/admin"
 	"github.com/mattn/go-isatty"
 	"github.com/prometheus/client_golang/prometheus"
@@ -41,26 +41,30 @@ func newBackfillCmd() *cobra.Command {
 		bandwidth        string
 		rate             float64
 		include, exclude []string
+		sources          []string
 	)
 	cmd := &cobra.Command{
 		Use:   "backfill",
-		Short: "Copy the old volume into the bucket (resumable, verified, never overwriting)",
-		Long: "Copy every file of fallback.dir that the bucket lacks, under the same key (with\n" +
-			"s3.prefix), with Mastodon's Content-Type and Cache-Control and the s3.acl ACL (files\n" +
-			"hidden on the volume get the private ACL). A file whose key the bucket holds with\n" +
-			"another size is a conflict: reported, never overwritten. Rerun it at will: it copies\n" +
-			"only what is still missing. Nothing is ever written to or deleted from the volume.\n\n" +
-			"--verify compares every file with the bucket instead and writes the keys that are\n" +
-			"safe to delete from the volume to --verify-out. It exits 0 only when every file is\n" +
-			"in the bucket and equal (files of keys Mastodon deleted excepted).",
+		Short: "Copy the old stores into the bucket (resumable, verified, never overwriting)",
+		Long: "Copy every object of the old stores that the bucket lacks, under the same key (with\n" +
+			"s3.prefix): fallback.dir's volume first, then fallback.stores in order (--source to\n" +
+			"pick some). From a volume, objects get Mastodon's Content-Type and Cache-Control and\n" +
+			"the s3.acl ACL (hidden files the private ACL); from an old bucket, their own headers\n" +
+			"and ACL. A key the bucket holds with other bytes is a conflict: reported, never\n" +
+			"overwritten. Rerun it at will: it copies only what is still missing. Nothing is ever\n" +
+			"written to or deleted from an old store.\n\n" +
+			"--verify compares every old store with the bucket instead, writes the keys that are\n" +
+			"safe to delete to --verify-out (one file per store), and says of each store whether it\n" +
+			"is safe to retire. It exits 0 only when every object is in the bucket and equal\n" +
+			"(objects of keys Mastodon deleted excepted).",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := config.LoadFlags(cmd.Flags())
 			if err != nil {
 				return err
 			}
-			if cfg.FallbackDir == "" {
-				return config.Errorf("fallback.dir is empty: the backfill copies the old volume, e.g. fallback.dir: /mnt/mastodon-system or --fallback-dir")
+			if cfg.FallbackDir == "" && len(cfg.FallbackStores) == 0 {
+				return config.Errorf("fallback.dir and fallback.stores are empty: the backfill copies the old stores, e.g. fallback.dir: /mnt/mastodon-system or --fallback-dir, or an old bucket in fallback.stores")
 			}
 			eng := cfg.Backfill.Engine
 			fl := cmd.Flags()
@@ -104,7 +108,7 @@ func newBackfillCmd() *cobra.Command {
 			log := newLogger(cfg, cmd.ErrOrStderr())
 			logWarnings(cfg, log)
 			eng.Logger = log
-			return runBackfill(ctx, cfg, eng, verify, verifyOut, adminListen, cmd.OutOrStdout(), cmd.ErrOrStderr(), log)
+			return runBackfill(ctx, cfg, eng, sources, verify, verifyOut, adminListen, cmd.OutOrStdout(), cmd.ErrOrStderr(), log)
 		},
 	}
 	config.AddFlags(cmd.Flags())
@@ -114,23 +118,29 @@ func newBackfillCmd() *cobra.Command {
 	f.BoolVar(&dryRun, "dry-run", false, "print what would be copied and the totals; write nothing")
 	f.StringVar(&verify, "verify", "", "compare every file with the bucket: size (--verify) or hash (--verify=hash)")
 	f.Lookup("verify").NoOptDefVal = string(backfill.VerifySize)
-	f.StringVar(&verifyOut, "verify-out", "verified-keys.txt", "with --verify: file listing the keys safe to delete from the volume")
+	f.StringVar(&verifyOut, "verify-out", "verified-keys.txt", "with --verify: file listing the keys safe to delete from the volume; another store's list has its name added (verified-keys-wasabi.txt)")
 	f.IntVar(&concurrency, "concurrency", backfill.DefaultConcurrency, "files copied at once (key backfill.concurrency)")
 	f.StringVar(&bandwidth, "bandwidth", "0", "bytes read per second, e.g. 50MiB; 0 for no cap (key backfill.bandwidth)")
 	f.Float64Var(&rate, "rate", 0, "files started per second; 0 for no cap (key backfill.rate)")
 	f.StringArrayVar(&include, "include", nil, "copy only keys matching this glob (repeatable); a glob with / matches the key, one without the file name")
 	f.StringArrayVar(&exclude, "exclude", nil, "skip keys matching this glob (repeatable)")
+	f.StringArrayVar(&sources, "source", nil, "copy (or verify) only the old store of this name (repeatable): \"volume\" for fallback.dir, or a name of fallback.stores")
 	return cmd
 }
 
-// runBackfill opens the volume and the bucket and runs the copy or the verification. With
-// adminListen set, it serves the copy's status page, /status and /metrics there while it runs.
-func runBackfill(ctx context.Context, cfg config.Config, eng backfill.Config, verify, verifyOut, adminListen string, out, errOut io.Writer, log *slog.Logger) error {
-	vol, err := volume.Open(cfg.FallbackDir)
+// runBackfill opens the old stores and the bucket and runs the copies or the verification.
+// With adminListen set, it serves the copies' status page, /status and /metrics there while
+// they run.
+func runBackfill(ctx context.Context, cfg config.Config, eng backfill.Config, only []string, verify, verifyOut, adminListen string, out, errOut io.Writer, log *slog.Logger) error {
+	olds, err := openOldStores(ctx, cfg, log, copyConfig)
 	if err != nil {
-		return fmt.Errorf("fallback.dir: %w", err)
+		return err
 	}
-	defer vol.Close()
+	defer olds.close()
+	cs, err := newCopies(olds, only)
+	if err != nil {
+		return err
+	}
 	scfg := cfg.S3
 	scfg.MaxAttempts = backfillMaxAttempts
 	var reg *prometheus.Registry
@@ -142,9 +152,8 @@ func runBackfill(ctx context.Context, cfg config.Config, eng backfill.Config, ve
 	if err != nil {
 		return fmt.Errorf("bucket: %w", config.Keyed(err))
 	}
-	p := backfill.NewProgress()
 	if adminListen != "" {
-		stopAdmin, err := serveBackfillAdmin(adminListen, cfg, eng, bucket, reg, p, log)
+		stopAdmin, err := serveBackfillAdmin(adminListen, cfg, eng, bucket, reg, cs, log)
 		if err != nil {
 			return err
 		}
@@ -158,49 +167,48 @@ func runBackfill(ctx context.Context, cfg config.Config, eng backfill.Config, ve
 		return fmt.Errorf("loading the tombstones of deleted keys (the backfill never copies those): %w", err)
 	}
 	eng.Skip = st.Has
-
 	if verify != "" {
-		f, err := os.Create(verifyOut)
-		if err != nil {
-			return fmt.Errorf("--verify-out: %w", err)
-		}
-		rep, err := backfill.Verify(ctx, vol, bucket, backfill.VerifyMode(verify), eng, f)
-		if cerr := f.Close(); err == nil {
-			err = cerr
-		}
-		fmt.Fprintf(out, "verify (%s): checked %d, verified %d (listed in %s), missing %d, mismatched %d, errors %d\n",
-			verify, rep.Checked, rep.Verified, verifyOut, rep.Missing, rep.Mismatched, rep.Errors)
-		for _, k := range rep.Bad {
-			fmt.Fprintf(out, "  differs or unreadable: %s\n", k)
-		}
-		if err != nil {
-			return err
-		}
-		if rep.Missing > 0 {
-			// Retiring the volume now would lose them: they are neither in the bucket nor
-			// deleted by Mastodon (a tombstone).
-			fmt.Fprintf(out, "  %d files are not in the bucket yet: run fedicache backfill, then verify again\n", rep.Missing)
-		}
-		if rep.Missing+rep.Mismatched+rep.Errors > 0 {
-			return errIncomplete
-		}
-		return nil
+		return verifyStores(ctx, cs, bucket, backfill.VerifyMode(verify), eng, verifyOut, out)
 	}
-
 	if eng.DryRun {
 		eng.OnPlan = func(key string, size int64, acl string) {
 			fmt.Fprintf(out, "would copy %s (%s, acl %q)\n", key, humanize.IBytes(uint64(size)), acl)
 		}
+	} else if view, err := bucket.StateView(); err == nil {
+		// Every replica's status page shows the copies, from the figures published here.
+		pctx, stopPublishing := context.WithCancel(ctx)
+		var published sync.WaitGroup
+		for _, c := range cs {
+			published.Go(func() { publishProgress(pctx, view, cfg.StatePrefix, c.migration, log) })
+		}
+		defer func() { stopPublishing(); published.Wait() }()
 	}
-	stopProgress := showProgress(p, errOut, log)
-	err = backfill.Run(ctx, vol, bucket, eng, p)
-	stopProgress()
-	s := p.Snapshot()
-	printSummary(out, s, eng.DryRun)
-	if err != nil {
+	var failed bool
+	var runErr error
+	for _, c := range cs {
+		if ctx.Err() != nil {
+			break
+		}
+		c.started.Store(true)
+		stopProgress := showProgress(c.p, errOut, log)
+		err := backfill.RunSource(ctx, c.source, bucket, eng, c.p)
+		stopProgress()
+		if err == nil {
+			c.completed.Store(true)
+		} else if runErr == nil {
+			runErr = fmt.Errorf("%s: %w", c.name, err)
+		}
+		s := c.p.Snapshot()
+		printSummary(out, c.name, s, eng.DryRun)
+		failed = failed || s.Failed > 0
+	}
+	if runErr != nil {
+		return runErr
+	}
+	if err := ctx.Err(); err != nil {
 		return err
 	}
-	if s.Failed > 0 {
+	if failed {
 		return errIncomplete
 	}
 	return nil
@@ -208,13 +216,13 @@ func runBackfill(ctx context.Context, cfg config.Config, eng backfill.Config, ve
 
 // serveBackfillAdmin serves the copy's admin listener on addr (the status page, /status,
 // /healthz, /readyz, /metrics) until the returned func is called.
-func serveBackfillAdmin(addr string, cfg config.Config, eng backfill.Config, bucket *s3.Bucket, reg *prometheus.Registry, p *backfill.Progress, log *slog.Logger) (func(), error) {
+func serveBackfillAdmin(addr string, cfg config.Config, eng backfill.Config, bucket *s3.Bucket, reg *prometheus.Registry, cs copies, log *slog.Logger) (func(), error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("--admin-listen: %w", err)
 	}
 	srv := &http.Server{
-		Handler:           newBackfillAdmin(cfg, eng, bucket, reg, p),
+		Handler:           newBackfillAdmin(cfg, eng, bucket, reg, cs),
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
@@ -236,17 +244,17 @@ func serveBackfillAdmin(addr string, cfg config.Config, eng backfill.Config, buc
 
 // newBackfillAdmin returns the copy's admin handler, with the backfill's metrics registered in
 // reg beside the bucket's.
-func newBackfillAdmin(cfg config.Config, eng backfill.Config, bucket *s3.Bucket, reg *prometheus.Registry, p *backfill.Progress) *admin.Handler {
-	registerBackfillMetrics(reg, p)
+func newBackfillAdmin(cfg config.Config, eng backfill.Config, bucket *s3.Bucket, reg *prometheus.Registry, cs copies) *admin.Handler {
+	cs.register(reg)
 	info := originInfo(cfg)
 	info["concurrency"], info["rate"], info["bandwidth"], info["dry_run"] = eng.Concurrency, eng.Rate, eng.Bandwidth, eng.DryRun
 	return admin.NewBackfill(admin.Config{
-		Version:   buildVersion(),
-		Info:      info,
-		Sections:  map[string]func() any{"backfill": func() any { return p.Snapshot() }},
-		Migration: func() admin.Migration { return migrationOf(p.Snapshot()) },
-		Metrics:   reg,
-		Bucket:    bucket,
+		Version:    buildVersion(),
+		Info:       info,
+		Sections:   map[string]func() any{"backfill": func() any { return cs.snapshots() }},
+		Migrations: cs.migrations,
+		Metrics:    reg,
+		Bucket:     bucket,
 	})
 }
 
@@ -304,12 +312,12 @@ func showProgress(p *backfill.Progress, w io.Writer, log *slog.Logger) func() {
 }
 
 // printSummary writes the final counts and the keys that need an admin's eye.
-func printSummary(w io.Writer, s backfill.Snapshot, dryRun bool) {
+func printSummary(w io.Writer, source string, s backfill.Snapshot, dryRun bool) {
 	verb := "copied"
 	if dryRun {
 		verb = "would copy"
 	}
-	fmt.Fprintf(w, "\nbackfill summary%s\n", map[bool]string{true: " (dry run: nothing written)"}[dryRun])
+	fmt.Fprintf(w, "\nbackfill summary: %s%s\n", source, map[bool]string{true: " (dry run: nothing written)"}[dryRun])
 	fmt.Fprintf(w, "  scanned          %d files\n", s.Scanned)
 	if dryRun {
 		fmt.Fprintf(w, "  %-16s %d files, %s\n", verb, s.ToCopy, humanize.IBytes(uint64(s.BytesToCopy)))

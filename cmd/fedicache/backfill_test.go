@@ -53,7 +53,8 @@ admin:
 
 	var st struct {
 		Sections struct {
-			Backfill struct {
+			Backfill []struct {
+				Source                    string
 				Copied, Scanned, Excluded int64
 				Done                      bool
 			} `json:"backfill"`
@@ -65,8 +66,8 @@ admin:
 	}
 	_ = json.NewDecoder(resp.Body).Decode(&st)
 	resp.Body.Close()
-	if b := st.Sections.Backfill; b.Copied != 2 || b.Excluded != 1 || !b.Done {
-		t.Errorf("/status backfill: %+v; want 2 copied, the export excluded", b)
+	if b := st.Sections.Backfill; len(b) != 1 || b[0].Source != "volume" || b[0].Copied != 2 || b[0].Excluded != 1 || !b[0].Done {
+		t.Errorf("/status backfill: %+v; want the volume's copy, 2 copied, the export excluded", b)
 	}
 	for k, v := range files {
 		h := bucket.PutHeader(k)
@@ -97,7 +98,7 @@ admin:
 	}
 	metrics, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	if !bytes.Contains(metrics, []byte("fedicache_backfill_copied_files 2")) {
+	if !bytes.Contains(metrics, []byte(`fedicache_backfill_copied_files{source="volume"} 2`)) {
 		t.Error("/metrics does not show the backfill's copies")
 	}
 	stopServe(t, exit)
@@ -198,7 +199,7 @@ func TestBackfillCommand(t *testing.T) {
 	}
 	// Ten files are not copied yet: retiring the volume would lose them.
 	code, out, _ = runCLI(t, "backfill", "--config", cfg, "--verify", "--verify-out", filepath.Join(t.TempDir(), "partial.txt"))
-	if code != 1 || !strings.Contains(out, "missing 10") || !strings.Contains(out, "10 files are not in the bucket yet") {
+	if code != 1 || !strings.Contains(out, "missing 10") || !strings.Contains(out, "10 objects are not in the bucket yet") || !strings.Contains(out, "volume is NOT safe to retire") {
 		t.Errorf("verify with 10 files missing: exit %d, want 1\n%s", code, out)
 	}
 	code, out, _ = runCLI(t, "backfill", "--config", cfg)
@@ -208,7 +209,7 @@ func TestBackfillCommand(t *testing.T) {
 	safe := filepath.Join(t.TempDir(), "safe.txt")
 	code, out, _ = runCLI(t, "backfill", "--config", cfg, "--verify=hash", "--verify-out", safe)
 	listed, _ := os.ReadFile(safe)
-	if code != 0 || len(strings.Fields(string(listed))) != len(files) || !strings.Contains(out, "verified 40") {
+	if code != 0 || len(strings.Fields(string(listed))) != len(files) || !strings.Contains(out, "verified 40") || !strings.Contains(out, "volume is safe to retire") {
 		t.Errorf("verify: exit %d, %d keys listed\n%s", code, len(strings.Fields(string(listed))), out)
 	}
 	for _, args := range [][]string{{"--verify=sha"}, {"--concurrency", "0"}, {"--bandwidth", "lots"}, {"--include", "[x"}} {

@@ -30,10 +30,11 @@ type oldStores struct {
 // oldStoreCheckTTL is how long a check of the old stores is reused by /readyz and /status.
 const oldStoreCheckTTL = 30 * time.Second
 
-// openOldStores opens fallback.dir and fallback.stores. An old bucket that does not answer
-// does not stop the start: it is logged, reported on /readyz and /status, and asked all the
-// same (its objects come back when it does).
-func openOldStores(ctx context.Context, cfg config.Config, log *slog.Logger) (*oldStores, error) {
+// openOldStores opens fallback.dir and fallback.stores, each old bucket with its configuration
+// as edit (when set) changes it. An old bucket that does not answer does not stop the start:
+// it is logged, reported on /readyz and /status, and asked all the same (its objects come back
+// when it does).
+func openOldStores(ctx context.Context, cfg config.Config, log *slog.Logger, edit func(*s3.Config)) (*oldStores, error) {
 	o := &oldStores{}
 	if cfg.FallbackDir != "" {
 		vol, err := volume.Open(cfg.FallbackDir)
@@ -56,7 +57,11 @@ func openOldStores(ctx context.Context, cfg config.Config, log *slog.Logger) (*o
 			o.list = append(o.list, origin.OldStore{Name: s.Name, Source: origin.SourceVolume, Origin: vol})
 			continue
 		}
-		b, err := s3.New(ctx, *s.S3)
+		sc := *s.S3
+		if edit != nil {
+			edit(&sc)
+		}
+		b, err := s3.New(ctx, sc)
 		if err != nil {
 			o.close()
 			return nil, fmt.Errorf("%s: %w", at, err)

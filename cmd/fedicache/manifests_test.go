@@ -999,7 +999,7 @@ func servedMetrics(t *testing.T) map[string]map[string]bool {
 	bucket := newBucketMetrics(reg)
 	newPeers(cfg, reg)
 	newCloudflare(cfg, reg, log)
-	registerBackfillMetrics(reg, backfill.NewProgress())
+	copies{{name: "volume", p: backfill.NewProgress()}}.register(reg)
 	registerStateMetrics(reg, state.New(state.Config{}))
 	layered, closeTiers, err := newCache(origin.Fallback(noOrigin{}, nil), cfg, nil, log)
 	if err != nil {

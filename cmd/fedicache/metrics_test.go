@@ -152,7 +152,8 @@ func TestServeMetrics(t *testing.T) {
 func TestBackfillAdminCountsBucketChecks(t *testing.T) {
 	reg := newRegistry()
 	bucket := metricsBucket(t, origintest.NewFakeBucket(t), newBucketMetrics(reg).observe)
-	h := newBackfillAdmin(config.Config{}, backfill.Config{}, bucket, reg, backfill.NewProgress())
+	cs := copies{{name: "volume", p: backfill.NewProgress()}}
+	h := newBackfillAdmin(config.Config{}, backfill.Config{}, bucket, reg, cs)
 	srv := httptest.NewServer(h)
 	defer srv.Close()
 	resp, err := http.Get(srv.URL + "/readyz")
@@ -164,7 +165,7 @@ func TestBackfillAdminCountsBucketChecks(t *testing.T) {
 		t.Fatalf("/readyz: %d", resp.StatusCode)
 	}
 	body := scrape(t, h)
-	for _, want := range []string{`fedicache_bucket_request_duration_seconds_count{op="HeadBucket"}`, "fedicache_backfill_copied_files 0"} {
+	for _, want := range []string{`fedicache_bucket_request_duration_seconds_count{op="HeadBucket"}`, `fedicache_backfill_copied_files{source="volume"} 0`} {
 		if !strings.Contains(body, want) {
 			t.Errorf("/metrics lacks %s:\n%s", want, body)
 		}

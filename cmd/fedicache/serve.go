@@ -17,15 +17,12 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/fedicache/fedicache/backfill"
 	"github.com/fedicache/fedicache/cache"
 	"github.com/fedicache/fedicache/cache/disk"
 	"github.com/fedicache/fedicache/cache/memory"
-	"github.com/fedicache/fedicache/cache/state"
 	"github.com/fedicache/fedicache/cmd/fedicache/config"
 	"github.com/fedicache/fedicache/origin"
 	"github.com/fedicache/fedicache/origin/s3"
-	"github.com/fedicache/fedicache/origin/volume"
 	"github.com/fedicache/fedicache/proxy"
 	"github.com/fedicache/fedicache/proxy/admin"
 	"github.com/fedicache/fedicache/proxy/cluster"
@@ -88,7 +85,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, started fun
 		return err
 	}
 	registerStateMetrics(reg, st)
-	olds, err := openOldStores(ctx, cfg, log)
+	olds, err := openOldStores(ctx, cfg, log, nil)
 	if err != nil {
 		return err
 	}
@@ -152,20 +149,13 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, started fun
 	}
 	board := startProgress(ctx, bucket, cfg, olds, log)
 	if cfg.Backfill.Enabled {
-		onFallback, progress, err := startBackfill(ctx, cfg, vol, layered, st, reg, log)
+		cs, err := startBackfill(ctx, cfg, layered, st, reg, board, log)
 		if err != nil {
 			tiersInUse = false
 			return err
 		}
-		pcfg.OnFallback = func(key, store string) {
-			if store == origin.VolumeStoreName {
-				onFallback(key)
-			}
-		}
-		sections["backfill"] = func() any { return progress.Snapshot() }
-		if board != nil {
-			board.copying(ctx, origin.VolumeStoreName, func() admin.Migration { return migrationOf(progress.Snapshot()) })
-		}
+		pcfg.OnFallback = cs.enqueue
+		sections["backfill"] = func() any { return cs.snapshots() }
 	}
 	front := proxy.New(layered, pcfg, metrics)
 	acfg := admin.Config{
@@ -359,47 +349,6 @@ func newPeers(cfg config.Config, reg prometheus.Registerer) *cluster.Peers {
 		}
 	}
 	return cluster.NewPeers(pc)
-}
-
-// backfillQueueSize bounds the keys served from the old volume that wait to be copied.
-const backfillQueueSize = 10_000
-
-// startBackfill runs the copy of the old volume in the background until ctx ends: the walk of
-// the whole volume, and a queue that copies first what was just served from it. It returns the
-// hook that queues a key, and the progress.
-func startBackfill(ctx context.Context, cfg config.Config, vol *volume.Volume, c *cache.Layered, st *state.State, reg prometheus.Registerer, log *slog.Logger) (func(string), *backfill.Progress, error) {
-	if vol == nil {
-		return nil, nil, config.Errorf("backfill.enabled needs fallback.dir: set it to the old volume, e.g. fallback.dir: /mnt/mastodon-system")
-	}
-	scfg := cfg.S3
-	scfg.MaxAttempts = backfillMaxAttempts
-	bucket, err := s3.New(ctx, scfg)
-	if err != nil {
-		return nil, nil, fmt.Errorf("bucket: %w", config.Keyed(err))
-	}
-	eng := cfg.Backfill.Engine
-	eng.Logger = log
-	eng.OnCopied = c.Forget
-	eng.Skip = st.Has
-	p := backfill.NewProgress()
-	registerBackfillMetrics(reg, p)
-	q := backfill.NewQueue(vol, bucket, eng, p, backfillQueueSize)
-	go q.Run(ctx, 2)
-	go func() {
-		log.Info("backfill started", "concurrency", eng.Concurrency, "rate", eng.Rate, "bandwidth", eng.Bandwidth)
-		err := backfill.Run(ctx, vol, bucket, eng, p)
-		s := p.Snapshot()
-		switch {
-		case ctx.Err() != nil:
-			log.Info("backfill stopped", "copied", s.Copied, "scanned", s.Scanned)
-		case err != nil:
-			log.Error("backfill failed", "err", err, "copied", s.Copied, "scanned", s.Scanned)
-		default:
-			log.Info("backfill finished", "scanned", s.Scanned, "copied", s.Copied, "present", s.Present,
-				"conflicts", s.Conflicts, "failed", s.Failed, "bytes", s.BytesCopied, "took", s.Elapsed.String())
-		}
-	}()
-	return func(key string) { q.Enqueue(key) }, p, nil
 }
 
 // newCache puts the configured tiers in front of o, with guard asked before every answer. The

@@ -426,7 +426,7 @@ func TestBackfillCommandAdminListen(t *testing.T) {
 	}
 	metrics, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	if !bytes.Contains(metrics, []byte("fedicache_backfill_copied_files 11")) || !bytes.Contains(metrics, []byte(`fedicache_bucket_request_duration_seconds_count{op="HeadBucket"}`)) {
+	if !bytes.Contains(metrics, []byte(`fedicache_backfill_copied_files{source="volume"} 11`)) || !bytes.Contains(metrics, []byte(`fedicache_bucket_request_duration_seconds_count{op="HeadBucket"}`)) {
 		t.Errorf("/metrics of the backfill:\n%s", metrics)
 	}
 
