@@ -309,6 +309,8 @@ func (c *testCluster) warm(t *testing.T, key, first string, want []byte) {
 		firsts := c.firstAnswer(i, first)
 		if st, h, body := r.get(t, key); st != 200 || !slices.Contains(firsts, h.Get("X-Cache")) || !bytes.Equal(body, want) {
 			t.Fatalf("replica %d, first GET of %s: %d X-Cache %q, %d bytes; want 200 %s with the object", i+1, key, st, h.Get("X-Cache"), len(body), firsts)
+		} else if (h.Get("X-Cache") == "FALLBACK") != (h.Get("X-Cache-Store") == "volume") {
+			t.Errorf("replica %d, first GET of %s: X-Cache %q with X-Cache-Store %q; an old store's answer names it, and only one", i+1, key, h.Get("X-Cache"), h.Get("X-Cache-Store"))
 		}
 		tiers := []string{"disk"}
 		if c.fill {
