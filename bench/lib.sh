@@ -165,3 +165,52 @@ start_counted_bucket() {
   done
   die "the counting proxy did not come up (log: $WORK/logs/countproxy.log)"
 }
+
+# wait_for_quiet: wait until no test run or CI job (go test, .ci/run) shares the machine, so
+# that nothing else takes the cores during a timed part; logs the load before it returns.
+wait_for_quiet() {
+  local said=0
+  while pgrep -f 'go test|\.ci/run' >/dev/null; do
+    [ "$said" = 1 ] || log "waiting for a go test or .ci/run to end before timing"
+    said=1
+    sleep 5
+  done
+  log "load: $(uptime | sed 's/.*load average/load average/')"
+}
+
+# log_lines LOG: the lines of the access log LOG so far, once the server has stopped adding to
+# it (a line may be written just after its answer went out).
+log_lines() {
+  local n m
+  n=$(wc -l <"$1")
+  while sleep 0.2; m=$(wc -l <"$1"); [ "$m" != "$n" ]; do n=$m; done
+  echo "$n"
+}
+
+# requests LOG FROM BUCKET [SOURCE]: "TOTAL BREAKDOWN": the requests to BUCKET (and to SOURCE,
+# whose operations are named "SOURCE:Op") in versitygw's access log LOG after line FROM, and
+# their count by operation, most frequent first ("PutObject 10000, ListObjectsV2 11"). Requests
+# for keys under fedicache's state prefix (_fedicache/: its progress records) are named
+# "Op[_fedicache/]", apart from those of media.
+requests() {
+  local ops
+  ops=$(tail -n "+$(($2 + 1))" "$1" | awk -v b="$3" -v s="${4:-}" '
+    $2 == b || (s != "" && $2 == s) {
+      sub(/^s3_/, "", $8)
+      print ($2 == s ? s ":" : "") $8 (index($9, "_fedicache/") == 1 ? "[_fedicache/]" : "")
+    }' |
+    sort | uniq -c | sort -rn)
+  awk '{ n += $1; ops = ops (NR > 1 ? ", " : "") $2 " " $1 } END { print n + 0, ops }' <<<"$ops"
+}
+
+# cpu_seconds NAME: the CPU time (user + system) the process started under NAME and its
+# children have used so far, in seconds (CLK_TCK ticks a second).
+cpu_seconds() {
+  awk -v t="$(cpu_ticks "${PIDS[$1]}")" -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%.2f", t / hz }'
+}
+
+# per_second N SECONDS: N / SECONDS, one decimal.
+per_second() { awk -v n="$1" -v s="$2" 'BEGIN { printf "%.1f", (s > 0 ? n / s : 0) }'; }
+
+# per_thousand SECONDS N: SECONDS per 1,000 of N, two decimals.
+per_thousand() { awk -v s="$1" -v n="$2" 'BEGIN { printf "%.2f", (n > 0 ? s * 1000 / n : 0) }'; }
