@@ -298,20 +298,28 @@ func (b *limitedBody) ReadAt(p []byte, off int64) (int, error) {
 }
 
 func (b *limitedBody) Seek(offset int64, whence int) (int64, error) {
+	off, err := seekTo(b.off, b.size, offset, whence)
+	if err == nil {
+		b.off = off
+	}
+	return off, err
+}
+
+var _ origin.Body = (*limitedBody)(nil)
+
+// seekTo is io.Seeker's arithmetic for a body of size bytes read up to off: the new offset.
+func seekTo(off, size, offset int64, whence int) (int64, error) {
 	switch whence {
 	case io.SeekStart:
 	case io.SeekCurrent:
-		offset += b.off
+		offset += off
 	case io.SeekEnd:
-		offset += b.size
+		offset += size
 	default:
 		return 0, fmt.Errorf("seek: whence %d", whence)
 	}
 	if offset < 0 {
 		return 0, fmt.Errorf("seek: negative offset %d", offset)
 	}
-	b.off = offset
 	return offset, nil
 }
-
-var _ origin.Body = (*limitedBody)(nil)

@@ -126,20 +126,11 @@ func (r *rangeReader) Read(p []byte) (int, error) {
 }
 
 func (r *rangeReader) Seek(offset int64, whence int) (int64, error) {
-	switch whence {
-	case io.SeekStart:
-	case io.SeekCurrent:
-		offset += r.off
-	case io.SeekEnd:
-		offset += r.size
-	default:
-		return 0, fmt.Errorf("seek: whence %d", whence)
+	off, err := seekTo(r.off, r.size, offset, whence)
+	if err == nil {
+		r.off = off
 	}
-	if offset < 0 {
-		return 0, fmt.Errorf("seek: negative offset %d", offset)
-	}
-	r.off = offset
-	return offset, nil
+	return off, err
 }
 
 // Close closes the GETs still open.

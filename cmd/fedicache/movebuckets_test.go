@@ -178,12 +178,7 @@ listen: "127.0.0.1:0"
 admin_listen: "127.0.0.1:0"
 `+bucketYAML(newBucket)+`fallback:
   stores:
-    - name: old-provider
-      endpoint: `+old.URL+`
-      bucket: `+origintest.BucketName+`
-      access_key_id: AKOLD
-      secret_access_key: old-secret
-backfill:
+`+oldBucketYAML("old-provider", old)+`backfill:
   enabled: true
   rate: 0.001
 `)

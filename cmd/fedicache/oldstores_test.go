@@ -50,12 +50,7 @@ admin_listen: "127.0.0.1:0"
 fallback:
   dir: `+vol+`
   stores:
-    - name: old-provider
-      endpoint: `+old.URL+`
-      bucket: `+origintest.BucketName+`
-      access_key_id: AKOLD
-      secret_access_key: old-secret
-cache_buster:
+`+oldBucketYAML("old-provider", old)+`cache_buster:
   secret_header: X-Cache-Buster-Secret
   secret: s3cret
 `)
@@ -160,4 +155,10 @@ func getJSON(t *testing.T, url string, v any) {
 	if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// oldBucketYAML is an entry of fallback.stores for the fake old bucket, named name.
+func oldBucketYAML(name string, old *origintest.FakeBucket) string {
+	return "    - name: " + name + "\n      endpoint: " + old.URL + "\n      bucket: " + origintest.BucketName +
+		"\n      access_key_id: AKOLD\n      secret_access_key: old-secret\n"
 }

@@ -105,18 +105,7 @@ func (b *Bucket) copyObject(ctx context.Context, src *Bucket, key string, opts o
 		CopySource:        aws.String(copySource(src.bucket, src.Key(key))),
 		MetadataDirective: types.MetadataDirectiveReplace,
 	}
-	if opts.ContentType != "" {
-		in.ContentType = aws.String(opts.ContentType)
-	}
-	if opts.CacheControl != "" {
-		in.CacheControl = aws.String(opts.CacheControl)
-	}
-	if opts.ACL != "" {
-		in.ACL = types.ObjectCannedACL(opts.ACL)
-	}
-	if opts.IfNoneMatch {
-		in.IfNoneMatch = aws.String("*")
-	}
+	in.ContentType, in.CacheControl, in.ACL, in.IfNoneMatch = writeFields(opts)
 	_, err := send(ctx, b, "CopyObject", opts.IfNoneMatch, func(ctx context.Context, p *progressWatch) (*s3.CopyObjectOutput, error) {
 		return b.writer().CopyObject(ctx, in, p.options(b.writes.retryer)...)
 	})

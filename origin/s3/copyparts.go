@@ -32,15 +32,7 @@ func (b *Bucket) copyParts(ctx context.Context, src *Bucket, key string, size in
 		return fmt.Errorf("the source holds %d bytes, not the %d to copy", *head.ContentLength, size)
 	}
 	create := &s3.CreateMultipartUploadInput{Bucket: aws.String(b.bucket), Key: aws.String(b.Key(key))}
-	if opts.ContentType != "" {
-		create.ContentType = aws.String(opts.ContentType)
-	}
-	if opts.CacheControl != "" {
-		create.CacheControl = aws.String(opts.CacheControl)
-	}
-	if opts.ACL != "" {
-		create.ACL = types.ObjectCannedACL(opts.ACL)
-	}
+	create.ContentType, create.CacheControl, create.ACL, _ = writeFields(opts) // If-None-Match goes on the completion
 	up, err := send(ctx, b, "CreateMultipartUpload", false, func(ctx context.Context, p *progressWatch) (*s3.CreateMultipartUploadOutput, error) {
 		return b.writer().CreateMultipartUpload(ctx, create, p.options(b.writes.retryer)...)
 	})

@@ -63,19 +63,23 @@ func (b *Bucket) putInput(key string, opts origin.PutOptions) *s3.PutObjectInput
 		Bucket: aws.String(b.bucket),
 		Key:    aws.String(b.Key(key)),
 	}
-	if opts.ContentType != "" {
-		in.ContentType = aws.String(opts.ContentType)
-	}
-	if opts.CacheControl != "" {
-		in.CacheControl = aws.String(opts.CacheControl)
-	}
-	if opts.ACL != "" {
-		in.ACL = types.ObjectCannedACL(opts.ACL)
-	}
-	if opts.IfNoneMatch {
-		in.IfNoneMatch = aws.String("*")
-	}
+	in.ContentType, in.CacheControl, in.ACL, in.IfNoneMatch = writeFields(opts)
 	return in
 }
 
 var _ origin.Putter = (*Bucket)(nil)
+
+// writeFields are opts as the fields of a write request (PutObject, CopyObject,
+// CreateMultipartUpload): nil or empty where opts sets nothing.
+func writeFields(opts origin.PutOptions) (contentType, cacheControl *string, acl types.ObjectCannedACL, ifNoneMatch *string) {
+	if opts.ContentType != "" {
+		contentType = aws.String(opts.ContentType)
+	}
+	if opts.CacheControl != "" {
+		cacheControl = aws.String(opts.CacheControl)
+	}
+	if opts.IfNoneMatch {
+		ifNoneMatch = aws.String("*")
+	}
+	return contentType, cacheControl, types.ObjectCannedACL(opts.ACL), ifNoneMatch
+}
