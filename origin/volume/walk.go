@@ -230,8 +230,8 @@ func (v *Volume) entries(dir string) ([]walkEntry, error) {
 	if err != nil {
 		return nil, wrap("walk", dir, err)
 	}
+	defer d.Close()
 	des, err := d.ReadDir(-1)
-	d.Close()
 	if err != nil {
 		return nil, wrap("walk", dir, err)
 	}
@@ -248,17 +248,26 @@ func (v *Volume) entries(dir string) ([]walkEntry, error) {
 			out = append(out, walkEntry{key: key, order: de.Name() + "/"})
 			continue
 		}
-		// Stat through the volume, not de.Info: it follows a symbolic link only within the
-		// volume, and describes a linked file rather than the link.
-		info, err := v.stat(key)
-		if err == nil {
-			err = regular(info)
+		// A link is resolved through the volume, not de.Info: it is followed only within the
+		// volume, and the linked file described rather than the link. Any other entry is
+		// described in place, beneath d (one fstatat), or through the volume where the system
+		// cannot.
+		var info fs.FileInfo
+		serr := errNoBeneath
+		if de.Type()&fs.ModeSymlink == 0 {
+			info, serr = statIn(d, de.Name())
 		}
-		if err != nil {
-			if absent(err) {
+		if errors.Is(serr, errNoBeneath) {
+			info, serr = v.stat(key)
+		}
+		if serr == nil {
+			serr = regular(info)
+		}
+		if serr != nil {
+			if absent(serr) {
 				continue
 			}
-			return nil, wrap("walk", key, err)
+			return nil, wrap("walk", key, serr)
 		}
 		out = append(out, walkEntry{key: key, order: de.Name(), info: info})
 	}
