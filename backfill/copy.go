@@ -108,20 +108,22 @@ func (c *copier) store(ctx context.Context, key string, obj *Object) (skipped bo
 		acl = origin.ACLPrivate
 		c.p.Private.Add(1)
 	}
-	opts := origin.PutOptions{
-		ContentType:  obj.Headers.ContentType,
-		CacheControl: obj.Headers.CacheControl,
-		ACL:          acl,
-		IfNoneMatch:  c.cfg.ConditionalWrite,
+	opts := origin.PutOptions{ACL: acl, IfNoneMatch: c.cfg.ConditionalWrite}
+	if sc, ok := c.dst.(origin.ServerCopier); ok && obj.bucket != nil && sc.CanCopyFrom(obj.bucket) {
+		// The service copies the object with the headers it was stored with.
+		return false, c.serverCopy(ctx, sc, key, obj, opts)
 	}
+	if obj.headers != nil {
+		if err := obj.headers(ctx); err != nil {
+			return false, err
+		}
+	}
+	opts.ContentType, opts.CacheControl = obj.Headers.ContentType, obj.Headers.CacheControl
 	if opts.ContentType == "" {
 		opts.ContentType = origin.ContentType(key)
 	}
 	if opts.CacheControl == "" {
 		opts.CacheControl = c.cfg.CacheControl
-	}
-	if sc, ok := c.dst.(origin.ServerCopier); ok && obj.bucket != nil && sc.CanCopyFrom(obj.bucket) {
-		return false, c.serverCopy(ctx, sc, key, obj, opts)
 	}
 	if obj.Size <= BufferBytes {
 		return false, c.putBuffered(ctx, key, obj, opts)

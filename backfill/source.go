@@ -59,9 +59,13 @@ type Object struct {
 	file   *os.File      // a volume's file: reads are cheap, and it may be read twice
 	info   fs.FileInfo   // a volume's file as opened
 	bucket origin.Origin // an old bucket's client: a destination may copy from it itself
-	close  func() error
-	closed bool
-	err    error // close's
+	// headers, when set, reads Headers (and checks the object is still the walked one) before
+	// the object's bytes are copied: an old bucket's HEAD, which a server-side copy does without
+	// (the service keeps the source's headers).
+	headers func(context.Context) error
+	close   func() error
+	closed  bool
+	err     error // close's
 }
 
 // Close releases the object. For a volume's file it reports ErrChanged when the file changed
@@ -184,7 +188,25 @@ func (s *bucketSource) Open(ctx context.Context, it Item) (*Object, error) {
 	}
 	var m origin.Meta
 	var err error
-	if h, ok := s.bucket.(origin.HeadersReader); ok {
+	h, isHeadersReader := s.bucket.(origin.HeadersReader)
+	if isHeadersReader && it.Size >= 0 {
+		// A walked object: its size and ETag are the listing's; its headers are read when it
+		// is copied through fedicache, not when the service copies it.
+		o.headers = func(ctx context.Context) error {
+			m, hd, err := h.ObjectHeaders(ctx, it.Key)
+			switch {
+			case errors.Is(err, origin.ErrNotFound):
+				return errChanged
+			case err != nil:
+				return fmt.Errorf("head: %w", err)
+			case m.Size != it.Size, it.ETag != "" && m.ETag != "" && m.ETag != it.ETag:
+				return errChanged
+			}
+			o.Headers = hd
+			return nil
+		}
+		m = origin.Meta{Size: it.Size, ETag: it.ETag}
+	} else if isHeadersReader {
 		m, o.Headers, err = h.ObjectHeaders(ctx, it.Key)
 	} else if it.Size < 0 {
 		m, err = s.bucket.Stat(ctx, it.Key)

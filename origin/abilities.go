@@ -96,8 +96,9 @@ type ServerCopier interface {
 	// of the same service (endpoint) reached with the same credentials.
 	CanCopyFrom(src Origin) bool
 	// CopyFrom stores src's object key (size bytes) under the same key with opts (the ACL,
-	// ContentType, CacheControl and IfNoneMatch; ContentMD5 is not used). It returns ErrExists
-	// as Put does, and leaves no partial object behind.
+	// ContentType, CacheControl and IfNoneMatch; ContentMD5 is not used). With neither
+	// ContentType nor CacheControl set, the copy keeps the source's, as stored. It returns
+	// ErrExists as Put does, and leaves no partial object behind.
 	CopyFrom(ctx context.Context, src Origin, key string, size int64, opts PutOptions) error
 }
 

@@ -71,8 +71,9 @@ var errNotCopyable = errors.New("the source is not a bucket of the same service 
 // 10,000), two at a time, with UploadPartCopy (see copyParts): a single request copying
 // gigabytes could stay silent for longer than Config.Timeout while the service works.
 //
-// The copy is stored with opts' ContentType, CacheControl and ACL (the source's headers are not
-// kept: S3 stores binary/octet-stream when ContentType is empty); opts.ContentMD5 is not used.
+// The copy is stored with opts' ContentType, CacheControl and ACL; with neither header set, it
+// keeps the source's as stored (MetadataDirective COPY, so that no HEAD of the source is needed
+// to carry them; the ACL is set all the same). opts.ContentMD5 is not used.
 // With opts.IfNoneMatch the copy is conditional, as Put's write is (on CopyObject, or on the
 // request completing the parts), and CopyFrom returns origin.ErrExists when key already holds
 // an object in b. A source that is not there (or goes while its parts are copied) gives
@@ -106,6 +107,9 @@ func (b *Bucket) copyObject(ctx context.Context, src *Bucket, key string, opts o
 		MetadataDirective: types.MetadataDirectiveReplace,
 	}
 	in.ContentType, in.CacheControl, in.ACL, in.IfNoneMatch = writeFields(opts)
+	if in.ContentType == nil && in.CacheControl == nil {
+		in.MetadataDirective = types.MetadataDirectiveCopy
+	}
 	_, err := send(ctx, b, "CopyObject", opts.IfNoneMatch, func(ctx context.Context, p *progressWatch) (*s3.CopyObjectOutput, error) {
 		return b.writer().CopyObject(ctx, in, p.options(b.writes.retryer)...)
 	})

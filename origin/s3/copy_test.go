@@ -303,3 +303,36 @@ func TestCanCopyFrom(t *testing.T) {
 		t.Error("CanCopyFrom: true with an anonymous bucket that has no credentials")
 	}
 }
+
+// TestCopyFromKeepsTheSourceHeaders: with no headers asked for, the copy keeps the source's as
+// stored, with one CopyObject (directive COPY) and with parts (the source's HEAD gives them),
+// and still gets the ACL asked for.
+func TestCopyFromKeepsTheSourceHeaders(t *testing.T) {
+	fb := origintest.NewFakeBucket(t)
+	small := []byte("a small gif")
+	fb.PutWithHeaders(t, "old/small.gif", small, "image/gif", "public, max-age=600")
+	big := bigBody()
+	fb.PutWithHeaders(t, "old/"+bigKey, big, "video/mp4", "public, max-age=700")
+	src := newTestBucket(t, copyConfig(fb, "old"))
+	cfg := copyConfig(fb, "new")
+	cfg.MultipartThreshold, cfg.PartSize = 5<<20, 5<<20
+	dst := newTestBucket(t, cfg)
+	ctx := context.Background()
+	for _, tc := range []struct {
+		key, contentType, cacheControl string
+		size                           int
+	}{{"small.gif", "image/gif", "public, max-age=600", len(small)}, {bigKey, "video/mp4", "public, max-age=700", len(big)}} {
+		if err := dst.CopyFrom(ctx, src, tc.key, int64(tc.size), origin.PutOptions{ACL: origin.ACLPrivate}); err != nil {
+			t.Fatalf("CopyFrom(%s): %v", tc.key, err)
+		}
+		if _, h, err := dst.ObjectHeaders(ctx, tc.key); err != nil || h.ContentType != tc.contentType || h.CacheControl != tc.cacheControl {
+			t.Errorf("%s: the copy's headers %+v, %v; want the source's %q, %q", tc.key, h, err, tc.contentType, tc.cacheControl)
+		}
+		if acl, err := dst.ObjectACL(ctx, tc.key); acl != origin.ACLPrivate || err != nil {
+			t.Errorf("%s: the copy's ACL %q, %v; want private", tc.key, acl, err)
+		}
+	}
+	if d := fb.PutHeader("new/small.gif").Get("X-Amz-Metadata-Directive"); d != "COPY" {
+		t.Errorf("CopyObject's metadata directive %q, want COPY", d)
+	}
+}

@@ -33,6 +33,11 @@ func (b *Bucket) copyParts(ctx context.Context, src *Bucket, key string, size in
 	}
 	create := &s3.CreateMultipartUploadInput{Bucket: aws.String(b.bucket), Key: aws.String(b.Key(key))}
 	create.ContentType, create.CacheControl, create.ACL, _ = writeFields(opts) // If-None-Match goes on the completion
+	if create.ContentType == nil && create.CacheControl == nil {
+		// The source's headers, as CopyObject's COPY directive keeps them: an upload starts
+		// with none of its own.
+		create.ContentType, create.CacheControl = head.ContentType, head.CacheControl
+	}
 	up, err := send(ctx, b, "CreateMultipartUpload", false, func(ctx context.Context, p *progressWatch) (*s3.CreateMultipartUploadOutput, error) {
 		return b.writer().CreateMultipartUpload(ctx, create, p.options(b.writes.retryer)...)
 	})
