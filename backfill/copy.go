@@ -132,12 +132,23 @@ func (c *copier) store(ctx context.Context, key string, obj *Object) (skipped bo
 }
 
 // serverCopy has the destination copy obj from its bucket itself, then checks that it holds
-// an object of obj's size (and MD5, when both ETags carry one).
+// obj's bytes: by the copy's ETag when it and the source's are both MD5s of the bytes (equal
+// MD5s, the same bytes), else by the size (and MD5, when both carry one) a HEAD of the copy
+// gives.
 func (c *copier) serverCopy(ctx context.Context, sc origin.ServerCopier, key string, obj *Object, opts origin.PutOptions) error {
-	if err := sc.CopyFrom(ctx, obj.bucket, key, obj.Size, opts); err != nil {
+	etag, err := sc.CopyFrom(ctx, obj.bucket, key, obj.Size, opts)
+	if err != nil {
 		return err
 	}
 	c.p.BytesRead.Add(obj.Size)
+	if a, ok := origin.ETagMD5(etag); ok {
+		if b, ok := origin.ETagMD5(obj.ETag); ok {
+			if a != b {
+				return fmt.Errorf("the copy's MD5 %s differs from the source's %s", a, b)
+			}
+			return nil
+		}
+	}
 	m, err := c.statCopy(ctx, key)
 	if err != nil {
 		return fmt.Errorf("stat after the copy: %w", err)

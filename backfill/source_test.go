@@ -278,6 +278,11 @@ func TestServerSideCopyWithinOneService(t *testing.T) {
 		if n := b.oldFake.Heads("old/" + k); n != 0 {
 			t.Errorf("%s: the old object was asked %d HEADs; a server-side copy needs none", k, n)
 		}
+		// The copy's ETag, the MD5 of its bytes as the service answered, checks it: no HEAD of
+		// the copy either (the one above is this test's, after the copy's count).
+		if n := b.newFake.Heads("new/" + k); n != 1 {
+			t.Errorf("%s: the copy was asked %d HEADs; its ETag checks it", k, n-1)
+		}
 	}
 	if s := b.run(t, backfill.Config{ACL: backfill.MastodonACL}); s.Copied != 0 || s.Present != 12 {
 		t.Errorf("rerun: %+v", s)

@@ -98,8 +98,9 @@ type ServerCopier interface {
 	// CopyFrom stores src's object key (size bytes) under the same key with opts (the ACL,
 	// ContentType, CacheControl and IfNoneMatch; ContentMD5 is not used). With neither
 	// ContentType nor CacheControl set, the copy keeps the source's, as stored. It returns
-	// ErrExists as Put does, and leaves no partial object behind.
-	CopyFrom(ctx context.Context, src Origin, key string, size int64, opts PutOptions) error
+	// ErrExists as Put does, and leaves no partial object behind. It returns the copy's entity
+	// tag as the service reported it, with its quotes ("" when it reported none).
+	CopyFrom(ctx context.Context, src Origin, key string, size int64, opts PutOptions) (etag string, err error)
 }
 
 // Hidden reports whether a file of the old volume with this mode is hidden: not readable by

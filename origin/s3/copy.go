@@ -78,28 +78,33 @@ var errNotCopyable = errors.New("the source is not a bucket of the same service 
 // request completing the parts), and CopyFrom returns origin.ErrExists when key already holds
 // an object in b. A source that is not there (or goes while its parts are copied) gives
 // origin.ErrNotFound. A failed CopyFrom leaves no object and no pending upload behind. The
-// requests are retried as Put's are (Config.MaxAttempts, MaxBackoff).
-func (b *Bucket) CopyFrom(ctx context.Context, src origin.Origin, key string, size int64, opts origin.PutOptions) error {
+// requests are retried as Put's are (Config.MaxAttempts, MaxBackoff). It returns the copy's
+// ETag as the service answered it.
+func (b *Bucket) CopyFrom(ctx context.Context, src origin.Origin, key string, size int64, opts origin.PutOptions) (string, error) {
 	s, _ := src.(*Bucket)
 	var err error
+	var etag *string
 	switch {
 	case !b.CanCopyFrom(src):
 		err = errNotCopyable
 	case size < 0:
 		err = fmt.Errorf("size %d is negative", size)
 	case size <= b.writes.threshold || size <= b.writes.partSize:
-		err = b.copyObject(ctx, s, key, opts)
+		etag, err = b.copyObject(ctx, s, key, opts)
 	default:
-		err = b.copyParts(ctx, s, key, size, opts)
+		etag, err = b.copyParts(ctx, s, key, size, opts)
 	}
 	if err != nil {
-		return fmt.Errorf("s3: copy %q: %w", key, err)
+		return "", fmt.Errorf("s3: copy %q: %w", key, err)
 	}
-	return nil
+	if etag == nil || *etag == "" {
+		return "", nil
+	}
+	return quoteETag(*etag), nil
 }
 
 // copyObject copies key from src with one CopyObject request.
-func (b *Bucket) copyObject(ctx context.Context, src *Bucket, key string, opts origin.PutOptions) error {
+func (b *Bucket) copyObject(ctx context.Context, src *Bucket, key string, opts origin.PutOptions) (etag *string, err error) {
 	in := &s3.CopyObjectInput{
 		Bucket:            aws.String(b.bucket),
 		Key:               aws.String(b.Key(key)),
@@ -110,10 +115,16 @@ func (b *Bucket) copyObject(ctx context.Context, src *Bucket, key string, opts o
 	if in.ContentType == nil && in.CacheControl == nil {
 		in.MetadataDirective = types.MetadataDirectiveCopy
 	}
-	_, err := send(ctx, b, "CopyObject", opts.IfNoneMatch, func(ctx context.Context, p *progressWatch) (*s3.CopyObjectOutput, error) {
+	out, err := send(ctx, b, "CopyObject", opts.IfNoneMatch, func(ctx context.Context, p *progressWatch) (*s3.CopyObjectOutput, error) {
 		return b.writer().CopyObject(ctx, in, p.options(b.writes.retryer)...)
 	})
-	return sourceMissing(err)
+	if err != nil {
+		return nil, sourceMissing(err)
+	}
+	if out.CopyObjectResult != nil {
+		etag = out.CopyObjectResult.ETag
+	}
+	return etag, nil
 }
 
 // copySource returns the x-amz-copy-source of key in bucket: "bucket/key", every byte but the

@@ -3,6 +3,7 @@ package s3
 import (
 	"bytes"
 	"context"
+	"crypto/md5"
 	"errors"
 	"fmt"
 	"sync"
@@ -72,8 +73,12 @@ func TestCopyFrom(t *testing.T) {
 		fb.PutWithHeaders(t, "old/"+key, data, "image/gif", "no-cache")
 		opts := origin.PutOptions{ContentType: "image/png", CacheControl: "public, max-age=31536000, immutable",
 			ACL: origin.ACLPrivate, IfNoneMatch: true}
-		if err := dst.CopyFrom(ctx, src, key, int64(len(data)), opts); err != nil {
+		etag, err := dst.CopyFrom(ctx, src, key, int64(len(data)), opts)
+		if err != nil {
 			t.Fatalf("CopyFrom(%s): %v", key, err)
+		}
+		if want := fmt.Sprintf(`"%x"`, md5.Sum(data)); etag != want {
+			t.Errorf("%s: CopyFrom's ETag %s, want the copy's %s", key, etag, want)
 		}
 		if got, err := fb.Object("new/" + key); err != nil || !bytes.Equal(got, data) {
 			t.Errorf("%s: the copy holds %q (%v), want %q", key, got, err, data)
@@ -118,7 +123,7 @@ func TestCopyFromIfNoneMatch(t *testing.T) {
 		fb.PutWithHeaders(t, "old/"+key, data, "image/png", "")
 		fb.PutWithHeaders(t, "new/"+key, []byte("first"), "image/jpeg", "max-age=1")
 		opts := origin.PutOptions{ContentType: "image/png", ACL: origin.ACLPrivate, IfNoneMatch: true}
-		if err := dst.CopyFrom(ctx, src, key, int64(len(data)), opts); !errors.Is(err, origin.ErrExists) {
+		if _, err := dst.CopyFrom(ctx, src, key, int64(len(data)), opts); !errors.Is(err, origin.ErrExists) {
 			t.Errorf("%s: conditional copy onto an existing key: %v, want origin.ErrExists", key, err)
 		}
 		if got, _ := fb.Object("new/" + key); string(got) != "first" {
@@ -152,7 +157,7 @@ func TestCopyFromInParts(t *testing.T) {
 	ctx := context.Background()
 	opts := origin.PutOptions{ContentType: "video/mp4", CacheControl: "public, max-age=31536000, immutable",
 		ACL: origin.ACLPublicRead, IfNoneMatch: true}
-	if err := dst.CopyFrom(ctx, src, bigKey, int64(len(data)), opts); err != nil {
+	if _, err := dst.CopyFrom(ctx, src, bigKey, int64(len(data)), opts); err != nil {
 		t.Fatalf("CopyFrom: %v", err)
 	}
 	if got := ops.String(); got != "map[CompleteMultipartUpload:1 CreateMultipartUpload:1 UploadPartCopy:3]" {
@@ -198,13 +203,13 @@ func TestCopyFromSourceGone(t *testing.T) {
 	cfg.Observe = ops.observe
 	dst := newTestBucket(t, cfg)
 	ctx := context.Background()
-	if err := dst.CopyFrom(ctx, src, "missing.png", 10, origin.PutOptions{}); !errors.Is(err, origin.ErrNotFound) {
+	if _, err := dst.CopyFrom(ctx, src, "missing.png", 10, origin.PutOptions{}); !errors.Is(err, origin.ErrNotFound) {
 		t.Errorf("copy of a missing source: %v, want origin.ErrNotFound", err)
 	}
 	if _, err := fb.Object("new/missing.png"); err == nil {
 		t.Error("a copy of a missing source left an object")
 	}
-	err := dst.CopyFrom(ctx, src, bigKey, int64(len(data)), origin.PutOptions{})
+	_, err := dst.CopyFrom(ctx, src, bigKey, int64(len(data)), origin.PutOptions{})
 	if !errors.Is(err, origin.ErrNotFound) {
 		t.Errorf("copy in parts of a source that vanished: %v, want origin.ErrNotFound", err)
 	}
@@ -240,7 +245,7 @@ func TestCopyFromCanceled(t *testing.T) {
 	cfg.MultipartThreshold, cfg.PartSize = 5<<20, 5<<20
 	cfg.Observe = ops.observe
 	dst := newTestBucket(t, cfg)
-	if err := dst.CopyFrom(ctx, src, bigKey, int64(len(data)), origin.PutOptions{}); !errors.Is(err, context.Canceled) {
+	if _, err := dst.CopyFrom(ctx, src, bigKey, int64(len(data)), origin.PutOptions{}); !errors.Is(err, context.Canceled) {
 		t.Fatalf("copy canceled part way: %v, want context.Canceled", err)
 	}
 	if keys := pendingUploads(t, dst); len(keys) != 0 {
@@ -283,7 +288,7 @@ func TestCanCopyFrom(t *testing.T) {
 			t.Errorf("%s: CanCopyFrom %v, want %v", tc.name, got, tc.want)
 		}
 		if !tc.want {
-			if err := dst.CopyFrom(context.Background(), tc.src, "a.png", 1, origin.PutOptions{}); err == nil {
+			if _, err := dst.CopyFrom(context.Background(), tc.src, "a.png", 1, origin.PutOptions{}); err == nil {
 				t.Errorf("%s: CopyFrom from a source it cannot copy from succeeded", tc.name)
 			}
 		}
@@ -322,7 +327,7 @@ func TestCopyFromKeepsTheSourceHeaders(t *testing.T) {
 		key, contentType, cacheControl string
 		size                           int
 	}{{"small.gif", "image/gif", "public, max-age=600", len(small)}, {bigKey, "video/mp4", "public, max-age=700", len(big)}} {
-		if err := dst.CopyFrom(ctx, src, tc.key, int64(tc.size), origin.PutOptions{ACL: origin.ACLPrivate}); err != nil {
+		if _, err := dst.CopyFrom(ctx, src, tc.key, int64(tc.size), origin.PutOptions{ACL: origin.ACLPrivate}); err != nil {
 			t.Fatalf("CopyFrom(%s): %v", tc.key, err)
 		}
 		if _, h, err := dst.ObjectHeaders(ctx, tc.key); err != nil || h.ContentType != tc.contentType || h.CacheControl != tc.cacheControl {

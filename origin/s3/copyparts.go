@@ -23,13 +23,13 @@ const maxParts = 10_000
 // leaving an object made of two. opts.IfNoneMatch is sent on CompleteMultipartUpload, as
 // putMultipart does. A copy that fails after its upload started aborts it, even when ctx is
 // done, so that no parts are left behind (AbortStaleUploads sweeps any whose abort failed).
-func (b *Bucket) copyParts(ctx context.Context, src *Bucket, key string, size int64, opts origin.PutOptions) error {
+func (b *Bucket) copyParts(ctx context.Context, src *Bucket, key string, size int64, opts origin.PutOptions) (etag *string, err error) {
 	head, err := src.headOwn(ctx, key)
 	if err != nil {
-		return fmt.Errorf("the source: %w", err)
+		return nil, fmt.Errorf("the source: %w", err)
 	}
 	if *head.ContentLength != size {
-		return fmt.Errorf("the source holds %d bytes, not the %d to copy", *head.ContentLength, size)
+		return nil, fmt.Errorf("the source holds %d bytes, not the %d to copy", *head.ContentLength, size)
 	}
 	create := &s3.CreateMultipartUploadInput{Bucket: aws.String(b.bucket), Key: aws.String(b.Key(key))}
 	create.ContentType, create.CacheControl, create.ACL, _ = writeFields(opts) // If-None-Match goes on the completion
@@ -42,10 +42,10 @@ func (b *Bucket) copyParts(ctx context.Context, src *Bucket, key string, size in
 		return b.writer().CreateMultipartUpload(ctx, create, p.options(b.writes.retryer)...)
 	})
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if up.UploadId == nil {
-		return errors.New("the bucket started an upload without an id")
+		return nil, errors.New("the bucket started an upload without an id")
 	}
 	parts, err := b.copyEachPart(ctx, src, key, size, head.ETag, up.UploadId)
 	if err == nil {
@@ -69,11 +69,11 @@ func (b *Bucket) copyParts(ctx context.Context, src *Bucket, key string, size in
 			UploadId: up.UploadId,
 		})
 		if abortErr != nil {
-			return fmt.Errorf("%w (and the abort of upload %s failed: %v)", err, *up.UploadId, abortErr)
+			return nil, fmt.Errorf("%w (and the abort of upload %s failed: %v)", err, *up.UploadId, abortErr)
 		}
-		return err
+		return nil, err
 	}
-	return nil
+	return nil, nil // a multipart copy's ETag is no MD5 of its bytes
 }
 
 // copyEachPart copies the parts of upload id, key's bytes in src whose ETag is etag, and
