@@ -154,24 +154,31 @@ sync
 # ---------------------------------------------------------------------------------------------
 # Measuring.
 
-# write_fedicache_conf FILE BUCKET VOLUME: fedicache's configuration for one copy. versitygw
-# takes the x-amz-acl header of PutObject, so s3.acl keeps its default (public-read), as on a
-# bucket Mastodon writes to; s3.permission is the front's check and plays no part here.
-write_fedicache_conf() {
-  cat >"$1" <<EOF
+# s3_section BUCKET: the s3 section of fedicache's configuration for BUCKET on the server.
+s3_section() {
+  cat <<EOF
 s3:
   endpoint: $ENDPOINT
   region: us-east-1
-  bucket: $2
+  bucket: $1
   force_path_style: true
   access_key_id: $AWS_ACCESS_KEY_ID
   secret_access_key: $AWS_SECRET_ACCESS_KEY
   permission: ""
+EOF
+}
+
+# write_fedicache_conf FILE BUCKET VOLUME: fedicache's configuration for one copy. versitygw
+# takes the x-amz-acl header of PutObject, so s3.acl keeps its default (public-read), as on a
+# bucket Mastodon writes to; s3.permission is the front's check and plays no part here.
+write_fedicache_conf() {
+  { s3_section "$2"; cat <<EOF
 fallback:
   dir: $3
 log:
   level: warn
 EOF
+} >"$1"
 }
 
 # write_fedicache_store_conf FILE BUCKET OLD: fedicache's configuration for the copy of the old
@@ -179,15 +186,7 @@ EOF
 # versitygw keeps no object ACLs (GetObjectAcl is NotImplemented: fedicache gives every copy
 # s3.acl), so the old store's permission is "".
 write_fedicache_store_conf() {
-  cat >"$1" <<EOF
-s3:
-  endpoint: $ENDPOINT
-  region: us-east-1
-  bucket: $2
-  force_path_style: true
-  access_key_id: $AWS_ACCESS_KEY_ID
-  secret_access_key: $AWS_SECRET_ACCESS_KEY
-  permission: ""
+  { s3_section "$2"; cat <<EOF
 fallback:
   stores:
     - name: old
@@ -201,6 +200,7 @@ fallback:
 log:
   level: warn
 EOF
+} >"$1"
 }
 
 # copy_cmd TOOL BUCKET FROM: the command line of TOOL copying FROM (a volume; the old
