@@ -67,13 +67,16 @@ func openOldStores(ctx context.Context, cfg config.Config, log *slog.Logger, edi
 			return nil, fmt.Errorf("%s: %w", at, err)
 		}
 		o.list = append(o.list, origin.OldStore{Name: s.Name, Source: origin.SourceOldBucket, Origin: b})
-		pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		err = b.Ping(pctx)
-		cancel()
-		if err != nil && ctx.Err() == nil {
-			log.Error("an old bucket does not answer; it is asked all the same, and /readyz and /status report it",
-				"store", s.Name, "bucket", s.S3.Bucket, "endpoint", s.S3.Endpoint, "err", err)
-		}
+		// Checked beside the start, not before it: an old bucket down never holds up serving
+		// what the new one has.
+		go func() {
+			pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			defer cancel()
+			if err := b.Ping(pctx); err != nil && ctx.Err() == nil {
+				log.Error("an old bucket does not answer; it is asked all the same, and /readyz and /status report it",
+					"store", s.Name, "bucket", s.S3.Bucket, "endpoint", s.S3.Endpoint, "err", err)
+			}
+		}()
 	}
 	return o, nil
 }

@@ -140,8 +140,8 @@ func (r *reader) oldStore(at string, m map[string]any, bucket s3.Config, getenv 
 		r.fail("%s: neither dir nor bucket is set: give the old volume's folder (dir: /mnt/old-system) or the old bucket (bucket: old-media, with its endpoint)", at)
 		return s, false
 	case s.Dir != "":
-		for _, k := range oldStoreKeys[3:] {
-			if m[k] != nil {
+		for _, k := range oldStoreKeys {
+			if k != "name" && k != "dir" && m[k] != nil {
 				r.fail("%s.%s: an old volume (dir) has no %s: remove it, or make this entry a bucket", at, k, k)
 				ok = false
 			}

@@ -78,6 +78,7 @@ fallback:
 		{"bad endpoint", `[{name: a, bucket: b, endpoint: "ftp://x"}]`, []string{"fallback.stores[0] (a): endpoint"}},
 		{"permission", `[{name: a, bucket: b, permission: private}]`, []string{"fallback.stores[0] (a).permission", "public-read"}},
 		{"volume with bucket keys", `[{name: a, dir: /x, region: eu}]`, []string{"fallback.stores[0] (a).region: an old volume (dir) has no region"}},
+		{"volume with an endpoint", `[{name: a, dir: /x, endpoint: "http://x"}]`, []string{"fallback.stores[0] (a).endpoint: an old volume (dir) has no endpoint"}},
 		{"not a list", `{name: a}`, []string{"fallback.stores: a list of old stores"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
