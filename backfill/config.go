@@ -91,6 +91,11 @@ type Config struct {
 	ConditionalWrite bool
 	// DryRun decides and reports without writing anything.
 	DryRun bool
+	// Ranges, when set, keeps the record of each run's ranges (see RangeStore): a rerun
+	// leaves the bucket's listing alone over the ranges of the source that are unchanged since a
+	// run found them all in the bucket. Full ignores the record (the run still saves its own).
+	Ranges RangeStore
+	Full   bool
 	// StaleUploads is the age beyond which incomplete multipart uploads under the prefix are
 	// aborted at the start of a run. Zero means DefaultStaleUploads, 24h.
 	StaleUploads time.Duration

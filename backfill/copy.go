@@ -51,8 +51,9 @@ func newCopier(cfg *Config, dst origin.Putter, p *Progress, workers int) *copier
 
 // copy stores it from src under the same key and counts the outcome. walked says whether the
 // walk counted it among the objects to copy; the queue's keys are not, and of them only what
-// the walk would not count (copies, failures) is counted.
-func (c *copier) copy(ctx context.Context, src Source, it Item, walked bool) {
+// the walk would not count (copies, failures) is counted. It reports whether it stored the
+// object.
+func (c *copier) copy(ctx context.Context, src Source, it Item, walked bool) (stored bool) {
 	size := it.Size
 	obj, err := src.Open(ctx, it)
 	if err == nil {
@@ -70,7 +71,7 @@ func (c *copier) copy(ctx context.Context, src Source, it Item, walked bool) {
 			c.p.list(&c.p.privateSkipped, it.Key)
 		}
 		if skipped {
-			return
+			return false
 		}
 	}
 	switch {
@@ -82,6 +83,7 @@ func (c *copier) copy(ctx context.Context, src Source, it Item, walked bool) {
 		if c.cfg.OnCopied != nil {
 			c.cfg.OnCopied(it.Key)
 		}
+		return true
 	case errors.Is(err, origin.ErrExists):
 		c.p.Exists.Add(1) // another copier stored it first: not overwritten
 		c.p.BytesExists.Add(size)
@@ -95,6 +97,7 @@ func (c *copier) copy(ctx context.Context, src Source, it Item, walked bool) {
 		c.p.fail(it.Key, err)
 		c.cfg.Logger.Error("backfill: copy failed", "source", src.Name(), "key", it.Key, "err", err)
 	}
+	return false
 }
 
 // store puts obj under key, or reports skipped for a private object and a destination without

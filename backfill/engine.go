@@ -3,6 +3,7 @@ package backfill
 import (
 	"context"
 	"fmt"
+	"sync/atomic"
 
 	"github.com/fedicache/fedicache/origin"
 	"golang.org/x/sync/errgroup"
@@ -42,86 +43,212 @@ func RunSource(ctx context.Context, src Source, dst Bucket, cfg Config, p *Progr
 		}
 	}
 
-	c := newCopier(&cfg, dst, p, cfg.Concurrency)
-	var files *rate.Limiter
+	m := &merger{ctx: ctx, cfg: &cfg, src: src, dst: dst, p: p, c: newCopier(&cfg, dst, p, cfg.Concurrency)}
 	if cfg.Rate > 0 {
-		files = rate.NewLimiter(rate.Limit(cfg.Rate), 1)
+		m.files = rate.NewLimiter(rate.Limit(cfg.Rate), 1)
 	}
-	var pool errgroup.Group
-	pool.SetLimit(cfg.Concurrency)
-
-	list := listAheadOf(ctx, dst)
-	defer list.stop()
-	next := list.next
-	cur, listErr, more := next()
+	m.pool.SetLimit(cfg.Concurrency)
+	defer m.stopListing()
+	r := newRanger(loadRanges(ctx, &cfg, src.Name()))
 	walkErr := src.Walk(ctx, func(it Item) error {
 		p.Scanned.Add(1)
 		p.BytesScanned.Add(it.Size)
-		if !cfg.selected(it.Key) {
-			p.Excluded.Add(1)
-			return nil
-		}
-		for more && listErr == nil && cur.Key < it.Key {
-			cur, listErr, more = next()
-		}
-		if listErr != nil {
-			return fmt.Errorf("backfill: listing the bucket: %w", listErr)
-		}
-		if more && cur.Key == it.Key {
-			if conflict(it, cur) {
-				p.Conflicts.Add(1)
-				p.list(&p.conflicts, it.Key)
-				log.Warn("backfill: conflict: the bucket holds this key with other bytes; not overwritten", "source", src.Name(),
-					"key", it.Key, "source_size", it.Size, "bucket_size", cur.Size, "source_etag", it.ETag, "bucket_etag", cur.ETag)
-			} else {
-				p.Present.Add(1)
-				p.BytesPresent.Add(it.Size)
-			}
-			return nil
-		}
-		// The ACL of a volume's file is known from its mode now; an old bucket's is read when
-		// the object is copied, and a private one skipped then (see copier.copy).
-		acl := cfg.ACL
-		if it.aclKnown && it.private {
-			if cfg.ACL == "" {
-				p.PrivateSkipped.Add(1)
-				p.list(&p.privateSkipped, it.Key)
-				return nil
-			}
-			acl = origin.ACLPrivate
-		}
-		p.ToCopy.Add(1)
-		p.BytesToCopy.Add(it.Size)
-		if cfg.DryRun {
-			if it.aclKnown && it.private {
-				p.Private.Add(1)
-			}
-			if cfg.OnPlan != nil {
-				cfg.OnPlan(it.Key, it.Size, acl)
-			}
-			return nil
-		}
-		if files != nil {
-			if err := files.Wait(ctx); err != nil {
-				return err
-			}
-		}
-		pool.Go(func() error {
-			c.copy(ctx, src, it, true)
-			return nil
-		})
-		return nil
+		return r.add(it, m.flush)
 	})
+	if walkErr == nil {
+		walkErr = r.end(m.flush)
+	}
 	if walkErr == nil {
 		// The walk is over: the totals are known from here on, and the time left with them.
 		p.TotalFiles.Store(p.Scanned.Load())
 		p.TotalBytes.Store(p.BytesScanned.Load())
 	}
-	_ = pool.Wait()
+	_ = m.pool.Wait()
 	if walkErr != nil {
 		return walkErr
 	}
-	return ctx.Err()
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	saveRanges(ctx, &cfg, src.Name(), r)
+	return nil
+}
+
+// loadRanges returns the record of src's ranges a previous run saved, nil when there is none
+// to trust: none kept, Config.Full, or a record that cannot be read (the run then lists every
+// range, and saves a record of its own).
+func loadRanges(ctx context.Context, cfg *Config, source string) []rangeEntry {
+	if cfg.Ranges == nil || cfg.Full {
+		return nil
+	}
+	data, err := cfg.Ranges.LoadRanges(ctx, source)
+	if err != nil {
+		cfg.Logger.Warn("backfill: could not read the record of the last run; listing the whole bucket", "source", source, "err", err)
+		return nil
+	}
+	if data == nil {
+		return nil
+	}
+	rec, err := parseRanges(data, source)
+	if err != nil {
+		cfg.Logger.Warn("backfill: ignoring an unreadable record of the last run; listing the whole bucket", "source", source, "err", err)
+		return nil
+	}
+	return rec
+}
+
+// saveRanges saves the record of a run whose walk ended, for the next run to trust, unless it
+// is the record the run began with. A failure only costs the next run a full listing.
+func saveRanges(ctx context.Context, cfg *Config, source string, r *ranger) {
+	if cfg.Ranges == nil || cfg.DryRun {
+		return
+	}
+	entries := r.entries()
+	if r.unchanged(entries) {
+		return
+	}
+	data, err := marshalRanges(source, entries)
+	if err == nil {
+		err = cfg.Ranges.SaveRanges(ctx, source, data)
+	}
+	if err != nil {
+		cfg.Logger.Warn("backfill: could not save the record of this run; the next run lists the whole bucket", "source", source, "err", err)
+	}
+}
+
+// merger merges the walk's ranges with the destination's listing and starts the copies of what
+// it lacks. Its methods run on the walk's goroutine, the copies on the pool's.
+type merger struct {
+	ctx   context.Context
+	cfg   *Config
+	src   Source
+	dst   Bucket
+	p     *Progress
+	c     *copier
+	files *rate.Limiter // nil: no cap on the files started per second
+	pool  errgroup.Group
+
+	// The destination's listing, from the first range not matched after a matched one (or
+	// the start), read ahead while the ranges that follow are not matched either.
+	list     *lister
+	listedTo string // the upper bound of the last range merged with list
+	cur      origin.Object
+	listErr  error
+	more     bool
+}
+
+// flush decides the objects of the range c: present all of them when c matches the record,
+// else each by the destination's listing.
+func (m *merger) flush(c *closedRange) error {
+	if c.matched {
+		// The listing, if one was read, is behind the next range not matched: it is read
+		// again from there.
+		m.stopListing()
+		for _, it := range c.items {
+			if !m.cfg.selected(it.Key) {
+				m.p.Excluded.Add(1)
+				continue
+			}
+			m.p.Present.Add(1)
+			m.p.BytesPresent.Add(it.Size)
+			m.p.Unlisted.Add(1)
+		}
+		return nil
+	}
+	if len(c.items) == 0 {
+		if m.list != nil && m.listedTo == c.after {
+			m.listedTo = c.entry.Last
+		}
+		return nil
+	}
+	if m.list == nil || m.listedTo != c.after {
+		m.stopListing()
+		m.list = listAheadOf(m.ctx, m.dst, c.after)
+		m.cur, m.listErr, m.more = m.list.next()
+	}
+	m.listedTo = c.entry.Last
+	for _, it := range c.items {
+		if err := m.merge(it, c.bad); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// merge decides one object by the destination's listing: present, a conflict, or to copy;
+// bad is set when the object will not be in the destination once the run is over.
+func (m *merger) merge(it Item, bad *atomic.Bool) error {
+	cfg, p := m.cfg, m.p
+	if !cfg.selected(it.Key) {
+		p.Excluded.Add(1)
+		if cfg.Skip == nil || !cfg.Skip(it.Key) {
+			bad.Store(true) // filtered out, not deleted: another run may be told to copy it
+		}
+		return nil
+	}
+	for m.more && m.listErr == nil && m.cur.Key < it.Key {
+		m.cur, m.listErr, m.more = m.list.next()
+	}
+	if m.listErr != nil {
+		return fmt.Errorf("backfill: listing the bucket: %w", m.listErr)
+	}
+	if m.more && m.cur.Key == it.Key {
+		if conflict(it, m.cur) {
+			bad.Store(true)
+			p.Conflicts.Add(1)
+			p.list(&p.conflicts, it.Key)
+			cfg.Logger.Warn("backfill: conflict: the bucket holds this key with other bytes; not overwritten", "source", m.src.Name(),
+				"key", it.Key, "source_size", it.Size, "bucket_size", m.cur.Size, "source_etag", it.ETag, "bucket_etag", m.cur.ETag)
+		} else {
+			p.Present.Add(1)
+			p.BytesPresent.Add(it.Size)
+		}
+		return nil
+	}
+	// The ACL of a volume's file is known from its mode now; an old bucket's is read when
+	// the object is copied, and a private one skipped then (see copier.copy).
+	acl := cfg.ACL
+	if it.aclKnown && it.private {
+		if cfg.ACL == "" {
+			bad.Store(true)
+			p.PrivateSkipped.Add(1)
+			p.list(&p.privateSkipped, it.Key)
+			return nil
+		}
+		acl = origin.ACLPrivate
+	}
+	p.ToCopy.Add(1)
+	p.BytesToCopy.Add(it.Size)
+	if cfg.DryRun {
+		bad.Store(true)
+		if it.aclKnown && it.private {
+			p.Private.Add(1)
+		}
+		if cfg.OnPlan != nil {
+			cfg.OnPlan(it.Key, it.Size, acl)
+		}
+		return nil
+	}
+	if m.files != nil {
+		if err := m.files.Wait(m.ctx); err != nil {
+			return err
+		}
+	}
+	m.pool.Go(func() error {
+		if !m.c.copy(m.ctx, m.src, it, true) {
+			bad.Store(true)
+		}
+		return nil
+	})
+	return nil
+}
+
+// stopListing ends the listing being read, if any.
+func (m *merger) stopListing() {
+	if m.list != nil {
+		m.list.stop()
+		m.list = nil
+	}
 }
 
 // conflict reports whether the destination's object o holds other bytes than the source's it:
@@ -155,8 +282,9 @@ type lister struct {
 	page   []origin.Object
 }
 
-// listAheadOf starts listing bucket. The caller calls stop when done with it.
-func listAheadOf(ctx context.Context, bucket origin.Lister) *lister {
+// listAheadOf starts listing bucket from after its key after ("" from the start). The caller
+// calls stop when done with it.
+func listAheadOf(ctx context.Context, bucket origin.Lister, after string) *lister {
 	ctx, cancel := context.WithCancel(ctx)
 	l := &lister{pages: make(chan []origin.Object, listAhead), cancel: cancel, done: make(chan struct{})}
 	go func() {
@@ -171,7 +299,7 @@ func listAheadOf(ctx context.Context, bucket origin.Lister) *lister {
 				return ctx.Err()
 			}
 		}
-		err := bucket.List(ctx, "", func(o origin.Object) error {
+		err := bucket.List(ctx, after, func(o origin.Object) error {
 			if page = append(page, o); len(page) == listPage {
 				return send()
 			}

@@ -23,6 +23,9 @@ type Progress struct {
 	// BytesScanned is the size of the files scanned so far; BytesPresent of those the bucket
 	// held already, BytesExists of those another copier stored meanwhile.
 	BytesScanned, BytesPresent, BytesExists atomic.Int64
+	// Unlisted counts the files present on the word of the last run's record (Config.Ranges):
+	// in ranges unchanged since that run found them all in the bucket, not listed again.
+	Unlisted atomic.Int64
 
 	started  time.Time
 	finished atomic.Int64 // Unix nanoseconds; 0 while running
@@ -99,6 +102,7 @@ type Snapshot struct {
 	BytesScanned   int64         `json:"bytes_scanned"` // size of the files scanned so far
 	BytesPresent   int64         `json:"bytes_present"` // size of those already in the bucket
 	BytesExists    int64         `json:"bytes_exists"`  // size of those another copier stored meanwhile
+	Unlisted       int64         `json:"unlisted"`      // present on the last run's record, not listed again
 	TotalFiles     int64         `json:"total_files"`
 	TotalBytes     int64         `json:"total_bytes"`
 	Remaining      int64         `json:"remaining_files"`
@@ -122,7 +126,7 @@ func (p *Progress) Snapshot() Snapshot {
 		Exists: p.Exists.Load(), Failed: p.Failed.Load(), Private: p.Private.Load(),
 		PrivateSkipped: p.PrivateSkipped.Load(), Changed: p.Changed.Load(),
 		BytesToCopy: p.BytesToCopy.Load(), BytesRead: p.BytesRead.Load(), BytesCopied: p.BytesCopied.Load(),
-		BytesScanned: p.BytesScanned.Load(), BytesPresent: p.BytesPresent.Load(), BytesExists: p.BytesExists.Load(), TotalFiles: p.TotalFiles.Load(), TotalBytes: p.TotalBytes.Load(),
+		BytesScanned: p.BytesScanned.Load(), BytesPresent: p.BytesPresent.Load(), BytesExists: p.BytesExists.Load(), Unlisted: p.Unlisted.Load(), TotalFiles: p.TotalFiles.Load(), TotalBytes: p.TotalBytes.Load(),
 		Started: p.started, ETA: -1,
 	}
 	end := time.Now()

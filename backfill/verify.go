@@ -50,7 +50,7 @@ func VerifySource(ctx context.Context, src Source, bucket origin.Lister, mode Ve
 	if mode == VerifyHash && reader == nil {
 		return rep, errors.New("backfill: verify by hash needs a bucket that can be read")
 	}
-	list := listAheadOf(ctx, bucket)
+	list := listAheadOf(ctx, bucket, "")
 	defer list.stop()
 	next := list.next
 	cur, listErr, more := next()

@@ -34,7 +34,7 @@ var errIncomplete = errors.New("not every file could be copied or verified")
 
 func newBackfillCmd() *cobra.Command {
 	var (
-		dryRun           bool
+		dryRun, full     bool
 		verify           string
 		verifyOut        string
 		concurrency      int
@@ -87,7 +87,7 @@ func newBackfillCmd() *cobra.Command {
 				}
 				eng.Rate = rate
 			}
-			eng.Include, eng.Exclude, eng.DryRun = include, exclude, dryRun
+			eng.Include, eng.Exclude, eng.DryRun, eng.Full = include, exclude, dryRun, full
 			if err := eng.Validate(); err != nil {
 				return config.ErrorOf(err)
 			}
@@ -116,6 +116,7 @@ func newBackfillCmd() *cobra.Command {
 	f.Lookup("admin-listen").Usage = "serve the status page, /status and /metrics on this host:port while copying, " +
 		"e.g. :9090 to watch a Job through kubectl port-forward; off unless given"
 	f.BoolVar(&dryRun, "dry-run", false, "print what would be copied and the totals; write nothing")
+	f.BoolVar(&full, "full", false, "list the whole bucket: do not trust the record of the last run for the parts of an old store unchanged since")
 	f.StringVar(&verify, "verify", "", "compare every file with the bucket: size (--verify) or hash (--verify=hash)")
 	f.Lookup("verify").NoOptDefVal = string(backfill.VerifySize)
 	f.StringVar(&verifyOut, "verify-out", "verified-keys.txt", "with --verify: file listing the keys safe to delete from the volume; another store's list has its name added (verified-keys-wasabi.txt)")
@@ -167,6 +168,9 @@ func runBackfill(ctx context.Context, cfg config.Config, eng backfill.Config, on
 		return fmt.Errorf("loading the tombstones of deleted keys (the backfill never copies those): %w", err)
 	}
 	eng.Skip = st.Has
+	if view, err := bucket.StateView(); err == nil {
+		eng.Ranges = newBucketRanges(view, cfg)
+	}
 	if verify != "" {
 		return verifyStores(ctx, cs, bucket, backfill.VerifyMode(verify), eng, verifyOut, out)
 	}
@@ -325,6 +329,9 @@ func printSummary(w io.Writer, source string, s backfill.Snapshot, dryRun bool) 
 		fmt.Fprintf(w, "  %-16s %d files, %s\n", verb, s.Copied, humanize.IBytes(uint64(s.BytesCopied)))
 	}
 	fmt.Fprintf(w, "  skipped          %d already in the bucket, %d stored by another copier, %d excluded\n", s.Present, s.Exists, s.Excluded)
+	if s.Unlisted > 0 {
+		fmt.Fprintf(w, "  not listed       %d of those were unchanged since the last run found them in the bucket (--full lists them)\n", s.Unlisted)
+	}
 	fmt.Fprintf(w, "  conflicts        %d (same key, other size: not overwritten)\n", s.Conflicts)
 	fmt.Fprintf(w, "  private          %d hidden files copied with the private ACL, %d skipped (no ACLs)\n", s.Private, s.PrivateSkipped)
 	fmt.Fprintf(w, "  changed          %d (changed or vanished while read: skipped)\n", s.Changed)

@@ -213,6 +213,9 @@ func startBackfill(ctx context.Context, cfg config.Config, c *cache.Layered, st 
 	eng.Logger = log
 	eng.OnCopied = c.Forget
 	eng.Skip = st.Has
+	if view, err := bucket.StateView(); err == nil {
+		eng.Ranges = newBucketRanges(view, cfg)
+	}
 	cs.register(reg)
 	for _, sc := range cs {
 		sc.queue = backfill.NewSourceQueue(sc.source, bucket, eng, sc.p, backfillQueueSize)
