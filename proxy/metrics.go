@@ -72,6 +72,14 @@ func (m *Metrics) observeRequest(status int, src origin.Source) {
 	m.requests.WithLabelValues(strconv.Itoa(status), string(src)).Inc()
 }
 
+// KnowStores gives each old store named in names its series of answers at zero, so that
+// /metrics lists every configured store (and rate() has a start) before its first answer.
+func (m *Metrics) KnowStores(names []string) {
+	for _, n := range names {
+		m.fallback.WithLabelValues(n)
+	}
+}
+
 // observeFallback counts an answer from the old store named store.
 func (m *Metrics) observeFallback(store string) {
 	if store == "" {

@@ -189,6 +189,7 @@ func runBackfill(ctx context.Context, cfg config.Config, eng backfill.Config, on
 	}
 	var failed bool
 	var runErr error
+	defer cs.abandon() // before the last figures are published
 	for _, c := range cs {
 		if ctx.Err() != nil {
 			break

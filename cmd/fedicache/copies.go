@@ -31,6 +31,7 @@ type storeCopy struct {
 
 	started   atomic.Bool // its run has begun (the stores are copied one after another)
 	completed atomic.Bool // its walk ended: every object looked at, not stopped part way
+	abandoned atomic.Bool // the copies stopped before its run began
 }
 
 // copies are the copies of the old stores, in order.
@@ -41,12 +42,8 @@ func newCopies(olds *oldStores, only []string) (copies, error) {
 	var out copies
 	for _, name := range only {
 		if _, ok := olds.byName(name); !ok {
-			var names []string
-			for _, s := range olds.list {
-				names = append(names, s.Name)
-			}
 			return nil, config.Errorf("--source %s: no old store has that name; the old stores are %s (fallback.dir is %q)",
-				name, strings.Join(names, ", "), origin.VolumeStoreName)
+				name, strings.Join(olds.names(), ", "), origin.VolumeStoreName)
 		}
 	}
 	for _, s := range olds.list {
@@ -79,6 +76,7 @@ func copyConfig(c *s3.Config) {
 // run copies the stores one after the other into dst until ctx ends; done, when set, is
 // called with each store's outcome.
 func (cs copies) run(ctx context.Context, dst backfill.Bucket, eng backfill.Config, done func(c *storeCopy, err error)) {
+	defer cs.abandon()
 	for _, c := range cs {
 		if ctx.Err() != nil {
 			return
@@ -94,6 +92,15 @@ func (cs copies) run(ctx context.Context, dst backfill.Bucket, eng backfill.Conf
 	}
 }
 
+// abandon marks the copies not begun as never to begin: they are stopped, not waiting.
+func (cs copies) abandon() {
+	for _, c := range cs {
+		if !c.started.Load() {
+			c.abandoned.Store(true)
+		}
+	}
+}
+
 // migration is c's copy as the status pages show it.
 func (c *storeCopy) migration() admin.Migration {
 	m := migrationOf(c.p.Snapshot())
@@ -101,6 +108,7 @@ func (c *storeCopy) migration() admin.Migration {
 	// A copy that ended part way (stopped, or its listing failed) is not done; one that has
 	// not begun (a store before it is being copied) is not running.
 	m.Running = c.started.Load() && m.Running // migrationOf: running until the run returns
+	m.Waiting = !c.started.Load() && !c.abandoned.Load()
 	m.Done = c.completed.Load()
 	return m
 }

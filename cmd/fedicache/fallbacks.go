@@ -27,6 +27,15 @@ type oldStores struct {
 	health    []origin.StoreHealth
 }
 
+// names returns the old stores' names, in the order they are asked.
+func (o *oldStores) names() []string {
+	out := make([]string, len(o.list))
+	for i, s := range o.list {
+		out[i] = s.Name
+	}
+	return out
+}
+
 // oldStoreCheckTTL is how long a check of the old stores is reused by /readyz and /status.
 const oldStoreCheckTTL = 30 * time.Second
 

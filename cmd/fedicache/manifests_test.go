@@ -966,7 +966,7 @@ func TestManifestGrafanaDashboard(t *testing.T) {
 	for _, want := range []string{"fedicache_requests_total", "fedicache_cache_hits_total", "fedicache_egress_saved_bytes_total",
 		"fedicache_bucket_request_duration_seconds_bucket", "fedicache_bucket_errors_total", "fedicache_cache_bytes",
 		"fedicache_backfill_copied_files", "fedicache_backfill_remaining_files", "fedicache_backfill_failed_files",
-		"fedicache_backfill_conflicts"} {
+		"fedicache_backfill_conflicts", "fedicache_fallback_answers_total", "fedicache_peer_fill_asks_total"} {
 		if !used[want] {
 			t.Errorf("the dashboard does not show %s", want)
 		}
@@ -1007,7 +1007,13 @@ func servedMetrics(t *testing.T) map[string]map[string]bool {
 	}
 	t.Cleanup(closeTiers)
 	m := proxy.NewMetrics(reg)
+	m.KnowStores([]string{origin.VolumeStoreName, "wasabi"})
 	registerCacheMetrics(reg, layered.Stats, m.HitBytes)
+	owners, err := cluster.NewOwners(cluster.OwnersConfig{Peers: cfg.PeersConfig()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	registerClusterMetrics(reg, owners, cluster.NewPeerFill(cluster.PeerFillConfig{Owners: owners}), cluster.NewPeerHandler(cluster.PeerServeConfig{}))
 	proxy.New(layered, cfg.Proxy, m)
 	// Labelled series appear once they have a value: one failed bucket request gives the
 	// bucket's latency and error families theirs.

@@ -61,3 +61,23 @@ func TestMigrationOf(t *testing.T) {
 		})
 	}
 }
+
+// TestStoresNotBegunAreWaiting: a store whose copy waits for the stores before it says so,
+// and is stopped, not waiting, once the copies end without reaching it.
+func TestStoresNotBegunAreWaiting(t *testing.T) {
+	cs := copies{
+		{name: "volume", p: backfill.NewProgress()},
+		{name: "wasabi", p: backfill.NewProgress()},
+	}
+	cs[0].started.Store(true)
+	if m := cs[0].migration(); m.Waiting || !m.Running {
+		t.Errorf("the store being copied: %+v", m)
+	}
+	if m := cs[1].migration(); !m.Waiting || m.Running {
+		t.Errorf("the store after it: %+v, want waiting", m)
+	}
+	cs.abandon()
+	if m := cs[1].migration(); m.Waiting || m.Running || m.Done {
+		t.Errorf("the store never reached: %+v, want stopped", m)
+	}
+}

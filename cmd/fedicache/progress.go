@@ -197,8 +197,8 @@ func (b *progressBoard) migrations() []admin.Migration {
 	now := time.Now()
 	var out []admin.Migration
 	for _, m := range all {
-		if _, own := local[m.Source]; !own && m.Running && now.Sub(m.UpdatedAt) > progressStaleAfter {
-			m.Stale, m.Running = true, false
+		if _, own := local[m.Source]; !own && (m.Running || m.Waiting) && now.Sub(m.UpdatedAt) > progressStaleAfter {
+			m.Stale, m.Running, m.Waiting = true, false, false
 		}
 		out = append(out, m)
 	}
@@ -226,11 +226,7 @@ func startProgress(ctx context.Context, bucket *s3.Bucket, cfg config.Config, ol
 	if err != nil {
 		return nil
 	}
-	var order []string
-	for _, s := range olds.list {
-		order = append(order, s.Name)
-	}
-	b := newProgressBoard(view, cfg.StatePrefix, order, log)
+	b := newProgressBoard(view, cfg.StatePrefix, olds.names(), log)
 	go b.run(ctx, max(cfg.StateRefresh, progressEvery))
 	return b
 }

@@ -124,6 +124,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, started fun
 		}
 	}()
 	metrics := proxy.NewMetrics(reg)
+	metrics.KnowStores(olds.names())
 	registerCacheMetrics(reg, layered.Stats, metrics.HitBytes)
 	reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
 		Name: "fedicache_bucket_bytes_total",

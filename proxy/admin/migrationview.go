@@ -154,7 +154,7 @@ func copiedPercent(ms []Migration) string {
 func newMigrationView(m *Migration, store string, now time.Time) *migrationView {
 	v := &migrationView{
 		Store:       store,
-		Counting:    m.FilesTotal < 0 || m.BytesTotal < 0,
+		Counting:    !m.Waiting && (m.FilesTotal < 0 || m.BytesTotal < 0),
 		Rate:        humanBytes(int64(m.BytesPerSecond)) + "/s",
 		Elapsed:     humanDuration(m.Elapsed),
 		Copied:      files(m.FilesCopied),
@@ -183,6 +183,8 @@ func newMigrationView(m *Migration, store string, now time.Time) *migrationView 
 		v.State, v.ElapsedLabel = badge{"ok", "done"}, "took"
 	case v.Stale:
 		v.State, v.ElapsedLabel = badge{"warn", "stale"}, "ran for"
+	case m.Waiting:
+		v.State = badge{"idle", "waiting"}
 	case !m.Running:
 		v.State = badge{"warn", "stopped"}
 	case v.Counting:
@@ -195,6 +197,8 @@ func newMigrationView(m *Migration, store string, now time.Time) *migrationView 
 		v.ETA = "finished"
 	case v.Stale:
 		v.Rate, v.ETA = "–", "unknown: the copier stopped"
+	case m.Waiting:
+		v.Rate, v.ETA, v.Elapsed = "–", "unknown: it begins once the stores before it are copied", "–"
 	case m.ETA < 0 || v.Counting:
 		v.ETA = "estimating…"
 	case m.ETA < time.Second:
@@ -236,6 +240,11 @@ func newMigrationView(m *Migration, store string, now time.Time) *migrationView 
 
 // progress sets v's figures of what the bucket holds of m's store, and its bar.
 func (v *migrationView) progress(m *Migration) {
+	if m.Waiting {
+		v.Files, v.Bytes = "waiting for the stores before it to be copied", "–"
+		v.BarKnown, v.BarValue, v.BarMax, v.Percent = true, 0, 1, "–"
+		return
+	}
 	if v.Counting {
 		v.Files = files(m.FilesDone) + " in the bucket so far; counting " + v.Store + "…"
 		v.Bytes = humanBytes(m.BytesDone) + " so far"

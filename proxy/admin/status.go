@@ -137,9 +137,11 @@ type Migration struct {
 	UpdatedAt time.Time `json:"updated_at"`
 	// Stale is set when a copy that was running has not published figures for a while: its
 	// copier stopped (a Job killed, a replica gone) and the figures are its last.
-	Stale   bool      `json:"stale,omitempty"`
-	Running bool      `json:"running"` // the copy is under way (false once done or stopped)
-	Done    bool      `json:"done"`    // the walk of the old store has ended
+	Stale   bool `json:"stale,omitempty"`
+	Running bool `json:"running"` // the copy is under way (false once done or stopped)
+	// Waiting is set while the copy has not begun: the copier copies the stores before it.
+	Waiting bool      `json:"waiting,omitempty"`
+	Done    bool      `json:"done"` // the walk of the old store has ended
 	Started time.Time `json:"started"`
 	// Elapsed is the time the copy has taken so far, or took once done.
 	Elapsed time.Duration `json:"elapsed_ns"`

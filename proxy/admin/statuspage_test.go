@@ -248,7 +248,7 @@ func TestStatusPageShowsMigrationCacheAndBucket(t *testing.T) {
 }
 
 // TestStatusPageMigrationStates renders the migration before it is counted, done, stopped,
-// and absent, on the admin of a backfill that serves no media.
+// waiting for the stores before it, and absent, on the admin of a backfill that serves no media.
 func TestStatusPageMigrationStates(t *testing.T) {
 	var mig migrationAt
 	withMigration := httptest.NewServer(admin.NewBackfill(admin.Config{
@@ -265,6 +265,7 @@ func TestStatusPageMigrationStates(t *testing.T) {
 		FilesCopied: 4000, BytesCopied: 6 << 30, Excluded: 4, Skipped: 1, Errors: 5, Conflicts: 0}
 	stopped := admin.Migration{Started: time.Now(), FilesTotal: 10, BytesTotal: 0, FilesDone: 5, ETA: -1}
 	empty := admin.Migration{Done: true, Started: time.Now(), FilesTotal: 0, BytesTotal: 0}
+	waiting := admin.Migration{Waiting: true, Started: time.Now(), FilesTotal: -1, BytesTotal: -1, ETA: -1}
 	tests := []struct {
 		name   string
 		m      *admin.Migration
@@ -285,6 +286,10 @@ func TestStatusPageMigrationStates(t *testing.T) {
 		{"stopped", &stopped,
 			[]string{`class="pill warn">stopped<`, "5 of 10 files", `value="5" max="10"`, ">50%<"},
 			nil},
+		{"waiting", &waiting,
+			[]string{`class="pill idle">waiting<`, `id="migration-percent">–<`, `value="0" max="1"`,
+				"waiting for the stores before it to be copied", "it begins once the stores before it are copied"},
+			[]string{"counting", "stopped", "estimating"}},
 		{"empty volume", &empty,
 			[]string{`class="pill ok">done<`, "0 of 0 files", ">100%<", "Done — safe to retire after <code>fedicache backfill --verify</code>."},
 			[]string{"not safe to retire"}},
