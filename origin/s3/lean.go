@@ -9,7 +9,6 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
@@ -111,36 +110,16 @@ func newLeanGet(ctx context.Context, client *s3.Client, bucket string, unsigned 
 // getObject sends in (Bucket, Key, Range and ChecksumMode are read) and returns the answer in
 // the SDK's type, retried as the SDK's retryer says.
 func (l *leanGet) getObject(ctx context.Context, in *s3.GetObjectInput) (*s3.GetObjectOutput, error) {
-	attempts := l.retryer.MaxAttempts()
-	var releaseRetry func(error) error
-	for attempt := 1; ; attempt++ {
-		out, err := l.send(ctx, in, attempt, attempts)
-		if err == nil {
-			if releaseRetry != nil {
-				releaseRetry(nil) // a retry that worked gives its cost back to the quota
-			}
-			return out, nil
-		}
-		if attempt >= attempts || ctx.Err() != nil || !l.retryer.IsErrorRetryable(err) {
-			return nil, err
-		}
-		release, quotaErr := l.retryer.GetRetryToken(ctx, err)
-		if quotaErr != nil {
-			return nil, err
-		}
-		releaseRetry = release
-		delay, delayErr := l.retryer.RetryDelay(attempt, err)
-		if delayErr != nil {
-			return nil, err
-		}
-		t := time.NewTimer(delay)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return nil, fmt.Errorf("%w (after %d attempts; last: %v)", ctx.Err(), attempt, err)
-		case <-t.C:
-		}
+	var out *s3.GetObjectOutput
+	err := retryAttempts(ctx, l.retryer, func(attempt, attempts int) error {
+		var err error
+		out, err = l.send(ctx, in, attempt, attempts)
+		return err
+	})
+	if err != nil {
+		return nil, err
 	}
+	return out, nil
 }
 
 // send sends in once, as attempt of attempts.
@@ -185,18 +164,7 @@ func (l *leanGet) request(ctx context.Context, in *s3.GetObjectInput) (*http.Req
 	if in.ChecksumMode == types.ChecksumModeEnabled || l.checksumMode {
 		h["X-Amz-Checksum-Mode"] = []string{string(types.ChecksumModeEnabled)}
 	}
-	if l.signer == nil {
-		return req, nil
-	}
-	creds, err := l.creds.Retrieve(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("retrieve credentials: %w", err)
-	}
-	if !creds.HasKeys() {
-		return req, nil // anonymous credentials: the SDK sends such requests unsigned too
-	}
-	h["X-Amz-Content-Sha256"] = []string{emptySHA256}
-	if err := l.signer.SignHTTP(ctx, creds, req, emptySHA256, l.name, l.region, time.Now().UTC()); err != nil {
+	if err := l.sign(ctx, req); err != nil {
 		return nil, fmt.Errorf("sign the request for %q: %w", key, err)
 	}
 	return req, nil

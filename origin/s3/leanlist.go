@@ -226,7 +226,8 @@ func (l *leanGet) sign(ctx context.Context, req *http.Request) error {
 }
 
 // retryAttempts calls try until it succeeds, fails for good or has made retryer.MaxAttempts
-// attempts, waiting between attempts as retryer says: leanGet.getObject's loop, for any request.
+// attempts, waiting between attempts as retryer says, as the SDK's retry middleware does: the
+// loop of the lean GetObject and ListObjectsV2.
 func retryAttempts(ctx context.Context, retryer aws.Retryer, try func(attempt, attempts int) error) error {
 	attempts := retryer.MaxAttempts()
 	var releaseRetry func(error) error
