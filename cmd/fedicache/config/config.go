@@ -49,6 +49,8 @@ type Config struct {
 	// Warnings are what is wrong with the configuration without stopping the start: FEDICACHE_*
 	// variables that name no setting. Each command logs them once at start.
 	Warnings []string
+	// Cost is the bucket's prices (cost.*), for the money the cache saved.
+	Cost CostConfig
 }
 
 // TLSConfig configures TLS on the public listener.
@@ -224,6 +226,7 @@ func configFrom(v *viper.Viper, path string) (Config, error) {
 		ClusterFill:        r.boolean("cluster.fill"),
 		ClusterFillTimeout: r.duration("cluster.fill_timeout"),
 		ShutdownGrace:      r.duration("shutdown_grace"),
+		Cost:               r.cost(),
 		LogLevel:           r.oneOf("log.level", "debug", "info", "warn", "error"),
 		LogFormat:          r.oneOf("log.format", "json", "text"),
 	}
