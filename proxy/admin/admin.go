@@ -73,6 +73,9 @@ type Config struct {
 	// HitBytes, when set, returns the body bytes the public listener sent from the cache
 	// tiers (proxy.Metrics.HitBytes), part of the egress the cache saved. Zero means none.
 	HitBytes func() int64
+	// History, when set, is the process's figures over the last day, sampled by its Run:
+	// /status lists them and the status page charts them. Zero means no history.
+	History *History
 }
 
 // Cache is what the admin asks of the cache in front of the bucket (cache.Layered).

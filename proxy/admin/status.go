@@ -33,6 +33,8 @@ type Status struct {
 	Migration *Migration `json:"migration,omitempty"`
 	// Cluster is the replicas and the peer fill, when cluster.fill is on.
 	Cluster *ClusterStatus `json:"cluster,omitempty"`
+	// History is the process's figures over the last day, interval by interval.
+	History *HistoryStatus `json:"history,omitempty"`
 	// State is the cluster's record of deleted and hidden media as this replica holds it.
 	State    any            `json:"state,omitempty"`
 	Sections map[string]any `json:"sections,omitempty"`
@@ -106,6 +108,10 @@ func (h *Handler) snapshot(ctx context.Context) Status {
 	if h.cfg.Cluster != nil {
 		c := h.cfg.Cluster()
 		st.Cluster = &c
+	}
+	if h.cfg.History != nil {
+		hs := h.cfg.History.Status()
+		st.History = &hs
 	}
 	if len(h.cfg.Sections) > 0 {
 		st.Sections = map[string]any{}

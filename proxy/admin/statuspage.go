@@ -47,6 +47,12 @@ const (
 	pageListed = 5
 )
 
+// pageData is what the template renders: the page's figures, and the history's charts.
+type pageData struct {
+	pageView
+	History *historyView
+}
+
 // cspHash is a Content-Security-Policy source allowing the inline element whose text is s.
 func cspHash(s string) string {
 	sum := sha256.Sum256([]byte(s))
@@ -64,7 +70,8 @@ func (h *Handler) page(w http.ResponseWriter, r *http.Request) {
 		}
 		refresh = time.Duration(n) * time.Second
 	}
-	v := newPageView(h.snapshot(r.Context()), h.backfillOnly, refresh, time.Now())
+	st, now := h.snapshot(r.Context()), time.Now()
+	v := pageData{pageView: newPageView(st, h.backfillOnly, refresh, now), History: newHistoryView(st, now)}
 	// The page is a few kilobytes: rendered whole, so that a failure is a clean 500.
 	var buf bytes.Buffer
 	if err := pageTemplate.Execute(&buf, v); err != nil {
