@@ -245,8 +245,8 @@ var chartTickSteps = []time.Duration{
 	time.Hour, 2 * time.Hour, 3 * time.Hour, 4 * time.Hour, 6 * time.Hour, 12 * time.Hour, 24 * time.Hour,
 }
 
-// timeTicks are the times of w labelled on its axis: multiples of a round step of the clock
-// (UTC), at most chartMaxTicks of them.
+// timeTicks are the times of w marked on its axis: multiples of a round step of the clock
+// (UTC), at most chartMaxTicks of them, and one more when w begins and ends on a multiple.
 func timeTicks(w chartWindow) []time.Time {
 	span := w.End.Sub(w.Start)
 	if span <= 0 {
@@ -280,8 +280,12 @@ func timeLabel(t time.Time, w chartWindow) string {
 // valueScale returns the value at a chart's top, for a largest value of peak, and the values
 // that get a gridline: round steps (1, 2 or 5 times a power of ten, of a binary unit for
 // bytes), at most four of them; and that unit (1 for counts, which step by whole numbers).
+// With nothing to show (peak 0) the top is 1 and no gridline is labelled.
 func valueScale(peak float64, bytes bool) (top float64, ticks []float64, unit float64) {
 	unit = 1
+	if peak <= 0 {
+		return 1, nil, 1
+	}
 	if bytes {
 		for peak/unit >= 1024 {
 			unit *= 1024

@@ -119,6 +119,8 @@ func (hc historyCharts) answers(oldStores, peers bool) historyChart {
 		e := legendEntry{Color: s.Color, Label: s.Label, Total: humanize.Comma(int64(t))}
 		if total > 0 {
 			e.Share = percent(int64(t), int64(total))
+		}
+		if t > 0 {
 			parts = append(parts, e.Share+" from "+strings.TrimSuffix(s.Label, " (FALLBACK)"))
 		}
 		c.Legend = append(c.Legend, e)
