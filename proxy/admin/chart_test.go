@@ -379,4 +379,3 @@ func TestHistoryChartBackfill(t *testing.T) {
 	checkContains(t, body, "volume: 50% of its bytes in the bucket (25% at 20:10 UTC), 6 of 8 files, 200 B of 400 B.")
 	checkLegend(t, body, "history-backfill", "volume <b>50% of bytes</b> <span class=\"muted\">6 of 8 files</span>")
 }
-

@@ -56,7 +56,13 @@ func TestHistoryKeepsTheLastPointsAsIncreases(t *testing.T) {
 	if hs.Points() != 0 || hs.StepSeconds != 300 || hs.SpanSeconds != 900 || hs.NextUnixMS != 0 {
 		t.Errorf("after the base: %+v, want no point, a step of 300 s, a span of 900 s, no sampler", hs)
 	}
-	add(5, func(c *admin.HistoryCounters) { c.Memory += 10; c.Disk += 4; c.Bucket += 3; c.BytesServed += 700; c.BucketBytes += 300 })
+	add(5, func(c *admin.HistoryCounters) {
+		c.Memory += 10
+		c.Disk += 4
+		c.Bucket += 3
+		c.BytesServed += 700
+		c.BucketBytes += 300
+	})
 	add(10, func(c *admin.HistoryCounters) { c.OldStore += 2; c.Peer += 1; c.PeerBytes += 50 })
 	add(15, nothing)
 	add(20, func(c *admin.HistoryCounters) { c.Memory += 7 })
