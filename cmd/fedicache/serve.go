@@ -175,6 +175,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, started fun
 	if board != nil {
 		acfg.Migrations = board.migrations
 	}
+	acfg.History = startHistory(ctx, reg, bucket, fill, board)
 	if peers != nil {
 		acfg.Peers = peers
 	}
