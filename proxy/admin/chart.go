@@ -25,9 +25,13 @@ const (
 	chartPlotHeight = 140 // the plot
 	chartAxisHeight = 22  // below the plot: the time labels
 	chartHeight     = chartPlotTop + chartPlotHeight + chartAxisHeight
-	chartMaxTicks   = 6 // time labels at most: six fit a phone's width
-	// chartLabelMargin is how near the edges (in percent of the width) a time label may be.
-	chartLabelMargin = 6
+	// Time labels at most, and how near the edges (in percent of the width) their middle may
+	// be: six labels of "15:04" fit a phone's width with room between them, and their halves at
+	// the edges; labels with seconds ("15:04:05") are wider and fewer.
+	chartMaxTicks          = 6
+	chartLabelMargin       = 6
+	chartMaxTicksSeconds   = 5
+	chartLabelMarginSecond = 10
 )
 
 // chartWindow is the time a chart spans, its left edge to its right.
@@ -230,15 +234,19 @@ func (f chartFrame) close(b *strings.Builder, tickLabels []string, dots []chartD
 	y := strconv.Itoa(chartPlotTop + chartPlotHeight + 17)
 	for _, t := range timeTicks(f.window) {
 		// A label too near an edge would be cut in half, or run into its neighbour on a phone.
-		if p := f.x(f.window.seconds(t)); p >= chartLabelMargin && p <= 100-chartLabelMargin {
+		margin := float64(chartLabelMargin)
+		if withSeconds(f.window) {
+			margin = chartLabelMarginSecond
+		}
+		if p := f.x(f.window.seconds(t)); p >= margin && p <= 100-margin {
 			b.WriteString(`<text class="time" x="` + num(round3(p)) + `%" y="` + y + `" text-anchor="middle">` + timeLabel(t, f.window) + `</text>`)
 		}
 	}
 	b.WriteString(`</g></svg>`)
 }
 
-// chartTickSteps are the steps between time labels, the smallest that gives at most
-// chartMaxTicks labels taken.
+// chartTickSteps are the steps between time labels: the smallest that gives few enough
+// labels is taken.
 var chartTickSteps = []time.Duration{
 	time.Second, 2 * time.Second, 5 * time.Second, 10 * time.Second, 15 * time.Second, 30 * time.Second,
 	time.Minute, 2 * time.Minute, 5 * time.Minute, 10 * time.Minute, 15 * time.Minute, 30 * time.Minute,
@@ -246,15 +254,20 @@ var chartTickSteps = []time.Duration{
 }
 
 // timeTicks are the times of w marked on its axis: multiples of a round step of the clock
-// (UTC), at most chartMaxTicks of them, and one more when w begins and ends on a multiple.
+// (UTC), at most chartMaxTicks of them (chartMaxTicksSeconds when their labels show seconds),
+// and one more when w begins and ends on a multiple.
 func timeTicks(w chartWindow) []time.Time {
 	span := w.End.Sub(w.Start)
 	if span <= 0 {
 		return nil
 	}
+	most := time.Duration(chartMaxTicks)
+	if withSeconds(w) {
+		most = chartMaxTicksSeconds
+	}
 	step := chartTickSteps[len(chartTickSteps)-1]
 	for _, s := range chartTickSteps {
-		if span/s <= chartMaxTicks {
+		if span/s <= most {
 			step = s
 			break
 		}
@@ -268,10 +281,13 @@ func timeTicks(w chartWindow) []time.Time {
 	return out
 }
 
-// timeLabel is t as a label of w's axis: hours and minutes, and seconds when the window is
-// short enough for its labels to fall between minutes.
+// withSeconds reports whether the labels of w's axis show seconds: when it is short enough
+// for them to fall between minutes.
+func withSeconds(w chartWindow) bool { return w.End.Sub(w.Start) < chartMaxTicks*time.Minute }
+
+// timeLabel is t as a label of w's axis: hours and minutes, and seconds when w needs them.
 func timeLabel(t time.Time, w chartWindow) string {
-	if w.End.Sub(w.Start) < chartMaxTicks*time.Minute {
+	if withSeconds(w) {
 		return t.UTC().Format("15:04:05")
 	}
 	return t.UTC().Format("15:04")

@@ -167,7 +167,7 @@ func (hc historyCharts) bytes(peers bool) historyChart {
 	} else {
 		c.Summary = humanBytes(clampInt(totalServed)) + " served " + hc.period() + ", " + strings.Join(fetchedWords, ", ") + "."
 		if i := argmax(served.Values); i >= 0 {
-			c.Summary += " The most served in " + hc.stepPhrase() + ": " + humanBytes(int64(served.Values[i])) + ", " + hc.between(i) + "."
+			c.Summary += " The most served: " + humanBytes(int64(served.Values[i])) + " in the " + hc.stepPhrase() + " " + hc.between(i) + "."
 		}
 	}
 	c.SVG = barChart{
@@ -211,7 +211,7 @@ func (hc historyCharts) backfill() historyChart {
 			e.Total = percent(done, total) + " of bytes"
 			e.Share = humanize.Comma(fdone) + " of " + files0(ftotal)
 			w := s.Source + ": " + percent(done, total) + " of its bytes in the bucket"
-			if first != last {
+			if was := share(s.BytesDone[first], s.BytesTotal[first], s.FilesDone[first], s.FilesTotal[first]); first != last && was != bytes.Values[last] {
 				w += " (" + percent(min(s.BytesDone[first], s.BytesTotal[first]), s.BytesTotal[first]) + " at " + clock(hc.ivs[first].End, hc.step) + " UTC)"
 			}
 			w += ", " + humanize.Comma(fdone) + " of " + files0(ftotal) + ", " + humanBytes(done) + " of " + humanBytes(total)
