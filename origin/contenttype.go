@@ -20,6 +20,10 @@ var contentTypes = map[string]string{
 	".mp3": "audio/mpeg", ".ogg": "audio/ogg", ".oga": "audio/ogg", ".opus": "audio/ogg",
 	".wav": "audio/wave", ".m4a": "audio/mp4", ".flac": "audio/flac", ".aac": "audio/aac",
 	".3gp": "video/3gpp", ".wma": "audio/x-ms-wma",
+	// streaming: PeerTube's HLS playlists and live segments, captions and torrents (PeerTube
+	// 7.1 stored its objects without a type)
+	".m3u8": "application/vnd.apple.mpegurl", ".ts": "video/mp2t", ".vtt": "text/vtt; charset=utf-8",
+	".torrent": "application/x-bittorrent",
 	// other uploads
 	".txt": "text/plain; charset=utf-8", ".csv": "text/csv; charset=utf-8",
 	".json": "application/json", ".pdf": "application/pdf", ".zip": "application/zip",

@@ -31,7 +31,8 @@ type Buster interface {
 type BustReport struct {
 	// Purged counts the entries dropped from this replica's tiers.
 	Purged int `json:"purged"`
-	// Kind is what the stores said Mastodon did: "deleted", "hidden" or "purged" (visible).
+	// Kind is what the stores said Mastodon did: "deleted", "hidden" or "purged" (visible);
+	// "placeholder" for a missing.png placeholder, a file that never existed (nothing done).
 	Kind string `json:"kind,omitempty"`
 	// Tombstoned is true when the key was recorded as deleted.
 	Tombstoned bool `json:"tombstoned"`

@@ -18,6 +18,9 @@ type Metrics struct {
 	inFlight prometheus.Gauge
 	busts    prometheus.Counter
 	fallback *prometheus.CounterVec
+	// redirects counts the redirects to Mastodon's media proxy (mediaproxy.go).
+	redirects     prometheus.Counter
+	redirectCount atomic.Int64
 
 	// Counters of the memory-hit path, resolved once so that path allocates nothing.
 	hit200, hit206, hit304 prometheus.Counter
@@ -49,6 +52,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "fedicache_cache_busts_total",
 			Help: "Mastodon cache-buster requests carried out (a deleted or hidden file dropped everywhere).",
 		}),
+		redirects: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "fedicache_media_proxy_redirects_total",
+			Help: "Requests for removed remote media (a cache/ key no store holds) redirected to Mastodon's media proxy.",
+		}),
 	}
 	m.hit200 = m.requests.WithLabelValues("200", string(cache.SourceMemory))
 	m.hit206 = m.requests.WithLabelValues("206", string(cache.SourceMemory))
@@ -56,7 +63,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m.memoryBytes = m.bytesOut.WithLabelValues(string(cache.SourceMemory))
 	m.diskBytes = m.bytesOut.WithLabelValues(string(cache.SourceDisk))
 	if reg != nil {
-		reg.MustRegister(m.requests, m.bytesOut, m.inFlight, m.busts, m.fallback)
+		reg.MustRegister(m.requests, m.bytesOut, m.inFlight, m.busts, m.fallback, m.redirects)
 	}
 	return m
 }
@@ -64,6 +71,14 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 // HitBytes returns the body bytes sent so far from the cache tiers, which the origin did not
 // send: part of the egress the cache saved.
 func (m *Metrics) HitBytes() int64 { return m.hitBytes.Load() }
+
+// MediaProxyRedirects returns how many requests were redirected to Mastodon's media proxy.
+func (m *Metrics) MediaProxyRedirects() int64 { return m.redirectCount.Load() }
+
+func (m *Metrics) observeRedirect() {
+	m.redirects.Inc()
+	m.redirectCount.Add(1)
+}
 
 func (m *Metrics) observeRequest(status int, src origin.Source) {
 	if src == "" {

@@ -66,6 +66,12 @@ type Config struct {
 	// (or a nil Buster) means none.
 	CacheBuster BusterConfig
 	Buster      Buster
+	// MediaProxy redirects requests for removed remote media to Mastodon's media proxy (see
+	// mediaproxy.go). Zero means none.
+	MediaProxy MediaProxyConfig
+	// Rewritten answers the keys of objects their server rewrites in place from a cache of
+	// their own (see rewritten.go). Zero means none.
+	Rewritten RewrittenConfig
 }
 
 func (c Config) withDefaults() Config {
@@ -106,6 +112,9 @@ type Server struct {
 	bustHeader             string // "" when the cache buster is off
 	bustMethod, bustSecret []byte
 
+	// rewritten answers the keys cfg.Rewritten names; nil when none.
+	rewritten *Server
+
 	// base is the parent of every origin request; abort cancels it when a shutdown runs out
 	// of time, so bucket requests still running are dropped.
 	base     context.Context
@@ -132,6 +141,7 @@ func New(c Cache, cfg Config, m *Metrics) *Server {
 		s.bustMethod = []byte(strings.ToUpper(cmp.Or(cb.Method, "GET")))
 	}
 	s.base, s.abort = context.WithCancel(context.Background())
+	s.rewritten = s.newRewritten()
 	s.srv = &fasthttp.Server{
 		Handler:                       s.handle,
 		Name:                          serverName,
@@ -203,6 +213,8 @@ func (s *Server) route(ctx *fasthttp.RequestCtx) {
 	switch {
 	case r.keyErr != nil:
 		s.fail(ctx, statusFor(r.keyErr))
+	case s.rewritten != nil && s.cfg.Rewritten.Match(r.key):
+		s.rewritten.serveObject(ctx, &r)
 	case s.serveMemoryHit(ctx, &r):
 	default:
 		s.serveObject(ctx, &r)
@@ -223,7 +235,9 @@ func (s *Server) serveObject(ctx *fasthttp.RequestCtx, r *request) {
 	body, m, from, a, err := s.fetch(c, key, r)
 	switch {
 	case err != nil:
-		s.failObject(ctx, key, err)
+		if !s.redirectRemoved(c, ctx, key, err) {
+			s.failObject(ctx, key, err)
+		}
 		return
 	case a.status == fasthttp.StatusRequestedRangeNotSatisfiable:
 		s.rangeNotSatisfiable(ctx, a)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/fedicache/fedicache/cache/state"
 	"github.com/fedicache/fedicache/origin"
@@ -28,8 +29,12 @@ type buster struct {
 	cdn    *cluster.Cloudflare // nil without cloudflare.zone_id
 }
 
-// Bust implements proxy.Buster.
+// Bust implements proxy.Buster. A bust of one of Mastodon's missing.png placeholders costs
+// nothing: no store is asked, nothing is recorded or passed on (see missingPlaceholder).
 func (b *buster) Bust(ctx context.Context, key, publicURL string) (proxy.BustReport, error) {
+	if missingPlaceholder(key) {
+		return proxy.BustReport{Kind: placeholderKind}, nil
+	}
 	var rep proxy.BustReport
 	if b.cdn != nil {
 		rep.CDNQueued = b.cdn.Purge(publicURL)
@@ -78,6 +83,36 @@ func (b *buster) what(ctx context.Context, key string) (state.Kind, error) {
 		}
 	}
 	return state.Deleted, nil
+}
+
+// placeholderKind is the Kind of the report of a bust of a missing.png placeholder.
+const placeholderKind = "placeholder"
+
+// missingPlaceholder reports whether key is one of the missing.png placeholders Mastodon has sent
+// busts for: the URL Paperclip gives an attachment that has no file, its default_url
+// "/:attachment/:style/missing.png" (avatars/original/missing.png, headers/static/missing.png,
+// files/small/missing.png, thumbnails/original/missing.png, images/original/missing.png...).
+// It names a file that never existed: no media key has this shape (a key has a class, an
+// attachment, an id partition, a style and a file name), so nothing is there to drop, and
+// tombstoning it would only write to the bucket.
+func missingPlaceholder(key string) bool {
+	attachment, rest, ok := strings.Cut(key, "/")
+	if !ok {
+		return false
+	}
+	style, name, ok := strings.Cut(rest, "/")
+	return ok && name == "missing.png" && lowerWord(attachment) && lowerWord(style)
+}
+
+// lowerWord reports whether s is a non-empty word of lowercase letters, digits and underscores,
+// as Paperclip's attachment and style names are.
+func lowerWord(s string) bool {
+	for _, c := range []byte(s) {
+		if (c < 'a' || c > 'z') && (c < '0' || c > '9') && c != '_' {
+			return false
+		}
+	}
+	return s != ""
 }
 
 var _ proxy.Buster = (*buster)(nil)

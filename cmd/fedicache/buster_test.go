@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -224,5 +225,99 @@ cloudflare:
 		}
 	case <-time.After(15 * time.Second):
 		t.Fatal("Cloudflare was never asked to purge")
+	}
+}
+
+// TestCacheBusterMissingPlaceholders: Mastodon's busts of its missing.png placeholders (files
+// that never existed) cost nothing: no bucket request for the key, no tombstone or log entry
+// written, no word to the other replicas. A real bust on the same replica still asks the
+// bucket, tombstones the deleted key, tells the peer, and the key answers 404 from then on.
+func TestCacheBusterMissingPlaceholders(t *testing.T) {
+	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
+	ln, err := net.Listen("tcp", "127.0.0.2:0") // the peer's address
+	if err != nil {
+		t.Skipf("no second loopback address: %v", err)
+	}
+	ln.Close()
+	adminPort := freeAdminPort(t)
+	// The other replica: a stand-in that counts what it is told and takes it.
+	var told atomic.Int32
+	peerLn, err := net.Listen("tcp", "127.0.0.2:"+adminPort)
+	if err != nil {
+		t.Fatal(err)
+	}
+	peer := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		told.Add(1)
+		_, _ = io.WriteString(w, `{"purged":0}`)
+	})}
+	go func() { _ = peer.Serve(peerLn) }()
+	t.Cleanup(func() { peer.Close() })
+	lookupPeers = func(context.Context, string) ([]net.IP, error) {
+		return []net.IP{net.ParseIP("127.0.0.2")}, nil
+	}
+	t.Cleanup(func() { lookupPeers = nil })
+
+	bucket := origintest.NewFakeBucket(t)
+	const deleted = "media_attachments/files/000/000/009/original/9999999999999999.png"
+	bucket.Put(t, deleted, []byte("a photo Mastodon deletes"))
+	r := startReplica(t, bucketYAML(bucket)+`listen: "127.0.0.1:0"
+admin_listen: "127.0.0.1:`+adminPort+`"
+cache_buster:
+  secret_header: X-Cache-Buster-Secret
+  secret: s3cret
+cluster:
+  peers: fedicache-peers
+  fill: false
+admin:
+  token: t0ken
+`)
+	if st, h, _ := r.get(t, deleted); st != 200 || h.Get("X-Cache") != "MISS" {
+		t.Fatalf("before the busts: %d %q", st, h.Get("X-Cache"))
+	}
+	type report struct {
+		Kind       string
+		Tombstoned bool
+		Peers      []json.RawMessage
+	}
+	puts := bucket.Puts()
+	for _, key := range []string{
+		"avatars/original/missing.png", "avatars/static/missing.png",
+		"headers/original/missing.png", "headers/static/missing.png",
+		"files/original/missing.png", "files/small/missing.png", "thumbnails/original/missing.png",
+	} {
+		st, _, body := r.get(t, key, "X-Cache-Buster-Secret", "s3cret")
+		var rep report
+		if err := json.Unmarshal(body, &rep); err != nil || st != 200 || rep.Kind != "placeholder" || rep.Tombstoned || len(rep.Peers) != 0 {
+			t.Errorf("bust of %s: %d %s", key, st, body)
+		}
+		if n := bucket.Gets(key) + bucket.Heads(key); n != 0 {
+			t.Errorf("bust of %s: %d bucket requests for the key, want 0", key, n)
+		}
+	}
+	if n := bucket.Puts() - puts; n != 0 {
+		t.Errorf("the busts of placeholders wrote %d objects to the bucket (tombstones, log entries), want 0", n)
+	}
+	if n := told.Load(); n != 0 {
+		t.Errorf("the busts of placeholders were passed to the peer %d times, want 0", n)
+	}
+
+	// A real bust: the bucket no longer holds the key.
+	bucket.Delete(t, deleted)
+	st, _, body := r.get(t, deleted, "X-Cache-Buster-Secret", "s3cret")
+	var rep report
+	if err := json.Unmarshal(body, &rep); err != nil || st != 200 || rep.Kind != "deleted" || !rep.Tombstoned || len(rep.Peers) != 1 {
+		t.Fatalf("a real bust: %d %s", st, body)
+	}
+	if bucket.Heads(deleted)+bucket.Gets(deleted) == 0 {
+		t.Error("a real bust did not ask the bucket")
+	}
+	if bucket.Puts() == puts {
+		t.Error("a real bust wrote no tombstone")
+	}
+	if told.Load() == 0 {
+		t.Error("a real bust was not passed to the peer")
+	}
+	if st, _, body := r.get(t, deleted); st != 404 || bytes.Contains(body, []byte("a photo")) {
+		t.Errorf("the deleted key after its bust: %d", st)
 	}
 }

@@ -143,10 +143,12 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, started fun
 		go bust.cdn.Run(ctx)
 	}
 	pcfg.Buster = bust
+	defer wireFront(&pcfg, origin.FallbackChain(bucket, olds.list...), cfg, st, log)()
 	sections := map[string]func() any{
 		// Whether fetched bodies are checked against the objects' checksums: false when turned
 		// off, or once the service refused the request for them.
-		"integrity": func() any { return map[string]bool{"checksums_asked": bucket.ChecksumsAsked()} },
+		"integrity":   func() any { return map[string]bool{"checksums_asked": bucket.ChecksumsAsked()} },
+		"media_proxy": func() any { return mediaProxyStatus(cfg, metrics) },
 	}
 	board := startProgress(ctx, bucket, cfg, olds, log)
 	if cfg.Backfill.Enabled {
