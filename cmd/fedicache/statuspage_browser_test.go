@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
@@ -15,6 +16,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -445,4 +447,302 @@ func TestBackfillCommandAdminListen(t *testing.T) {
 	if code, _, errOut := runCLI(t, "backfill", "--config", cfg, "--verify", "--admin-listen", "127.0.0.1:0"); code != 2 || !strings.Contains(errOut, "--admin-listen") {
 		t.Errorf("--verify with --admin-listen: exit %d, %q; want 2", code, errOut)
 	}
+}
+
+// chartsState is what the test reads of the history's charts in the browser: their geometry
+// as laid out, each series' path data, the page's width and the policy's violations.
+type chartsState struct {
+	Charts map[string]struct {
+		Role       string  `json:"role"`
+		LabelledBy string  `json:"labelledBy"`
+		Title      string  `json:"title"`
+		VBTop      float64 `json:"vbTop"`
+		VBWidth    float64 `json:"vbWidth"`
+		PlotWidth  float64 `json:"plotWidth"`
+		PlotHeight float64 `json:"plotHeight"`
+		Left       float64 `json:"left"`
+		Right      float64 `json:"right"`
+		Times      []struct {
+			Text  string  `json:"text"`
+			Left  float64 `json:"left"`
+			Right float64 `json:"right"`
+			Size  float64 `json:"size"`
+		} `json:"times"`
+		Series map[string]struct {
+			D   string `json:"d"`
+			Box struct {
+				Top, Bottom, Left, Right float64
+			} `json:"box"`
+		} `json:"series"`
+	} `json:"charts"`
+	ScrollWidth float64  `json:"scrollWidth"`
+	InnerWidth  float64  `json:"innerWidth"`
+	Violations  []string `json:"violations"`
+	Updated     string   `json:"updated"`
+	Text        string   `json:"text"`
+}
+
+// readCharts is a script returning a chartsState.
+const readCharts = `(() => {
+	const rel = (r, o) => ({top: r.top - o.top, bottom: r.bottom - o.top, left: r.left - o.left, right: r.right - o.left});
+	const charts = {};
+	for (const svg of document.querySelectorAll("svg.chart")) {
+		// The plot's box, in pixels of the page: its place and size in the chart's own.
+		const plot = svg.querySelector("svg.plot"), sr = svg.getBoundingClientRect(), vb = plot.viewBox.baseVal;
+		const pr = {top: sr.top + plot.y.baseVal.value, left: sr.left + plot.x.baseVal.value};
+		const series = {};
+		for (const p of plot.querySelectorAll("path[data-series]")) {
+			series[p.dataset.series] = {d: p.getAttribute("d"), box: rel(p.getBoundingClientRect(), pr)};
+		}
+		charts[svg.id] = {
+			role: svg.getAttribute("role") || "", labelledBy: svg.getAttribute("aria-labelledby") || "",
+			title: (svg.querySelector("title") || {}).textContent || "",
+			vbTop: -vb.y, vbWidth: vb.width, plotWidth: plot.width.baseVal.value, plotHeight: plot.height.baseVal.value,
+			left: sr.left, right: sr.right,
+			times: [...svg.querySelectorAll("text.time")].map(t => {
+				const r = t.getBoundingClientRect();
+				return {text: t.textContent, left: r.left, right: r.right, size: parseFloat(getComputedStyle(t).fontSize)};
+			}),
+			series,
+		};
+	}
+	return {charts, scrollWidth: document.documentElement.scrollWidth, innerWidth: window.innerWidth,
+		violations: window.fedicacheViolations || [], updated: (document.getElementById("updated") || {}).textContent || "",
+		text: (document.getElementById("history") || {}).innerText || ""};
+})()`
+
+// chartBar is one bar of a series as its path data draws it, in the values' units.
+type chartBar struct{ x0, x1, base, height float64 }
+
+var chartBarRE = regexp.MustCompile(`M([0-9.]+) (-?[0-9.]+)v-([0-9.]+)H([0-9.]+)v[0-9.]+z`)
+
+// chartBars reads the bars of path data d.
+func chartBars(t *testing.T, d string) []chartBar {
+	t.Helper()
+	var out []chartBar
+	for _, m := range chartBarRE.FindAllStringSubmatch(d, -1) {
+		var f [4]float64
+		for i, s := range []string{m[1], m[2], m[3], m[4]} {
+			v, err := strconv.ParseFloat(s, 64)
+			if err != nil {
+				t.Fatalf("path data %q: %v", d, err)
+			}
+			f[i] = v
+		}
+		out = append(out, chartBar{x0: f[0], x1: f[3], base: 0 - f[1], height: f[2]})
+	}
+	return out
+}
+
+// TestStatusPageInBrowserHistory opens the status page of a serve that answered known traffic
+// (memory and disk hits, misses from the bucket, FALLBACK answers from its old volume) and
+// copies its volume, once the sampler has taken the points of that traffic: in headless
+// chromium, the charts are drawn, each series as high as the answers and bytes it stands for
+// and where the page's scale puts them, at a laptop's width and at a phone's, with no
+// violation of the page's Content-Security-Policy.
+func TestStatusPageInBrowserHistory(t *testing.T) {
+	browser := newBrowser(t)
+	artifacts := artifactsDir(t)
+	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
+	useHistoryStep(t, time.Second) // 288 points: a window of nearly 5 minutes
+
+	// The volume: the old file the bucket lacks, whose upload the copy holds (so it is answered
+	// FALLBACK), and three files the copy puts in the bucket.
+	w := newHistoryWorld(t)
+	extra := map[string][]byte{}
+	for i := range 3 {
+		extra[fmt.Sprintf("media_attachments/files/000/001/%03d/original/%016x.png", i, i+100)] = bytes.Repeat([]byte{byte('a' + i)}, 10_000)
+	}
+	writeTree(t, w.vol, extra)
+	hb := newHeldBucket(t, w.bucket, func(key string) bool { return key == w.old })
+	r := startReplica(t, w.config(t, hb.URL, "backfill:\n  enabled: true\n  concurrency: 2\n"))
+
+	// The traffic goes out once a first point is taken: the first is shorter than a step, the
+	// one after it a whole step, its bars wide enough to see on a phone.
+	waitHistory(t, r.admin, "a first point", func(h *admin.HistoryStatus) bool { return h.Points() > 0 })
+	sent := w.traffic(t, r)
+	h := waitHistory(t, r.admin, fmt.Sprintf("the traffic sent (%+v) and the copy at 3 of 4 files", sent), func(h *admin.HistoryStatus) bool {
+		n := h.Points()
+		return historyTotals(h) == sent && len(h.Backfill) == 1 && n > 0 &&
+			h.Backfill[0].FilesDone[n-1] == 3 && h.Backfill[0].FilesTotal[n-1] == 4
+	})
+	store := h.Backfill[0]
+	n := h.Points()
+	bytesShare := 100 * float64(store.BytesDone[n-1]) / float64(store.BytesTotal[n-1])
+	t.Logf("sent %+v; the copy: %d of %d files, %d of %d bytes", sent, store.FilesDone[n-1], store.FilesTotal[n-1], store.BytesDone[n-1], store.BytesTotal[n-1])
+
+	pageURL := "http://" + r.admin + "/?refresh=1"
+	if err := chromedp.Do(browser, chromedp.Navigate(pageURL)); err != nil {
+		t.Fatalf("opening %s: %v", pageURL, err)
+	}
+	// Violations of the policy are reported on the document; the charts are drawn again at
+	// every refresh, which the listener hears.
+	if _, err := chromedp.Run(browser, chromedp.Evaluate[chromedp.Void](`window.fedicacheViolations = [];
+		document.addEventListener("securitypolicyviolation", e => window.fedicacheViolations.push(e.violatedDirective + " " + e.blockedURI))`)); err != nil {
+		t.Fatal(err)
+	}
+	first, err := chromedp.Run(browser, chromedp.Evaluate[chartsState](readCharts))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Wait for a refresh or two, so that the charts checked are the ones swapped in place.
+	pctx, cancel := context.WithTimeout(browser, 30*time.Second)
+	_, err = chromedp.Run(pctx, chromedp.Poll[bool](`(document.getElementById("updated") || {}).textContent !== `+strconv.Quote(first.Updated),
+		chromedp.WithPollingInterval(100*time.Millisecond), chromedp.WithPollingTimeout(20*time.Second)))
+	cancel()
+	if err != nil {
+		t.Fatalf("the page did not refresh: %v", err)
+	}
+	s := checkHistoryCharts(t, browser, sent, bytesShare, 1280)
+	for _, want := range []string{"Last 288 seconds", "Answers by source", "Bytes served", "Backfill", "FALLBACK",
+		fmt.Sprintf("memory %d", sent.Memory), fmt.Sprintf("bucket %d", sent.Bucket), "75%"} {
+		if !strings.Contains(s.Text, want) {
+			t.Errorf("the history card lacks %q:\n%s", want, s.Text)
+		}
+	}
+	screenshot(t, browser, artifacts, "statuspage-history.png")
+
+	// A phone's width: the charts shrink to it, their labels keep their size and their room,
+	// and nothing runs off to the side.
+	if err := chromedp.Do(browser, chromedp.EmulateViewport(375, 812, chromedp.EmulateScale(2))); err != nil {
+		t.Fatal(err)
+	}
+	waitPage(t, browser, "the page at a phone's width", `document.documentElement.scrollWidth <= 375`, 30*time.Second)
+	s = checkHistoryCharts(t, browser, sent, bytesShare, 375)
+	if s.ScrollWidth > 375 {
+		t.Errorf("the page is %v px wide on a 375 px screen", s.ScrollWidth)
+	}
+	screenshot(t, browser, artifacts, "statuspage-history-phone.png")
+	cardScreenshot(t, browser, artifacts, "statuspage-history-phone-card.png")
+}
+
+// cardScreenshot saves a PNG of the history's card alone as name in dir. The page swaps its
+// figures in place every second: a card swapped away while it is taken is taken again.
+func cardScreenshot(t *testing.T, ctx context.Context, dir, name string) {
+	t.Helper()
+	var png []byte
+	var err error
+	for range 3 {
+		if png, err = chromedp.Run(ctx, chromedp.Screenshot(chromedp.ID("history"))); err == nil {
+			break
+		}
+	}
+	if err != nil || !bytes.HasPrefix(png, []byte("\x89PNG")) {
+		t.Fatalf("screenshot of the history's card: %v", err)
+	}
+	p := filepath.Join(dir, name)
+	if err := os.WriteFile(p, png, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("screenshot: %s (%d bytes)", p, len(png))
+}
+
+// checkHistoryCharts reads the charts in the browser, at a viewport width wide, and checks
+// them against the traffic sent and the copy's share of bytes (percent).
+func checkHistoryCharts(t *testing.T, browser context.Context, sent tally, bytesShare float64, width float64) chartsState {
+	t.Helper()
+	s, err := chromedp.Run(browser, chromedp.Evaluate[chartsState](readCharts))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(s.Violations) > 0 {
+		t.Errorf("Content-Security-Policy violations: %q", s.Violations)
+	}
+	for _, id := range []string{"history-answers", "history-bytes", "history-backfill"} {
+		c, ok := s.Charts[id]
+		if !ok {
+			t.Fatalf("at %v px, no chart %s; the card says:\n%s", width, id, s.Text)
+		}
+		if c.Role != "img" || !strings.Contains(c.LabelledBy, id+"-title") || c.Title == "" {
+			t.Errorf("%s: role %q, aria-labelledby %q, title %q", id, c.Role, c.LabelledBy, c.Title)
+		}
+		// The chart fits the screen, and its time labels are legible and apart.
+		if c.Left < 0 || c.Right > width || c.PlotWidth < 0.75*(width-64) {
+			t.Errorf("%s at %v px: from %v to %v px, its plot %v px wide", id, width, c.Left, c.Right, c.PlotWidth)
+		}
+		if len(c.Times) < 3 {
+			t.Errorf("%s at %v px: %d time labels", id, width, len(c.Times))
+		}
+		for i, l := range c.Times {
+			if l.Size < 11 || l.Left < c.Left || l.Right > c.Right {
+				t.Errorf("%s at %v px: time label %q at %v-%v px, %v px high, the chart from %v to %v", id, width, l.Text, l.Left, l.Right, l.Size, c.Left, c.Right)
+			}
+			if i > 0 && l.Left < c.Times[i-1].Right+4 {
+				t.Errorf("%s at %v px: time labels %q and %q touch", id, width, c.Times[i-1].Text, l.Text)
+			}
+		}
+	}
+
+	// Each series' bars add up to the answers and bytes sent.
+	answers, byteChart := s.Charts["history-answers"], s.Charts["history-bytes"]
+	for key, want := range map[string]uint64{"memory": sent.Memory, "disk": sent.Disk, "bucket": sent.Bucket, "old-store": sent.OldStore} {
+		if got := barsTotal(t, answers.Series[key].D); got != float64(want) {
+			t.Errorf("at %v px: the %s series adds up to %v answers, want %d (path %q)", width, key, got, want, answers.Series[key].D)
+		}
+	}
+	for key, want := range map[string]uint64{"served": sent.Served, "bucket-bytes": sent.BucketBytes} {
+		if got := barsTotal(t, byteChart.Series[key].D); got != float64(want) {
+			t.Errorf("at %v px: the %s series adds up to %v bytes, want %d", width, key, got, want)
+		}
+	}
+	// The bucket's bars are drawn where the scale puts them: in pixels, from the lowest base
+	// to the highest top of its bars, and from the left of the first to the right of the last.
+	bars := chartBars(t, answers.Series["bucket"].D)
+	if len(bars) == 0 {
+		t.Fatalf("no bar of the bucket's misses")
+	}
+	lo, hi, left, right := math.Inf(1), 0.0, math.Inf(1), 0.0
+	for _, b := range bars {
+		lo, hi = min(lo, b.base), max(hi, b.base+b.height)
+		left, right = min(left, b.x0), max(right, b.x1)
+	}
+	px := func(v float64) float64 { return answers.PlotHeight * (1 - v/answers.VBTop) }
+	pxX := func(x float64) float64 { return answers.PlotWidth * x / answers.VBWidth }
+	box := answers.Series["bucket"].Box
+	for _, c := range []struct {
+		what      string
+		got, want float64
+	}{{"top", box.Top, px(hi)}, {"bottom", box.Bottom, px(lo)}, {"left", box.Left, pxX(left)}, {"right", box.Right, pxX(right)}} {
+		if math.Abs(c.got-c.want) > 1.5 {
+			t.Errorf("at %v px: the bucket's bars' %s at %.1f px in the plot, want %.1f (bars %+v, scale %v, plot %vx%v)",
+				width, c.what, c.got, c.want, bars, answers.VBTop, answers.PlotWidth, answers.PlotHeight)
+		}
+	}
+	if box.Bottom-box.Top < 1 {
+		t.Errorf("at %v px: the bucket's bars are %.1f px high", width, box.Bottom-box.Top)
+	}
+
+	// The backfill's lines end at the copy's share: 3 of 4 files, and its bytes.
+	backfill := s.Charts["history-backfill"]
+	for key, want := range map[string]float64{"store-volume-files": 75, "store-volume-bytes": bytesShare} {
+		if got := lastLevel(backfill.Series[key].D); math.Abs(got-want) > 0.01 {
+			t.Errorf("at %v px: the line %s ends at %v%%, want %v%% (%q)", width, key, got, want, backfill.Series[key].D)
+		}
+	}
+	return s
+}
+
+// barsTotal is the sum of the heights of the bars of path data d.
+func barsTotal(t *testing.T, d string) float64 {
+	t.Helper()
+	total := 0.0
+	for _, b := range chartBars(t, d) {
+		total += b.height
+	}
+	return total
+}
+
+var levelRE = regexp.MustCompile(`(?:M[0-9.]+ |V)(-?[0-9.]+)`)
+
+// lastLevel is the last value a line's path data goes to; NaN when it has none.
+func lastLevel(d string) float64 {
+	m := levelRE.FindAllStringSubmatch(d, -1)
+	if len(m) == 0 {
+		return math.NaN()
+	}
+	v, err := strconv.ParseFloat(m[len(m)-1][1], 64)
+	if err != nil {
+		return math.NaN()
+	}
+	return -v
 }
