@@ -32,7 +32,7 @@ const MediaProxyCacheControl = "public, max-age=3600"
 // proxy. The zero value turns them off.
 type MediaProxyConfig struct {
 	// WebDomain is Mastodon's WEB_DOMAIN (its LOCAL_DOMAIN when WEB_DOMAIN is unset): a host
-	// name, with a port if it has one, e.g. "mastodon.example.social". Zero turns the redirect
+	// name, with a port if it has one, e.g. "example.social". Zero turns the redirect
 	// off. The caller checks it is a host name.
 	WebDomain string
 	// Stores are asked, past the cache and the other replicas, whether a key the cache found

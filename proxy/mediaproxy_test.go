@@ -54,11 +54,11 @@ func TestSameHost(t *testing.T) {
 		host, domain string
 		same         bool
 	}{
-		{"mastodon.example.social", "mastodon.example.social", true},
-		{"Mastodon.Example.Social:443", "mastodon.example.social", true},
-		{"mastodon.example.social.", "mastodon.example.social:8443", true},
-		{"media.example.social", "mastodon.example.social", false},
-		{"", "mastodon.example.social", false},
+		{"example.social", "example.social", true},
+		{"Example.Social:443", "example.social", true},
+		{"example.social.", "example.social:8443", true},
+		{"media.example.social", "example.social", false},
+		{"", "example.social", false},
 	} {
 		if got := sameHost([]byte(c.host), c.domain); got != c.same {
 			t.Errorf("sameHost(%q, %q) = %v, want %v", c.host, c.domain, got, c.same)

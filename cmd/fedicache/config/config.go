@@ -8,7 +8,9 @@ package config
 import (
 	"errors"
 	"fmt"
+	"net"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -196,6 +198,7 @@ func configFrom(v *viper.Viper, path string) (Config, error) {
 			MaxHeaderBytes: r.positiveInt("server.max_header_bytes", 1024),
 			MaxConns:       r.positiveInt("server.max_conns", 1),
 			RequestSample:  r.positiveInt("log.request_sample", 0),
+			MediaProxy:     proxy.MediaProxyConfig{WebDomain: r.webDomain("mastodon.web_domain")},
 		},
 		Cache: CacheConfig{
 			MemoryMaxBytes:       r.size("cache.memory.max_bytes", 0),
@@ -240,4 +243,53 @@ func configFrom(v *viper.Viper, path string) (Config, error) {
 	}
 	cfg.Warnings = warnings
 	return cfg, nil
+}
+
+// webDomain reads key, Mastodon's WEB_DOMAIN: a host name as Mastodon writes it, with a port
+// if it has one, without scheme or path, in lower case. Empty turns the feature off.
+func (r *reader) webDomain(key string) string {
+	s := r.str(key)
+	if s == "" {
+		return ""
+	}
+	fix := "give Mastodon's WEB_DOMAIN alone, e.g. " + key + ": example.social"
+	host, port := s, ""
+	if h, p, err := net.SplitHostPort(s); err == nil {
+		host, port = h, p
+	}
+	switch {
+	case strings.Contains(s, "://") || strings.ContainsAny(s, "/?#@"):
+		r.fail("%s: %q is a URL, not a host name: %s", key, s, fix)
+	case port != "" && !validPort(port):
+		r.fail("%s: port %q is not a number from 1 to 65535: %s", key, port, fix)
+	case !hostName(host):
+		r.fail("%s: %q is not a host name (labels of letters, digits and hyphens, separated by dots): %s", key, s, fix)
+	default:
+		return strings.ToLower(s)
+	}
+	return ""
+}
+
+func validPort(p string) bool {
+	n, err := strconv.Atoi(p)
+	return err == nil && n >= 1 && n <= 65535
+}
+
+// hostName reports whether h is a DNS host name: at most 253 bytes of labels separated by
+// dots, each 1 to 63 letters, digits and hyphens, not starting or ending with a hyphen.
+func hostName(h string) bool {
+	if h == "" || len(h) > 253 {
+		return false
+	}
+	for _, label := range strings.Split(h, ".") {
+		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
+			return false
+		}
+		for _, c := range []byte(label) {
+			if (c < 'a' || c > 'z') && (c < 'A' || c > 'Z') && (c < '0' || c > '9') && c != '-' {
+				return false
+			}
+		}
+	}
+	return true
 }

@@ -73,6 +73,7 @@ var settings = []setting{
 	{"cache_buster.secret_header", "", "Mastodon's CACHE_BUSTER_SECRET_HEADER; empty turns the cache buster off"},
 	{"cache_buster.secret", "", "Mastodon's CACHE_BUSTER_SECRET"},
 	{"cache_buster.method", "GET", "Mastodon's CACHE_BUSTER_HTTP_METHOD"},
+	{"mastodon.web_domain", "", "Mastodon's WEB_DOMAIN (LOCAL_DOMAIN when unset), a host name: a request for removed remote media (a cache/media_attachments/files key no store holds) is redirected (302) to https://WEB_DOMAIN/media_proxy/<id>/<style>, where Mastodon downloads it again; empty answers 404"},
 	{"cluster.peers", "", "DNS name whose A/AAAA records are the replicas (a headless Service), or their addresses separated by commas; purges and busts reach them all"},
 	{"cluster.fill", true, "with cluster.peers: a miss on a key another replica owns (by rendezvous hashing) asks that replica over the admin port, not the bucket, so an object costs one bucket GET per cluster and sits on one replica's disk"},
 	{"cluster.fill_timeout", "1s", "how long a replica tries to reach a key's owner (a pod that is gone) before skipping it for 10s and asking the bucket itself; an owner reached has 10s to begin its answer"},
