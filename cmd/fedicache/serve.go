@@ -92,6 +92,8 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, started fun
 	defer olds.close()
 	vol := olds.volume
 	var stores origin.Sourced = origin.FallbackChain(bucket, olds.list...)
+	saved := newSavings(cfg, bucket, log)
+	defer saved.flush(ctx) // the counts of the last answers, once the front has stopped
 	// What this replica purged lately goes to the bucket, not to an owner that may not have
 	// learned of it yet; an owner whose record of deleted media is older than that refuses.
 	recent := cluster.NewRecent(purgeWindow(cfg), nil)
@@ -100,7 +102,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, started fun
 		return err
 	}
 	if fill != nil {
-		stores = fill
+		stores = saved.countPeers(fill)
 		cfg.Cache.Layered.OnPurge = recent.Add
 	}
 	layered, closeTiers, err := newCache(stores, cfg, st, log)
@@ -123,7 +125,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, started fun
 			closeTiers()
 		}
 	}()
-	metrics := proxy.NewMetrics(reg)
+	metrics := proxy.NewMetrics(saved.countFront(reg))
 	metrics.KnowStores(olds.names())
 	registerCacheMetrics(reg, layered.Stats, metrics.HitBytes)
 	reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
@@ -151,6 +153,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, started fun
 		"media_proxy": func() any { return mediaProxyStatus(cfg, metrics) },
 	}
 	board := startProgress(ctx, bucket, cfg, olds, log)
+	sections[admin.SavingsSection] = saved.start(ctx, reg, metrics.HitBytes, board)
 	if cfg.Backfill.Enabled {
 		cs, err := startBackfill(ctx, cfg, layered, st, reg, board, log)
 		if err != nil {

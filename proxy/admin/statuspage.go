@@ -51,6 +51,8 @@ const (
 type pageData struct {
 	pageView
 	History *historyView
+	// Savings is the card "Saved" (savings_view.go); nil when /status has no savings.
+	Savings *savingsView
 }
 
 // cspHash is a Content-Security-Policy source allowing the inline element whose text is s.
@@ -71,7 +73,7 @@ func (h *Handler) page(w http.ResponseWriter, r *http.Request) {
 		refresh = time.Duration(n) * time.Second
 	}
 	st, now := h.snapshot(r.Context()), time.Now()
-	v := pageData{pageView: newPageView(st, h.backfillOnly, refresh, now), History: newHistoryView(st, now)}
+	v := pageData{pageView: newPageView(st, h.backfillOnly, refresh, now), History: newHistoryView(st, now), Savings: newSavingsCard(st, now)}
 	// The page is a few kilobytes: rendered whole, so that a failure is a clean 500.
 	var buf bytes.Buffer
 	if err := pageTemplate.Execute(&buf, v); err != nil {
