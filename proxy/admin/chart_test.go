@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/xml"
 	"fmt"
+	"io"
 	"math"
+	"net/http"
 	"net/http/httptest"
 	"regexp"
 	"strconv"
@@ -378,4 +380,55 @@ func TestHistoryChartBackfill(t *testing.T) {
 	}
 	checkContains(t, body, "volume: 50% of its bytes in the bucket (25% at 20:10 UTC), 6 of 8 files, 200 B of 400 B.")
 	checkLegend(t, body, "history-backfill", "volume <b>50% of bytes</b> <span class=\"muted\">6 of 8 files</span>")
+}
+
+// BenchmarkStatusPageFullDay renders the status page with a full day of history in which every
+// series moved in every interval (the page's largest), and reports its size.
+func BenchmarkStatusPageFullDay(b *testing.B) {
+	h, err := admin.NewHistory(admin.HistoryConfig{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	var c admin.HistoryCounters
+	at := day0
+	h.Add(at, admin.HistorySample{Counters: c})
+	for i := range 288 {
+		c.Memory += uint64(1000 + i)
+		c.Disk += uint64(300 + i)
+		c.Bucket += uint64(100 + i)
+		c.OldStore += uint64(10 + i)
+		c.Peer += uint64(50 + i)
+		c.BytesServed += uint64(200<<20 + i)
+		c.BucketBytes += uint64(30<<20 + i)
+		c.PeerBytes += uint64(10<<20 + i)
+		at = at.Add(5 * time.Minute)
+		h.Add(at, admin.HistorySample{Counters: c, Migrations: []admin.Migration{
+			{Source: "volume", FilesDone: int64(1000 * i), FilesTotal: 300_000, BytesDone: int64(i) << 30, BytesTotal: 300 << 30},
+			{Source: "wasabi", FilesDone: int64(500 * i), FilesTotal: 200_000, BytesDone: int64(i) << 29, BytesTotal: 200 << 29},
+		}})
+	}
+	srv := httptest.NewServer(admin.New(admin.Config{History: h,
+		Cluster: func() admin.ClusterStatus { return admin.ClusterStatus{Members: []string{"a", "b"}} },
+		OldStores: func(context.Context) []origin.StoreHealth {
+			return []origin.StoreHealth{{Name: "volume", Source: origin.SourceVolume}, {Name: "wasabi", Source: origin.SourceOldBucket}}
+		}}))
+	b.Cleanup(srv.Close)
+	get := func(path string) int64 {
+		resp, err := http.Get(srv.URL + path)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer resp.Body.Close()
+		n, err := io.Copy(io.Discard, resp.Body)
+		if err != nil || resp.StatusCode != http.StatusOK {
+			b.Fatalf("GET %s: %d, %v", path, resp.StatusCode, err)
+		}
+		return n
+	}
+	var size int64
+	for b.Loop() {
+		size = get("/")
+	}
+	b.ReportMetric(float64(size), "page-bytes")
+	b.ReportMetric(float64(get("/status")), "status-bytes")
 }
