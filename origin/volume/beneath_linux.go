@@ -97,16 +97,18 @@ func (b *beneath) open(key string) (*os.File, error) {
 	return os.NewFile(uintptr(fd), b.prefix+key), nil
 }
 
-// openDir opens the directory key for reading its entries, as open does a file.
-func (b *beneath) openDir(key string) (*os.File, error) {
+// openDirFD opens the directory key for a walk to read its entries, as open does a file, but
+// refusing a symbolic link in the last element (see walkDirFlags), and returns the descriptor
+// for the walk to close.
+func (b *beneath) openDirFD(key string) (int, error) {
 	if b == nil {
-		return nil, errNoBeneath
+		return -1, errNoBeneath
 	}
-	fd, err := b.openat2(key, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC|unix.O_LARGEFILE)
+	fd, err := b.openat2(key, walkDirFlags)
 	if err != nil {
-		return nil, b.pathError(key, err)
+		return -1, b.pathError(key, err)
 	}
-	return os.NewFile(uintptr(fd), b.prefix+key), nil
+	return fd, nil
 }
 
 // stat describes key's file, following links as open does. It does not open the file (O_PATH):

@@ -14,5 +14,4 @@ type beneath struct{}
 func newBeneath(*os.Root, string) *beneath        { return nil }
 func (*beneath) close() error                     { return nil }
 func (*beneath) open(string) (*os.File, error)    { return nil, errNoBeneath }
-func (*beneath) openDir(string) (*os.File, error) { return nil, errNoBeneath }
 func (*beneath) stat(string) (fs.FileInfo, error) { return nil, errNoBeneath }

@@ -4,37 +4,26 @@ package volume
 
 import (
 	"io/fs"
-	"os"
 	"time"
 
 	"golang.org/x/sys/unix"
 )
 
-// statIn describes the entry name of the directory d, which was opened beneath the volume,
-// without following a symbolic link: one fstatat(2) on d's descriptor, where resolving the
-// key from the volume's directory takes an openat2, an fstat and a close. The walk uses it for
-// every entry that is not a link.
-func statIn(d *os.File, name string) (fs.FileInfo, error) {
-	var st unix.Stat_t
-	rc, err := d.SyscallConn()
-	if err != nil {
-		return nil, err
-	}
-	var serr error
-	if err := rc.Control(func(fd uintptr) {
-		for {
-			serr = unix.Fstatat(int(fd), name, &st, unix.AT_SYMLINK_NOFOLLOW)
-			if serr != unix.EINTR {
-				return
-			}
+// statAt describes the entry name of the directory open as dirfd, without following a symbolic
+// link: one fstatat(2), where resolving its key from the volume's directory takes an openat2, an
+// fstat and a close. The walk describes so every entry that is not a symbolic link.
+func statAt(dirfd int, name string) (*statInfo, error) {
+	s := &statInfo{name: name}
+	for {
+		err := unix.Fstatat(dirfd, name, &s.st, unix.AT_SYMLINK_NOFOLLOW)
+		switch {
+		case err == unix.EINTR:
+			continue
+		case err != nil:
+			return nil, &fs.PathError{Op: "fstatat", Path: name, Err: err}
 		}
-	}); err != nil {
-		return nil, err
+		return s, nil
 	}
-	if serr != nil {
-		return nil, &fs.PathError{Op: "fstatat", Path: d.Name() + "/" + name, Err: serr}
-	}
-	return &statInfo{name: name, st: st}, nil
 }
 
 // statInfo is an fs.FileInfo made of a unix.Stat_t, as os.Lstat makes one.

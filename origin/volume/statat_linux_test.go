@@ -8,12 +8,14 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
-// TestStatInDescribesAsLstat: the walk's fstatat describes every kind of entry as os.Lstat
+// TestStatAtDescribesAsLstat: the walk's fstatat describes every kind of entry as os.Lstat
 // does: name, size, mode bits and type, and the modification time to the nanosecond (the
 // backfill compares it with the file's when it opens it).
-func TestStatInDescribesAsLstat(t *testing.T) {
+func TestStatAtDescribesAsLstat(t *testing.T) {
 	dir := t.TempDir()
 	file := filepath.Join(dir, "a.jpg")
 	if err := os.WriteFile(file, []byte("seventeen bytes!!"), 0o640); err != nil {
@@ -38,13 +40,13 @@ func TestStatInDescribesAsLstat(t *testing.T) {
 	if err := os.Mkdir(filepath.Join(dir, "sub"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	d, err := os.Open(dir)
+	d, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer d.Close()
+	defer unix.Close(d)
 	for _, name := range []string{"a.jpg", "h.jpg", "link.jpg", "fifo", "sub"} {
-		got, err := statIn(d, name)
+		got, err := statAt(d, name)
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
@@ -58,7 +60,7 @@ func TestStatInDescribesAsLstat(t *testing.T) {
 				want.Name(), want.Size(), want.Mode(), want.ModTime())
 		}
 	}
-	if _, err := statIn(d, "gone.jpg"); !absent(err) {
+	if _, err := statAt(d, "gone.jpg"); !absent(err) {
 		t.Errorf("a vanished entry: %v, want one the walk skips", err)
 	}
 }

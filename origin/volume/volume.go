@@ -169,14 +169,6 @@ func (v *Volume) stat(key string) (fs.FileInfo, error) {
 	return v.root.Stat(key)
 }
 
-// openDir opens the directory dir ("." for the volume's) to read its entries.
-func (v *Volume) openDir(dir string) (*os.File, error) {
-	if d, err := v.beneath.openDir(dir); !errors.Is(err, errNoBeneath) {
-		return d, err
-	}
-	return v.root.Open(dir)
-}
-
 // meta describes key's file.
 func meta(key string, info fs.FileInfo) origin.Meta {
 	return origin.Meta{

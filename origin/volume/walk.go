@@ -1,12 +1,12 @@
 package volume
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"io/fs"
 	"runtime"
-	"slices"
 	"strings"
 	"sync"
 )
@@ -19,6 +19,11 @@ const (
 	walkBatch    = 128
 	walkBuffered = 32
 )
+
+// walkHeld bounds the directories a goroutine keeps open on its path. Deeper, it closes the
+// highest it holds, whose subdirectories are then opened from the volume's directory by their
+// keys: a tree nested thousands deep is walked without thousands of descriptors.
+const walkHeld = 32
 
 // walkHelpers bounds the goroutines that walk subtrees beside the first: twice the cores, so
 // that some walk while others wait for fn to reach what they walked, at least two, at most
@@ -35,7 +40,12 @@ func walkHelpers() int { return min(max(2*runtime.GOMAXPROCS(0), 2), 16) }
 // the top is handed to it, to walk into a stream of its own that fn reads when it gets there.
 // Each goroutine holds the entries of the directories on its path and at most walkBatch *
 // walkBuffered records walked ahead, never the whole tree: with the defaults, about a megabyte
-// per goroutine.
+// per goroutine. It holds those directories open too (up to walkHeld), and opens each
+// subdirectory beneath its parent by name, never following a symbolic link, rather than
+// resolving its whole key from the volume's directory again; a subdirectory handed to a helper
+// is opened so before it is handed. On Linux the walk reads directories with getdents(2) into a
+// buffer per goroutine and describes each file with one fstatat(2) beneath its directory, as
+// find(1) does.
 //
 // It visits hidden files (see origin.Hidden), which Get does not serve, so that a copier can
 // store them as private. It skips directories it cannot read, files that are not regular,
@@ -44,11 +54,15 @@ func walkHelpers() int { return min(max(2*runtime.GOMAXPROCS(0), 2), 16) }
 // so a file reachable only through one is served by Get but not walked. For a symbolic link to a
 // file inside the volume, info describes the file.
 func (v *Volume) Walk(ctx context.Context, fn func(key string, info fs.FileInfo) error) error {
+	d, err := v.openWalkDir("")
+	if err != nil {
+		return wrap("walk", "", err)
+	}
 	w := &walker{v: v, helpers: make(chan struct{}, walkHelpers()), stop: make(chan struct{})}
 	top := newStream()
 	w.wg.Add(1)
-	go w.walk(ctx, top, "")
-	err := w.read(ctx, top, fn)
+	go w.walk(ctx, top, "", d, nil)
+	err = w.read(ctx, top, fn)
 	close(w.stop)
 	w.wg.Wait()
 	if errors.Is(err, fs.SkipAll) {
@@ -81,16 +95,47 @@ type record struct {
 	sub  *stream
 }
 
-// walkEntry is one walked name of a directory.
+// walkEntry is one walked name of a directory: a file to pass to fn, or a directory to walk.
 type walkEntry struct {
-	key   string
-	order string      // what the entry sorts by: its name, with a slash after a directory's
-	info  fs.FileInfo // nil for a directory
-	sub   *stream     // a directory handed to a helper
+	key  string
+	base int // where the entry's name starts in key
+	dir  bool
+	info fs.FileInfo // a file's
+	sub  *stream     // a directory handed to a helper
 }
 
-// frame is a directory on a goroutine's path: its entries and the next one to walk.
+// name is the entry's name in its directory.
+func (e *walkEntry) name() string { return e.key[e.base:] }
+
+// compareEntries orders the entries of one directory as the keys they lead to: by name, a
+// directory's as if a slash followed it, since every key beneath a directory d starts with "d/"
+// and no name holds a slash, so comparing "d/" with a file's name decides the order of every
+// key beneath d against that file's key.
+func compareEntries(a, b walkEntry) int {
+	an, bn := a.name(), b.name()
+	n := min(len(an), len(bn))
+	if c := strings.Compare(an[:n], bn[:n]); c != 0 {
+		return c
+	}
+	return cmp.Compare(orderByte(an, a.dir, n), orderByte(bn, b.dir, n))
+}
+
+// orderByte is the byte at i of what an entry sorts by (its name, and a slash after a
+// directory's), -1 past its end.
+func orderByte(name string, dir bool, i int) int {
+	switch {
+	case i < len(name):
+		return int(name[i])
+	case dir && i == len(name):
+		return '/'
+	}
+	return -1
+}
+
+// frame is a directory on a goroutine's path: the directory, held open while its entries are
+// walked (noDir once the path is deeper than walkHeld), its entries and the next one to walk.
 type frame struct {
+	d       dirHandle
 	entries []walkEntry
 	next    int
 	pending int // no entry before it is a directory still to hand out
@@ -120,8 +165,9 @@ func (w *walker) read(ctx context.Context, s *stream, fn func(string, fs.FileInf
 	return s.err
 }
 
-// walk walks the directory dir ("" for the volume's own) depth-first into s.
-func (w *walker) walk(ctx context.Context, s *stream, dir string) {
+// walk walks the directory dir ("" for the volume's own), open as d or failed to open with
+// openErr, depth-first into s. It closes d.
+func (w *walker) walk(ctx context.Context, s *stream, dir string, d dirHandle, openErr error) {
 	defer w.wg.Done()
 	batch := make([]record, 0, walkBatch)
 	send := func() error {
@@ -133,7 +179,7 @@ func (w *walker) walk(ctx context.Context, s *stream, dir string) {
 			return errStopped
 		}
 	}
-	s.err = w.walkInto(ctx, dir, func(r record) error {
+	s.err = w.walkInto(ctx, dir, d, openErr, func(r record) error {
 		batch = append(batch, r)
 		if len(batch) < walkBatch {
 			return nil
@@ -146,31 +192,65 @@ func (w *walker) walk(ctx context.Context, s *stream, dir string) {
 	close(s.batches)
 }
 
-// walkInto walks dir depth-first, passing its files and the subtrees it hands out to emit.
-func (w *walker) walkInto(ctx context.Context, dir string, emit func(record) error) error {
-	entries, err := w.v.entries(dir)
-	if err != nil {
-		if dir != "" && absent(err) {
+// walkInto walks dir, open as d, depth-first, passing its files and the subtrees it hands out
+// to emit. It closes every directory it holds before it returns.
+func (w *walker) walkInto(ctx context.Context, dir string, d dirHandle, openErr error, emit func(record) error) error {
+	if openErr != nil {
+		if absent(openErr) {
 			return nil // a directory that vanished or may not be read holds nothing to serve
 		}
+		return wrap("walk", dir, openErr)
+	}
+	r := newDirReader(w.v)
+	defer r.release()
+	var path []frame
+	defer func() {
+		for i := range path {
+			closeDir(path[i].d)
+		}
+	}()
+	// descend reads the directory key, open as d, onto path, reusing the entries of a frame
+	// walked before at that depth; it skips a directory that vanished or may not be read.
+	descend := func(key string, d dirHandle) error {
+		var spare []walkEntry
+		if len(path) < cap(path) {
+			spare = path[:len(path)+1][len(path)].entries
+		}
+		entries, err := r.read(d, key, spare)
+		if err != nil {
+			closeDir(d)
+			if key != "" && absent(err) {
+				return nil
+			}
+			return err
+		}
+		path = append(path, frame{d: d, entries: entries})
+		if n := len(path); n > walkHeld {
+			closeDir(path[n-1-walkHeld].d)
+			path[n-1-walkHeld].d = noDir
+		}
+		return nil
+	}
+	if err := descend(dir, d); err != nil {
 		return err
 	}
-	path := []frame{{entries: entries}}
 	for len(path) > 0 {
 		f := &path[len(path)-1]
 		if f.next == len(f.entries) {
-			path[len(path)-1] = frame{}
+			closeDir(f.d)
+			clear(f.entries)
+			*f = frame{d: noDir, entries: f.entries[:0]}
 			path = path[:len(path)-1]
 			continue
 		}
-		e := f.entries[f.next]
+		e := &f.entries[f.next]
 		f.next++
 		switch {
 		case e.sub != nil:
 			if err := emit(record{sub: e.sub}); err != nil {
 				return err
 			}
-		case e.info != nil:
+		case !e.dir:
 			if err := emit(record{key: e.key, info: e.info}); err != nil {
 				return err
 			}
@@ -179,27 +259,30 @@ func (w *walker) walkInto(ctx context.Context, dir string, emit func(record) err
 			if err := ctx.Err(); err != nil {
 				return fmt.Errorf("volume: walk: %w", err)
 			}
-			entries, err := w.v.entries(e.key)
+			sub, err := w.v.openDirIn(f.d, e.key, e.base)
 			if err != nil {
 				if absent(err) {
 					continue
 				}
+				return wrap("walk", e.key, err)
+			}
+			if err := descend(e.key, sub); err != nil {
 				return err
 			}
-			path = append(path, frame{entries: entries})
 		}
 	}
 	return nil
 }
 
 // handOut gives helpers, while some are free, the directories still to walk nearest the top of
-// path: the largest subtrees, and the ones read soonest after the one being walked.
+// path: the largest subtrees, and the ones read soonest after the one being walked. It opens
+// each beneath its parent, which path holds open, for the helper to walk.
 func (w *walker) handOut(ctx context.Context, path []frame) {
 	for i := range path {
 		f := &path[i]
 		for f.pending = max(f.pending, f.next); f.pending < len(f.entries); f.pending++ {
 			e := &f.entries[f.pending]
-			if e.info != nil || e.sub != nil {
+			if !e.dir || e.sub != nil {
 				continue
 			}
 			select {
@@ -207,70 +290,13 @@ func (w *walker) handOut(ctx context.Context, path []frame) {
 			default:
 				return
 			}
+			d, err := w.v.openDirIn(f.d, e.key, e.base)
 			e.sub = newStream()
 			w.wg.Add(1)
 			go func(s *stream, dir string) {
-				w.walk(ctx, s, dir)
+				w.walk(ctx, s, dir, d, err)
 				<-w.helpers
 			}(e.sub, e.key)
 		}
 	}
-}
-
-// entries reads the directory dir and returns the entries to walk, sorted so that the keys they
-// lead to come in lexical order: a directory d sorts as "d/", since every key beneath it starts
-// with that, and no file name holds a slash, so comparing "d/" with a file's name decides the
-// order of every key beneath d against that file's key.
-func (v *Volume) entries(dir string) ([]walkEntry, error) {
-	name := dir
-	if name == "" {
-		name = "."
-	}
-	d, err := v.openDir(name)
-	if err != nil {
-		return nil, wrap("walk", dir, err)
-	}
-	defer d.Close()
-	des, err := d.ReadDir(-1)
-	if err != nil {
-		return nil, wrap("walk", dir, err)
-	}
-	out := make([]walkEntry, 0, len(des))
-	for _, de := range des {
-		key := de.Name()
-		if dir != "" {
-			key = dir + "/" + key
-		}
-		if !validKey(key) {
-			continue
-		}
-		if de.IsDir() {
-			out = append(out, walkEntry{key: key, order: de.Name() + "/"})
-			continue
-		}
-		// A link is resolved through the volume, not de.Info: it is followed only within the
-		// volume, and the linked file described rather than the link. Any other entry is
-		// described in place, beneath d (one fstatat), or through the volume where the system
-		// cannot.
-		var info fs.FileInfo
-		serr := errNoBeneath
-		if de.Type()&fs.ModeSymlink == 0 {
-			info, serr = statIn(d, de.Name())
-		}
-		if errors.Is(serr, errNoBeneath) {
-			info, serr = v.stat(key)
-		}
-		if serr == nil {
-			serr = regular(info)
-		}
-		if serr != nil {
-			if absent(serr) {
-				continue
-			}
-			return nil, wrap("walk", key, serr)
-		}
-		out = append(out, walkEntry{key: key, order: de.Name(), info: info})
-	}
-	slices.SortFunc(out, func(a, b walkEntry) int { return strings.Compare(a.order, b.order) })
-	return out, nil
 }

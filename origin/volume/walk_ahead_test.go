@@ -9,7 +9,10 @@ import (
 	"runtime"
 	"slices"
 	"sort"
+	"strings"
 	"testing"
+
+	"github.com/fedicache/fedicache/origin/volume"
 )
 
 // mastodonShape returns n keys of Mastodon's layout, one attachment per id partition and two
@@ -120,4 +123,54 @@ func BenchmarkWalk(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/20_000, "ns/file")
 	b.ReportMetric(float64(runtime.GOMAXPROCS(0)), "procs")
+}
+
+// TestWalkDeeperThanHeld walks a tree nested three times deeper than the directories a walk
+// holds open, with a file and a side directory at every level: every key in order, a bounded
+// number of descriptors open while walking and none after. The deepest directory holds more
+// files than the walk reads ahead, so when fn sees its first key, which is in that directory,
+// the walk is still there and cannot leave before fn reads on.
+func TestWalkDeeperThanHeld(t *testing.T) {
+	dir := t.TempDir()
+	depth := 3*volume.WalkHeld + 5
+	files := map[string][]byte{}
+	var keys []string
+	for i := range depth {
+		p := strings.Repeat("d/", i)
+		keys = append(keys, p+"f.jpg", p+"side/x.jpg")
+	}
+	bottom := strings.Repeat("d/", depth)
+	for i := range 5000 {
+		keys = append(keys, fmt.Sprintf("%sn%04d.jpg", bottom, i))
+	}
+	for _, k := range keys {
+		files[k] = nil
+	}
+	writeTree(t, dir, files)
+	sort.Strings(keys)
+	v := openVolume(t, dir)
+	before := openFDs(t)
+	if before < 0 {
+		t.Skip("cannot count descriptors")
+	}
+	deep := -1
+	var got []string
+	if err := v.Walk(context.Background(), func(key string, _ fs.FileInfo) error {
+		if got = append(got, key); len(got) == 1 {
+			deep = openFDs(t)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(got, keys) {
+		t.Errorf("Walk visited %d keys, want %d in sort.Strings order (first: %q)", len(got), len(keys), got[:min(5, len(got))])
+	}
+	// The path held open, a directory per helper, and the one listing /proc/self/fd.
+	if limit := before + volume.WalkHeld + 16 + 1; deep > limit {
+		t.Errorf("%d descriptors open %d levels deep, %d before: want at most %d", deep, depth, before, limit)
+	}
+	if after := openFDs(t); after != before {
+		t.Errorf("%d descriptors open after the walk, %d before", after, before)
+	}
 }
