@@ -111,7 +111,7 @@ cost:
 		}
 	}
 
-	page := getBody(t, "http://"+r.admin+"/")
+	page := strings.ReplaceAll(getBody(t, "http://"+r.admin+"/"), "\u00a0", " ") // money keeps to one line
 	checkPage(t, page, `id="saved"`, `id="saved-headline">1.09 USD<`, "98 KiB not sent · 0.09 USD",
 		"4 requests not asked · 1.00 USD", "today (UTC)")
 

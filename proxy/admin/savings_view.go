@@ -3,7 +3,6 @@ package admin
 import (
 	"math"
 	"strconv"
-	"strings"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -147,25 +146,28 @@ func requests(n uint64) string {
 	return humanize.Comma(int64(min(n, math.MaxInt64))) + " requests"
 }
 
+// nbsp keeps a sum of money on one line.
+const nbsp = "\u00a0"
+
 // money is v in cur: two decimals with thousands separated ("1,234.50 USD"), "< 0.01" for a
 // sum above nothing that rounds to none, and a symbol of one character before the number
-// ("$12.34").
+// ("$12.34"); the spaces in it do not break.
 func money(v float64, cur string) string {
-	var n string
-	switch {
-	case v > 0 && v < 0.005:
-		n = "< 0.01"
-	default:
+	less := v > 0 && v < 0.005
+	n := "0.01"
+	if !less {
 		cents := int64(math.Round(max(v, 0) * 100))
 		n = humanize.Comma(cents/100) + "." + strconv.FormatInt(100+cents%100, 10)[1:]
 	}
 	if r, size := utf8.DecodeRuneInString(cur); size == len(cur) && size > 0 && !unicode.IsLetter(r) {
-		if after, ok := strings.CutPrefix(n, "< "); ok {
-			return "< " + cur + after
-		}
-		return cur + n
+		n = cur + n
+	} else {
+		n += nbsp + cur
 	}
-	return n + " " + cur
+	if less {
+		return "<" + nbsp + n
+	}
+	return n
 }
 
 // newSavingsCard returns the card "Saved" of st, as of now; nil when st holds no savings.
