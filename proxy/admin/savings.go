@@ -23,8 +23,8 @@ type Savings struct {
 	// Currency labels every money figure (cost.currency).
 	Currency string        `json:"currency"`
 	Prices   SavingsPrices `json:"prices"`
-	// Priced is set when a price is: without any, the money figures are left out and the
-	// counts are shown alone.
+	// Priced is set when an egress or a GET price is: without, the money figures of the
+	// periods are left out and the counts are shown alone.
 	Priced bool        `json:"priced"`
 	Day    SavedPeriod `json:"day"`
 	Month  SavedPeriod `json:"month"`
@@ -60,9 +60,9 @@ type SavingsPrices struct {
 	StoragePerGiBMonth float64 `json:"storage_per_gib_month"`
 }
 
-// Priced reports whether any price is set.
+// Priced reports whether the egress or the GET price is set: what the periods' money needs.
 func (p SavingsPrices) Priced() bool {
-	return p.EgressPerGiB > 0 || p.GetPer1000 > 0 || p.StoragePerGiBMonth > 0
+	return p.EgressPerGiB > 0 || p.GetPer1000 > 0
 }
 
 // SavedCounts are what the cache saved over some time: answers the bucket did not give and
@@ -139,7 +139,7 @@ type SavedMoney struct {
 }
 
 // Period returns the period from start to end that c counts, with its money at p (none when
-// p has no price).
+// p has neither an egress nor a GET price).
 func (p SavingsPrices) Period(start, end time.Time, c SavedCounts) SavedPeriod {
 	sp := SavedPeriod{Start: start.UTC(), End: end.UTC(), SavedCounts: c, EgressBytes: c.Bytes(), Requests: c.Requests()}
 	if p.Priced() {

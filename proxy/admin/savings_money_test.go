@@ -50,3 +50,14 @@ func TestSavedPeriodMoney(t *testing.T) {
 		t.Errorf("a counter that went back counts from its reset: %+v", got)
 	}
 }
+
+// TestStoragePriceAlone: a storage price alone prices the storage, not the periods.
+func TestStoragePriceAlone(t *testing.T) {
+	p := SavingsPrices{StoragePerGiBMonth: 0.007}
+	if p.Priced() || p.Period(time.Time{}, time.Time{}, SavedCounts{TierBytes: 1 << 30}).Money != nil {
+		t.Error("a storage price alone gives the periods money")
+	}
+	if s := p.Storage(1000 << 30); s == nil || s.PerMonth != 7 {
+		t.Errorf("storage: %+v", s)
+	}
+}

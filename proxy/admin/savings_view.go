@@ -87,7 +87,7 @@ func newSavingsView(s Savings, now time.Time) *savingsView {
 		v.Storage = humanBytes(st.Bytes) + " in the bucket: " + money(st.PerMonth, cur) + " a month"
 	}
 	if v.Unpriced {
-		v.Notes = append(v.Notes, savingsNote{"", "Set cost.* to see money (cost.egress_per_gib, cost.get_per_1000, cost.storage_per_gib_month): the counts are shown alone."})
+		v.Notes = append(v.Notes, savingsNote{"", "Set cost.* to see money (cost.egress_per_gib, cost.get_per_1000): the counts are shown alone. Leave them at 0 for a provider that bills neither egress nor requests."})
 	}
 	if s.NotShared != "" {
 		v.Notes = append(v.Notes, savingsNote{"warn", s.NotShared})
