@@ -11,10 +11,10 @@ import (
 func registerSavingsMetrics(reg prometheus.Registerer, snapshot func() admin.Savings) {
 	reg.MustRegister(&savingsCollector{
 		snapshot: snapshot,
-		bytes: prometheus.NewDesc("fedicache_egress_saved_bytes",
+		bytes: prometheus.NewDesc("fedicache_saved_egress_bytes",
 			"Body bytes the bucket did not send because an answer came from a cache tier or an owner's tier, summed over the replicas, by period (day, month: the current UTC ones so far; month_projected).",
 			[]string{"period"}, nil),
-		requests: prometheus.NewDesc("fedicache_bucket_requests_saved",
+		requests: prometheus.NewDesc("fedicache_saved_requests",
 			"Requests the bucket did not get because an answer came from a cache tier or an owner's tier, summed over the replicas, by period (day, month, month_projected).",
 			[]string{"period"}, nil),
 		money: prometheus.NewDesc("fedicache_saved_money",

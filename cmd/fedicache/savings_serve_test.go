@@ -100,9 +100,9 @@ cost:
 
 	metrics := scrapeAdmin(t, r.admin)
 	for _, line := range []string{
-		`fedicache_egress_saved_bytes{period="day"} 100000`,
-		`fedicache_egress_saved_bytes{period="month"} 100000`,
-		`fedicache_bucket_requests_saved{period="day"} 4`,
+		`fedicache_saved_egress_bytes{period="day"} 100000`,
+		`fedicache_saved_egress_bytes{period="month"} 100000`,
+		`fedicache_saved_requests{period="day"} 4`,
 		`fedicache_saved_money{currency="USD",kind="requests",period="day"} 1`,
 		fmt.Sprintf(`fedicache_saved_money{currency="USD",kind="egress",period="month"} %v`, egressMoney),
 	} {
