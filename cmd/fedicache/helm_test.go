@@ -532,6 +532,28 @@ func TestHelmFollowsConfig(t *testing.T) {
 	}
 }
 
+// TestHelmExtras: extraEnv, extraVolumes and extraVolumeMounts reach the server's container and
+// the backfill Job's alike (a CA bundle for AWS_CA_BUNDLE serves both), after the chart's own.
+func TestHelmExtras(t *testing.T) {
+	h := helmRenderCase(t, nil, []string{"backfillJob.enabled=true",
+		"extraEnv[0].name=AWS_CA_BUNDLE", "extraEnv[0].value=/etc/ca/ca.pem",
+		"extraVolumes[0].name=ca", "extraVolumes[0].configMap.name=corporate-ca",
+		"extraVolumeMounts[0].name=ca", "extraVolumeMounts[0].mountPath=/etc/ca", "extraVolumeMounts[0].readOnly=true"})
+	for what, spec := range map[string]corev1.PodSpec{"Deployment": h.m.deployments[0].Spec.Template.Spec, "Job": h.m.jobs[0].Spec.Template.Spec} {
+		ctr := spec.Containers[0]
+		if e := ctr.Env[len(ctr.Env)-1]; e.Name != "AWS_CA_BUNDLE" || e.Value != "/etc/ca/ca.pem" {
+			t.Errorf("%s: last variable %+v, want AWS_CA_BUNDLE", what, e)
+		}
+		if m := ctr.VolumeMounts[len(ctr.VolumeMounts)-1]; m.Name != "ca" || m.MountPath != "/etc/ca" || !m.ReadOnly {
+			t.Errorf("%s: last mount %+v, want ca at /etc/ca", what, m)
+		}
+		if v := podVolume(spec, "ca"); v == nil || v.ConfigMap == nil || v.ConfigMap.Name != "corporate-ca" {
+			t.Errorf("%s: volume ca %+v, want the ConfigMap corporate-ca", what, v)
+		}
+		checkPodSecurity(t, what, spec, ctr)
+	}
+}
+
 // TestHelmRefuses: values that would give pods fedicache cannot run with, or credentials in the
 // ConfigMap, stop the install with an error naming the value and the fix.
 func TestHelmRefuses(t *testing.T) {
