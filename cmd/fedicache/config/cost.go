@@ -22,9 +22,10 @@ type CostConfig struct {
 	Currency string
 }
 
-// Priced reports whether any price is set.
+// Priced reports whether the egress or the GET price is set: the money of what the cache saved
+// needs one of them (the storage price alone prices the storage only).
 func (c CostConfig) Priced() bool {
-	return c.EgressPerGiB > 0 || c.GetPer1000 > 0 || c.StoragePerGiBMonth > 0
+	return c.EgressPerGiB > 0 || c.GetPer1000 > 0
 }
 
 // maxCurrencyLen bounds cost.currency: a label, not a sentence.
