@@ -175,9 +175,11 @@ func (r *dirReader) add(out []walkEntry, d dirHandle, dir string, name []byte, t
 	default:
 		return out, nil // a FIFO, a socket or a device
 	}
-	key := string(name)
-	if dir != "" {
-		key = dir + "/" + key
+	var key string
+	if dir == "" {
+		key = string(name)
+	} else {
+		key = dir + "/" + string(name) // one allocation: the conversion is not kept
 	}
 	base := len(key) - len(name)
 	// dir is a valid key already, and a name read from a directory holds no slash: the name
