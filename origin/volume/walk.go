@@ -40,12 +40,12 @@ func walkHelpers() int { return min(max(2*runtime.GOMAXPROCS(0), 2), 16) }
 // the top is handed to it, to walk into a stream of its own that fn reads when it gets there.
 // Each goroutine holds the entries of the directories on its path and at most walkBatch *
 // walkBuffered records walked ahead, never the whole tree: with the defaults, about a megabyte
-// per goroutine. It holds those directories open too (up to walkHeld), and opens each
-// subdirectory beneath its parent by name, never following a symbolic link, rather than
-// resolving its whole key from the volume's directory again; a subdirectory handed to a helper
-// is opened so before it is handed. On Linux the walk reads directories with getdents(2) into a
-// buffer per goroutine and describes each file with one fstatat(2) beneath its directory, as
-// find(1) does.
+// per goroutine. On Linux it holds those directories open too (up to walkHeld) and opens each
+// subdirectory by its name beneath its parent, never following a symbolic link, rather than
+// resolving its whole key from the volume's directory again (a subdirectory handed to a helper
+// is opened so before it is handed); it reads directories with getdents(2) into a buffer per
+// goroutine and describes each file with one fstatat(2) beneath its directory: the system calls
+// find(1) makes. Elsewhere os.Root opens each directory by its key.
 //
 // It visits hidden files (see origin.Hidden), which Get does not serve, so that a copier can
 // store them as private. It skips directories it cannot read, files that are not regular,

@@ -15,7 +15,10 @@ import (
 )
 
 // dirHandle is a directory the walk holds open: a raw descriptor, read with getdents(2) and
-// closed by the walk itself, without an os.File's allocation, finalizer and fcntl.
+// closed by the walk itself, without an os.File's allocation, finalizer and fcntl. Should a
+// directory the walk holds be moved out of the volume, the walk may pass fn the names and stats
+// beneath it as keys; their bytes stay out of reach, since OpenFile resolves every key from the
+// volume's directory.
 type dirHandle = int
 
 // noDir is a dirHandle that holds no directory.
