@@ -1,11 +1,8 @@
 package config
 
 import (
-	"errors"
 	"fmt"
 	"math"
-	"strconv"
-	"strings"
 	"unicode"
 )
 
@@ -44,21 +41,7 @@ func (r *reader) cost() CostConfig {
 // price reads a price: a finite number of at least 0, from YAML (0.09, 1) or the environment
 // ("0.09"). Its problem names the key and an example.
 func (r *reader) price(key, example string) float64 {
-	raw := r.v.Get(key)
-	var f float64
-	var err error
-	switch x := raw.(type) {
-	case int:
-		f = float64(x)
-	case int64:
-		f = float64(x)
-	case float64:
-		f = x
-	case string:
-		f, err = strconv.ParseFloat(strings.TrimSpace(x), 64)
-	default:
-		err = errors.New("not a number")
-	}
+	f, raw, err := r.float(key)
 	switch {
 	case err != nil || math.IsNaN(f) || math.IsInf(f, 0):
 		r.fail("%s: %q is not a number: give the provider's price in cost.currency, e.g. %s: %s (0 shows the counts without money)", key, fmt.Sprint(raw), key, example)

@@ -106,12 +106,14 @@ func (r *reader) size(key string, min int64) int64 {
 	return int64(n)
 }
 
-func (r *reader) nonNegativeFloat(key, example string) float64 {
-	raw := r.v.Get(key)
-	var f float64
-	var err error
+// float reads key as a number, from YAML (0.5, 1) or the environment ("0.5"), with the raw
+// value for the problems that name it.
+func (r *reader) float(key string) (f float64, raw any, err error) {
+	raw = r.v.Get(key)
 	switch x := raw.(type) {
 	case int:
+		f = float64(x)
+	case int64:
 		f = float64(x)
 	case float64:
 		f = x
@@ -120,6 +122,11 @@ func (r *reader) nonNegativeFloat(key, example string) float64 {
 	default:
 		err = errors.New("not a number")
 	}
+	return f, raw, err
+}
+
+func (r *reader) nonNegativeFloat(key, example string) float64 {
+	f, raw, err := r.float(key)
 	if err != nil || f < 0 {
 		r.fail("%s: %q is not a number of at least 0: use e.g. %s: %s", key, fmt.Sprint(raw), key, example)
 		return 0
