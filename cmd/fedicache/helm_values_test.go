@@ -198,21 +198,7 @@ func TestHelmOldBucketExample(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			var out []string
-			in := false
-			for _, line := range strings.Split(string(raw), "\n") {
-				switch {
-				case strings.HasPrefix(line, "    # stores:"):
-					in = true
-					line = "    stores:"
-				case in && strings.HasPrefix(line, "    #   "):
-					line = "    " + strings.TrimPrefix(line, "    # ")
-				default:
-					in = false
-				}
-				out = append(out, line)
-			}
-			text := strings.Join(out, "\n")
+			text := uncommentStores(string(raw), "    ")
 			if !strings.Contains(text, "    stores:\n      - name: old") {
 				t.Fatalf("%s has no commented example of an old bucket under config.fallback", p)
 			}

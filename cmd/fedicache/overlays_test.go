@@ -30,24 +30,11 @@ func TestOverlaysOldBucketExample(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			var out []string
-			in := false
-			for _, line := range strings.Split(string(raw), "\n") {
-				switch {
-				case strings.HasPrefix(line, "  # stores:"):
-					in = true
-					line = "  stores:"
-				case in && strings.HasPrefix(line, "  #   "):
-					line = "  " + strings.TrimPrefix(line, "  # ")
-				default:
-					in = false
-				}
-				out = append(out, line)
-			}
-			if !strings.Contains(strings.Join(out, "\n"), "  stores:\n    - name: old") {
+			text := uncommentStores(string(raw), "  ")
+			if !strings.Contains(text, "  stores:\n    - name: old") {
 				t.Fatalf("%s has no commented example of an old bucket under fallback", p)
 			}
-			yaml := strings.ReplaceAll(strings.Join(out, "\n"), "/mnt/mastodon-system", t.TempDir())
+			yaml := strings.ReplaceAll(text, "/mnt/mastodon-system", t.TempDir())
 			f := filepath.Join(t.TempDir(), "fedicache.yaml")
 			if err := os.WriteFile(f, []byte(yaml), 0o600); err != nil {
 				t.Fatal(err)
@@ -62,4 +49,24 @@ func TestOverlaysOldBucketExample(t *testing.T) {
 			}
 		})
 	}
+}
+
+// uncommentStores returns a configuration's text with its commented example of fallback.stores
+// ("# stores:" and the "#   " lines under it, at indent) uncommented.
+func uncommentStores(text, indent string) string {
+	var out []string
+	in := false
+	for _, line := range strings.Split(text, "\n") {
+		switch {
+		case strings.HasPrefix(line, indent+"# stores:"):
+			in = true
+			line = indent + "stores:"
+		case in && strings.HasPrefix(line, indent+"#   "):
+			line = indent + strings.TrimPrefix(line, indent+"# ")
+		default:
+			in = false
+		}
+		out = append(out, line)
+	}
+	return strings.Join(out, "\n")
 }
